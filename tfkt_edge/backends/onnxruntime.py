@@ -1,0 +1,42 @@
+"""ONNX Runtime on the CPU: the embedded default backend."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ModelError
+from ..model_file import INPUT_NAME, ModelInfo, read_metadata
+from .base import BACKENDS
+
+
+@BACKENDS.register("onnxruntime")
+class OnnxRuntimeBackend:
+    name = "onnxruntime"
+
+    def __init__(self, model_path: Path, threads: int = 0):
+        import onnxruntime as ort
+
+        model_path = Path(model_path)
+        if not model_path.is_file():
+            raise ModelError(f"model file not found: {model_path}")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads  # 0: one per physical core
+        options.log_severity_level = 3
+        try:
+            self._session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+        except Exception as exc:
+            raise ModelError(f"{model_path} is not a loadable ONNX model: {str(exc).splitlines()[0][:200]}") from None
+        meta = self._session.get_modelmeta().custom_metadata_map
+        self.model: ModelInfo = read_metadata(model_path, meta)
+        inputs = self._session.get_inputs()
+        if len(inputs) != 1 or inputs[0].name != INPUT_NAME:
+            raise ModelError(f"{model_path} must have one input named {INPUT_NAME!r}")
+
+    def max_batch(self) -> int | None:
+        return None
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        scores = self._session.run(None, {INPUT_NAME: np.ascontiguousarray(batch, dtype=np.float32)})[0]
+        return np.asarray(scores, dtype=np.float32).reshape(len(batch))

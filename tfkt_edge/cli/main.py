@@ -1,0 +1,24 @@
+"""The root command: it only composes the command modules."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+
+import typer
+
+from .demo import demo
+from .score import score
+
+app = typer.Typer(name="tfkt-edge", help="Reference-free CT image quality at the scanner: score slices 0-4, alert on non-diagnostic series.",
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+app.command()(score)
+app.command()(demo)
+
+
+def main() -> None:
+    # Real-world DICOM is full of small standard violations; pydicom warns about
+    # each one. Files that cannot be used are reported as skips instead.
+    warnings.filterwarnings("ignore", module=r"pydicom(\..*)?")
+    logging.getLogger("pydicom").setLevel(logging.ERROR)
+    app()

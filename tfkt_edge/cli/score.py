@@ -1,0 +1,89 @@
+"""`tfkt-edge score`: score DICOM series and raise rescan alerts."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from ..backends import create_backend
+from ..dicom import ScanResult, Skip, scan
+from ..errors import TfktEdgeError
+from ..model_file import DEFAULT_MODEL
+from ..policy import AlertPolicy
+from ..report import document, print_table, to_csv, to_json
+from ..scoring import SeriesResult, score_series
+from .options import BackendOpt, BatchOpt, FormatOpt, MinRunOpt, ModelOpt, OutputFormat, OutputOpt, ThresholdOpt, WorkersOpt
+
+EXIT_PASS, EXIT_ALERT, EXIT_NOTHING = 0, 1, 2
+
+
+@dataclass
+class Run:
+    model: object
+    results: list[SeriesResult]
+    skipped: list[Skip]
+
+
+def run_scoring(paths: list[Path], model: Path | None, policy: AlertPolicy, batch_size: int, workers: int,
+                backend_name: str = "onnxruntime", console: Console | None = None) -> Run:
+    """Scan, score and judge; show progress on ``console`` when it is a terminal."""
+    backend = create_backend(backend_name, model or DEFAULT_MODEL)
+    show = console is not None and console.is_terminal
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=console, transient=True, disable=not show) as progress:
+        reading = progress.add_task("reading headers", total=None)
+        found: ScanResult = scan(paths, on_file=lambda _: progress.advance(reading))
+        progress.update(reading, visible=False)
+        task = progress.add_task("scoring slices", total=found.n_slices)
+        results, skipped = [], list(found.skipped)
+        for series in found.series:
+            result, bad = score_series(series, backend, policy, batch_size, workers, on_slice=lambda: progress.advance(task))
+            skipped.extend(bad)
+            if result.slices:
+                results.append(result)
+    return Run(backend.model, results, skipped)
+
+
+def score(
+    paths: Annotated[list[Path], typer.Argument(help="DICOM files, folders (searched recursively) or DICOMDIR files.", show_default=False)],
+    format: FormatOpt = OutputFormat.table,
+    output: OutputOpt = None,
+    threshold: ThresholdOpt = 2.0,
+    min_run: MinRunOpt = 3,
+    batch_size: BatchOpt = 16,
+    workers: WorkersOpt = 2,
+    model: ModelOpt = None,
+    backend: BackendOpt = "onnxruntime",
+) -> None:
+    """Score CT slices 0-4 (higher is better) per series and flag series that need a rescan.
+
+    Exit code 0: every series passes; 1: at least one rescan alert; 2: nothing scorable or bad usage.
+    """
+    err = Console(stderr=True)
+    try:
+        run = run_scoring(paths, model, AlertPolicy(threshold, min_run), batch_size, workers, backend, err)
+    except TfktEdgeError as exc:
+        err.print(f"[red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(EXIT_NOTHING) from None
+    if format is OutputFormat.table:
+        console = Console(file=io.StringIO(), width=160) if output is not None else Console()
+        print_table(console, run.results, run.skipped, threshold)
+        text = console.file.getvalue() if output is not None else None
+    elif format is OutputFormat.json:
+        text = to_json(document(run.model, run.results, run.skipped, threshold))
+    else:
+        text = to_csv(run.results, run.skipped)
+    if text is not None and output is None:
+        typer.echo(text, nl=False)
+    elif text is not None:
+        output.write_text(text)
+    if not run.results:
+        err.print(f"[red]error:[/] nothing scorable in {', '.join(map(str, paths))} ({len(run.skipped)} file(s) skipped)", highlight=False)
+        raise typer.Exit(EXIT_NOTHING)
+    raise typer.Exit(EXIT_ALERT if any(r.verdict.alert for r in run.results) else EXIT_PASS)

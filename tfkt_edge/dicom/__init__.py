@@ -1,0 +1,55 @@
+"""DICOM ingestion: files and folders -> ordered CT series, and reasons for the rest."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+from . import reasons
+from .discover import iter_files
+from .pixels import load_hu
+from .series import Series, group_series
+from .slices import Skip, SliceRef, read_slices
+
+__all__ = ["ScanResult", "Series", "Skip", "SliceRef", "load_hu", "reasons", "scan"]
+
+
+@dataclass
+class ScanResult:
+    series: list[Series] = field(default_factory=list)
+    skipped: list[Skip] = field(default_factory=list)
+
+    @property
+    def n_slices(self) -> int:
+        return sum(len(s.slices) for s in self.series)
+
+
+def scan(paths: Iterable[Path], on_file: Callable[[Path], None] | None = None) -> ScanResult:
+    """Read the headers of everything under ``paths`` and group the CT slices.
+
+    Args:
+        paths: files, folders (walked recursively) or DICOMDIR files.
+        on_file: called after each file is read (for progress display).
+    """
+    result = ScanResult()
+    refs: list[SliceRef] = []
+    owners: dict[str, Path] = {}
+    for item in iter_files(paths):
+        if isinstance(item, Skip):
+            result.skipped.append(item)
+            continue
+        found = read_slices(item)
+        if on_file is not None:
+            on_file(item)
+        if isinstance(found, Skip):
+            result.skipped.append(found)
+            continue
+        uid = found[0].sop_instance_uid
+        if uid and uid in owners:
+            result.skipped.append(Skip(item, reasons.DUPLICATE.format(uid=uid, other=owners[uid])))
+            continue
+        owners[uid] = item
+        refs.extend(found)
+    result.series = group_series(refs)
+    return result

@@ -1,0 +1,80 @@
+"""Turning the paths a user gives into candidate files, DICOMDIRs resolved."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import pydicom
+
+from . import reasons
+from .slices import Skip
+
+DICOMDIR_NAME = "DICOMDIR"
+
+
+def _dicomdir_references(path: Path) -> Iterator[Path | Skip]:
+    """The files a DICOMDIR references, relative to the folder holding it."""
+    try:
+        fileset = pydicom.dcmread(path)
+        records = fileset.DirectoryRecordSequence
+    except Exception:
+        yield Skip(path, reasons.UNREADABLE.format(detail="DICOMDIR without a readable directory record sequence"))
+        return
+    root = path.parent
+    for record in records:
+        file_id = record.get("ReferencedFileID")
+        if not file_id:
+            continue
+        parts = [file_id] if isinstance(file_id, str) else list(file_id)
+        # Guard against a DICOMDIR pointing outside its own folder.
+        if any(part in ("", ".", "..") or "/" in part or "\\" in part for part in parts):
+            continue
+        referenced = root.joinpath(*parts)
+        if not referenced.is_file():
+            # ISO 9660 media are often copied with lower-cased names
+            alternative = root.joinpath(*(p.lower() for p in parts))
+            referenced = alternative if alternative.is_file() else referenced
+        yield referenced if referenced.is_file() else Skip(referenced, reasons.MISSING_REFERENCE)
+
+
+def _walk(folder: Path) -> Iterator[Path]:
+    for dirpath, dirnames, filenames in os.walk(folder, onerror=None):
+        dirnames.sort()
+        for name in sorted(filenames):
+            yield Path(dirpath) / name
+
+
+def iter_files(paths: Iterable[Path]) -> Iterator[Path | Skip]:
+    """Expand files and folders (recursively) into candidate files, each once.
+
+    A DICOMDIR given by name yields the files it references; DICOMDIRs met while
+    walking a folder are themselves skipped, since the walk reaches their files.
+    Paths that do not exist are yielded as skips.
+    """
+    seen: set[Path] = set()
+
+    def fresh(candidate: Path) -> bool:
+        key = candidate.resolve()
+        if key in seen:
+            return False
+        seen.add(key)
+        return True
+
+    for path in paths:
+        path = Path(path)
+        if path.is_dir():
+            for candidate in _walk(path):
+                if fresh(candidate):
+                    yield candidate
+        elif path.is_file() and path.name.upper() == DICOMDIR_NAME:
+            fresh(path)
+            for item in _dicomdir_references(path):
+                if isinstance(item, Skip) or fresh(item):
+                    yield item
+        elif path.is_file():
+            if fresh(path):
+                yield path
+        else:
+            yield Skip(path, "no such file or folder")

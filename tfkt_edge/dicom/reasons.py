@@ -1,0 +1,20 @@
+"""The one-line reasons a file or frame is skipped, in one place."""
+
+NOT_DICOM = "not a DICOM file"
+DICOMDIR = "DICOMDIR media index (the files it references are read instead)"
+NOT_CT = "modality {modality} is not CT"
+SECONDARY_CAPTURE = "Secondary Capture (such as a dose report screen), not a reconstructed CT image"
+UNSUPPORTED_SOP = "SOP class {sop} is not CT Image Storage or Enhanced CT Image Storage"
+LOCALIZER = "localizer/scout image"
+NO_PIXELS = "no pixel data"
+NOT_GREYSCALE = "not a greyscale image ({detail})"
+UNREADABLE = "unreadable DICOM file ({detail})"
+PIXELS_UNREADABLE = "pixel data could not be decoded ({detail})"
+DUPLICATE = "duplicate of SOP Instance {uid} already read from {other}"
+MISSING_REFERENCE = "referenced by DICOMDIR but missing"
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception as a short single line, for a skip reason."""
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:160]

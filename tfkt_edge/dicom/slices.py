@@ -1,0 +1,204 @@
+"""Header reading: one DICOM file -> the CT slices (frames) it holds, or a skip reason."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pydicom
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+from pydicom.uid import UID
+
+from . import reasons
+
+CT_IMAGE = "1.2.840.10008.5.1.4.1.1.2"
+ENHANCED_CT_IMAGE = "1.2.840.10008.5.1.4.1.1.2.1"
+MEDIA_DIRECTORY = "1.2.840.10008.1.3.10"
+SECONDARY_CAPTURE_PREFIX = "1.2.840.10008.5.1.4.1.1.7"
+# Large elements (pixel data above all) are left on disk while headers are read.
+_DEFER = 4096
+
+
+@dataclass(frozen=True)
+class SliceRef:
+    """One scorable 2-D image: a single-frame CT file or one frame of an Enhanced CT."""
+
+    path: Path
+    frame: int | None
+    sop_instance_uid: str
+    series_instance_uid: str
+    series_description: str
+    modality: str
+    instance_number: int | None
+    position: float | None  # along the slice normal, mm
+    slope: float
+    intercept: float
+    rows: int
+    columns: int
+    kernel: str
+
+
+@dataclass(frozen=True)
+class Skip:
+    path: Path
+    reason: str
+
+
+def _read(path: Path) -> Dataset | Skip:
+    try:
+        return pydicom.dcmread(path, defer_size=_DEFER)
+    except InvalidDicomError:
+        pass
+    except Exception as exc:  # a truncated or corrupt header: never a traceback
+        return Skip(path, reasons.UNREADABLE.format(detail=reasons.one_line(exc)))
+    # Old files sometimes lack the 128-byte preamble; accept them only if they
+    # parse into something that is recognisably an image object.
+    try:
+        ds = pydicom.dcmread(path, defer_size=_DEFER, force=True)
+        if "SOPClassUID" in ds and "Modality" in ds:
+            return ds
+    except Exception:
+        pass
+    return Skip(path, reasons.NOT_DICOM)
+
+
+def _first(ds: Dataset, *keywords: str) -> Dataset | None:
+    """Follow a chain of sequences, taking the first item of each."""
+    node: Dataset | None = ds
+    for keyword in keywords:
+        seq = node.get(keyword) if node is not None else None
+        if not seq:
+            return None
+        node = seq[0]
+    return node
+
+
+def _normal(orientation) -> np.ndarray | None:
+    if orientation is None or len(orientation) != 6:
+        return None
+    row, col = np.asarray(orientation[:3], float), np.asarray(orientation[3:], float)
+    normal = np.cross(row, col)
+    norm = np.linalg.norm(normal)
+    return normal / norm if norm > 1e-6 else None
+
+
+def _project(position, normal: np.ndarray | None) -> float | None:
+    if position is None or normal is None or len(position) != 3:
+        return None
+    return float(np.dot(np.asarray(position, float), normal))
+
+
+def _text(value) -> str:
+    """A possibly multi-valued string element as one string."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return "\\".join(str(v) for v in value)
+
+
+def _int_or_none(value) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _classify(ds: Dataset) -> str | None:
+    """The skip reason for a dataset, or None when it holds CT images to score."""
+    sop = str(ds.get("SOPClassUID", "") or getattr(ds.get("file_meta", None), "MediaStorageSOPClassUID", ""))
+    media_sop = str(getattr(getattr(ds, "file_meta", None), "MediaStorageSOPClassUID", ""))
+    if MEDIA_DIRECTORY in (sop, media_sop) or "DirectoryRecordSequence" in ds:
+        return reasons.DICOMDIR
+    modality = str(ds.get("Modality", "") or "missing")
+    if modality != "CT":
+        return reasons.NOT_CT.format(modality=modality)
+    if sop.startswith(SECONDARY_CAPTURE_PREFIX):
+        return reasons.SECONDARY_CAPTURE
+    if sop not in (CT_IMAGE, ENHANCED_CT_IMAGE):
+        return reasons.UNSUPPORTED_SOP.format(sop=UID(sop).name if sop else "missing")
+    image_type = [str(v).strip().upper() for v in (ds.get("ImageType") or [])]
+    if "LOCALIZER" in image_type:
+        return reasons.LOCALIZER
+    if not any(tag in ds for tag in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
+        return reasons.NO_PIXELS
+    samples = _int_or_none(ds.get("SamplesPerPixel")) or 1
+    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2"))
+    if samples != 1 or not photometric.startswith("MONOCHROME"):
+        return reasons.NOT_GREYSCALE.format(detail=f"{photometric}, {samples} samples per pixel")
+    return None
+
+
+def _single_frame(path: Path, ds: Dataset, common: dict) -> list[SliceRef]:
+    normal = _normal(ds.get("ImageOrientationPatient"))
+    return [
+        SliceRef(
+            path=path,
+            frame=None,
+            position=_project(ds.get("ImagePositionPatient"), normal),
+            slope=float(ds.get("RescaleSlope", 1.0) or 1.0),
+            intercept=float(ds.get("RescaleIntercept", 0.0) or 0.0),
+            **common,
+        )
+    ]
+
+
+def _enhanced_frames(path: Path, ds: Dataset, common: dict) -> list[SliceRef]:
+    """Enhanced CT: rescale, orientation and position per frame, shared groups as default."""
+    shared = _first(ds, "SharedFunctionalGroupsSequence")
+    per_frame = ds.get("PerFrameFunctionalGroupsSequence") or []
+    n_frames = _int_or_none(ds.get("NumberOfFrames")) or 1
+    refs = []
+    for index in range(n_frames):
+        frame_groups = per_frame[index] if index < len(per_frame) else None
+
+        def lookup(sequence: str, keyword: str, default=None):
+            for groups in (frame_groups, shared):
+                item = _first(groups, sequence) if groups is not None else None
+                if item is not None and keyword in item:
+                    return item.get(keyword)
+            return default
+
+        normal = _normal(lookup("PlaneOrientationSequence", "ImageOrientationPatient"))
+        refs.append(
+            SliceRef(
+                path=path,
+                frame=index,
+                position=_project(lookup("PlanePositionSequence", "ImagePositionPatient"), normal),
+                slope=float(lookup("PixelValueTransformationSequence", "RescaleSlope", 1.0) or 1.0),
+                intercept=float(lookup("PixelValueTransformationSequence", "RescaleIntercept", 0.0) or 0.0),
+                **common,
+            )
+        )
+    return refs
+
+
+def read_slices(path: Path) -> list[SliceRef] | Skip:
+    """Read one file's header and return its CT slices, or why it is skipped.
+
+    Never raises for bad input: every failure becomes a Skip with a one-line reason.
+    """
+    ds = _read(path)
+    if isinstance(ds, Skip):
+        return ds
+    try:
+        reason = _classify(ds)
+        if reason is not None:
+            return Skip(path, reason)
+        common = dict(
+            sop_instance_uid=str(ds.get("SOPInstanceUID", "")),
+            series_instance_uid=str(ds.get("SeriesInstanceUID", "") or f"no-series-uid:{path.parent}"),
+            series_description=str(ds.get("SeriesDescription", "") or ""),
+            modality="CT",
+            instance_number=_int_or_none(ds.get("InstanceNumber")),
+            rows=int(ds.Rows),
+            columns=int(ds.Columns),
+            kernel=_text(ds.get("ConvolutionKernel")),
+        )
+        if str(ds.SOPClassUID) == ENHANCED_CT_IMAGE:
+            return _enhanced_frames(path, ds, common)
+        return _single_frame(path, ds, common)
+    except Exception as exc:  # malformed values (bad VR, missing Rows...): a reason, not a traceback
+        return Skip(path, reasons.UNREADABLE.format(detail=reasons.one_line(exc)))

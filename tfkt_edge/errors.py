@@ -1,0 +1,20 @@
+"""Exceptions raised to users: one root, a few kinds, each carrying a message."""
+
+
+class TfktEdgeError(Exception):
+    """Root of every error tfkt-edge reports to a user."""
+
+
+class ModelError(TfktEdgeError):
+    """A model file is missing, unreadable, or lacks its preprocessing contract."""
+
+
+class InputError(TfktEdgeError):
+    """The paths or options given cannot be scored (nothing found, bad value)."""
+
+
+class UnknownNameError(TfktEdgeError, KeyError):
+    """A registry was asked for a name it does not hold."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""

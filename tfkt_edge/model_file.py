@@ -1,0 +1,41 @@
+"""The shipped model file and what a model file must carry."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import ModelError
+from .preprocess import METADATA_KEY, PreprocessContract
+
+ASSETS = Path(__file__).parent / "assets"
+DEFAULT_MODEL = ASSETS / "tfkt_edge_s.onnx"
+INPUT_NAME = "image"
+OUTPUT_NAME = "score"
+CARD_KEY = "tfkt_edge.card"
+MODEL_KEY = "tfkt_edge.model"
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    path: Path
+    name: str
+    contract: PreprocessContract
+    card: dict
+
+    def summary(self) -> dict:
+        return {"name": self.name, "path": str(self.path), "preprocess": json.loads(self.contract.to_json()),
+                "labels": self.card.get("labels", ""), "version": self.card.get("version", "")}
+
+
+def read_metadata(path: Path, metadata: dict[str, str]) -> ModelInfo:
+    """Validate the metadata of an ONNX model; raise ModelError naming what is missing."""
+    if METADATA_KEY not in metadata:
+        raise ModelError(f"{path} carries no preprocessing contract ({METADATA_KEY} in metadata_props); export it with tfkt-edge")
+    try:
+        contract = PreprocessContract.from_json(metadata[METADATA_KEY])
+        card = json.loads(metadata.get(CARD_KEY, "{}"))
+    except (ValueError, TypeError) as exc:
+        raise ModelError(f"{path} has an invalid preprocessing contract: {exc}") from None
+    return ModelInfo(path, metadata.get(MODEL_KEY, path.stem), contract, card)

@@ -1,0 +1,74 @@
+"""The rescan alert policy: when a series is not of diagnostic quality.
+
+A series raises an alert when either
+  * its median slice score is below the threshold (the series as a whole is
+    not diagnostic), or
+  * at least ``min_run`` consecutive slices, in anatomical order, score below
+    the threshold (a contiguous region is not diagnostic, even if the rest is).
+The threshold defaults to 2.0, the "fair: limited clinical interpretation"
+point of the LDCTIQAC 0-4 scale.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class AlertPolicy:
+    threshold: float = 2.0
+    min_run: int = 3
+
+
+@dataclass(frozen=True)
+class Verdict:
+    alert: bool
+    reason: str
+
+
+def _runs_below(scores: np.ndarray, threshold: float) -> list[tuple[int, int]]:
+    """(start, stop) index pairs of maximal runs of scores below threshold."""
+    runs, start = [], None
+    for i, low in enumerate(scores < threshold):
+        if low and start is None:
+            start = i
+        elif not low and start is not None:
+            runs.append((start, i))
+            start = None
+    if start is not None:
+        runs.append((start, len(scores)))
+    return runs
+
+
+def _name_slices(start: int, stop: int, labels: list[str]) -> str:
+    if stop - start == 1:
+        return f"slice {start + 1} ({labels[start]})"
+    return f"slices {start + 1}-{stop} ({labels[start]} to {labels[stop - 1]})"
+
+
+def evaluate(scores, labels: list[str], policy: AlertPolicy = AlertPolicy()) -> Verdict:
+    """Apply the policy to one series' scores, given in anatomical order.
+
+    Args:
+        scores: per-slice scores.
+        labels: a short name per slice (e.g. "instance 12") used in the reason.
+    """
+    values = np.asarray(scores, dtype=float)
+    if values.size == 0:
+        return Verdict(False, "no scored slices")
+    median = float(np.median(values))
+    runs = [run for run in _runs_below(values, policy.threshold) if run[1] - run[0] >= policy.min_run]
+    low = np.flatnonzero(values < policy.threshold)
+    t = f"{policy.threshold:.2f}"
+    if median < policy.threshold:
+        worst = int(np.argmin(values))
+        return Verdict(True, f"median score {median:.2f} < {t} ({len(low)} of {len(values)} slices below; "
+                             f"worst {_name_slices(worst, worst + 1, labels)} at {values[worst]:.2f})")
+    if runs:
+        start, stop = max(runs, key=lambda r: r[1] - r[0])
+        return Verdict(True, f"{stop - start} consecutive slices below {t}: {_name_slices(start, stop, labels)}"
+                             f" (median {median:.2f})")
+    return Verdict(False, f"median score {median:.2f} >= {t}; {len(low)} of {len(values)} slices below, "
+                          f"no run of {policy.min_run}")

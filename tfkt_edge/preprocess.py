@@ -1,0 +1,95 @@
+"""The one preprocessing function shared by training and the runtime.
+
+A slice in Hounsfield units becomes a float32 image in [0, 1] of the model's
+size, following the LDCTIQAC 2023 convention (a linear window of -1000..+400 HU),
+so a model fine-tuned on the challenge's TIFFs runs unchanged on DICOM.
+
+Rule for images that are not size x size: pad to a square with air (centred),
+then resample with a separable triangle (bilinear, antialiased when shrinking)
+filter. Padding first keeps the aspect ratio; resampling keeps the anatomy
+filling the field of view as the model saw it in training.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+
+import numpy as np
+
+METADATA_KEY = "tfkt_edge.preprocess"
+RESIZE_RULE = "pad-to-square-with-air-then-bilinear"
+
+
+@dataclass(frozen=True)
+class PreprocessContract:
+    """How HU slices become model input; travels inside every model file."""
+
+    hu_min: float = -1000.0
+    hu_max: float = 400.0
+    size: int = 512
+    resize: str = RESIZE_RULE
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "PreprocessContract":
+        fields = json.loads(text)
+        contract = cls(**fields)
+        if contract.resize != RESIZE_RULE:
+            raise ValueError(f"unknown resize rule {contract.resize!r}")
+        if not contract.hu_max > contract.hu_min or contract.size < 8:
+            raise ValueError(f"invalid preprocessing contract {fields}")
+        return contract
+
+
+LDCTIQAC = PreprocessContract()
+
+
+@lru_cache(maxsize=16)
+def _resample_matrix(n_in: int, n_out: int) -> np.ndarray:
+    """Rows of triangle-filter weights mapping n_in samples to n_out (half-pixel centres)."""
+    scale = n_in / n_out
+    support = max(scale, 1.0)  # widen the kernel when shrinking: antialiasing
+    centres = (np.arange(n_out) + 0.5) * scale - 0.5
+    taps = np.arange(n_in)
+    weights = np.clip(1.0 - np.abs(taps[None, :] - centres[:, None]) / support, 0.0, None)
+    weights /= weights.sum(axis=1, keepdims=True)
+    return weights.astype(np.float32)
+
+
+def _pad_square(image: np.ndarray, fill: float) -> np.ndarray:
+    rows, cols = image.shape
+    side = max(rows, cols)
+    if rows == cols:
+        return image
+    out = np.full((side, side), fill, dtype=image.dtype)
+    top, left = (side - rows) // 2, (side - cols) // 2
+    out[top : top + rows, left : left + cols] = image
+    return out
+
+
+def preprocess(hu: np.ndarray, contract: PreprocessContract = LDCTIQAC) -> np.ndarray:
+    """Window a 2-D HU slice to [0, 1] and bring it to contract.size squared.
+
+    Args:
+        hu: 2-D array of Hounsfield units (any numeric dtype).
+        contract: the model's preprocessing contract.
+
+    Returns:
+        float32 array of shape (contract.size, contract.size), values in [0, 1].
+
+    Raises:
+        ValueError: if the input is not a 2-D image.
+    """
+    if hu.ndim != 2 or min(hu.shape) < 2:
+        raise ValueError(f"expected a 2-D slice, got shape {hu.shape}")
+    scaled = (np.asarray(hu, dtype=np.float32) - contract.hu_min) / (contract.hu_max - contract.hu_min)
+    np.clip(scaled, 0.0, 1.0, out=scaled)
+    if scaled.shape != (contract.size, contract.size):
+        square = _pad_square(scaled, 0.0)
+        matrix = _resample_matrix(square.shape[0], contract.size)
+        scaled = matrix @ square @ matrix.T
+    return np.ascontiguousarray(scaled, dtype=np.float32)

@@ -1,0 +1,89 @@
+"""Rendering results for people (a rich table) and machines (JSON, CSV)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Sequence
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from .dicom import Skip
+from .model_file import ModelInfo
+from .scoring import SeriesResult
+
+CSV_FIELDS = ["series_instance_uid", "description", "path", "sop_instance_uid", "instance_number", "frame",
+              "score", "series_alert", "skip_reason"]
+
+
+def _series_doc(result: SeriesResult) -> dict:
+    scores = result.scores
+    return {
+        "series_instance_uid": result.series.series_instance_uid,
+        "description": result.series.description,
+        "modality": result.series.modality,
+        "kernel": result.series.kernel,
+        "n_slices": len(result.slices),
+        "mean_score": round(float(scores.mean()), 4) if scores.size else None,
+        "median_score": round(float(np.median(scores)), 4) if scores.size else None,
+        "min_score": round(float(scores.min()), 4) if scores.size else None,
+        "alert": result.verdict.alert,
+        "reason": result.verdict.reason,
+        "slices": [
+            {"path": str(s.ref.path), "sop_instance_uid": s.ref.sop_instance_uid, "instance_number": s.ref.instance_number,
+             "frame": s.ref.frame, "score": round(s.score, 4)}
+            for s in result.slices
+        ],
+    }
+
+
+def document(model: ModelInfo, results: Sequence[SeriesResult], skipped: Sequence[Skip], threshold: float) -> dict:
+    """The JSON document of a scoring run."""
+    return {
+        "model": {**model.summary(), "threshold": threshold},
+        "series": [_series_doc(r) for r in results],
+        "skipped": [{"path": str(s.path), "reason": s.reason} for s in skipped],
+    }
+
+
+def to_json(doc: dict) -> str:
+    return json.dumps(doc, indent=2) + "\n"
+
+
+def to_csv(results: Sequence[SeriesResult], skipped: Sequence[Skip]) -> str:
+    """One row per scored slice, then one per skipped file (with its reason)."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=CSV_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    for result in results:
+        for s in result.slices:
+            writer.writerow({"series_instance_uid": result.series.series_instance_uid, "description": result.series.description,
+                             "path": str(s.ref.path), "sop_instance_uid": s.ref.sop_instance_uid,
+                             "instance_number": s.ref.instance_number, "frame": s.ref.frame, "score": f"{s.score:.4f}",
+                             "series_alert": int(result.verdict.alert), "skip_reason": ""})
+    for skip in skipped:
+        writer.writerow({"path": str(skip.path), "skip_reason": skip.reason})
+    return out.getvalue()
+
+
+def print_table(console: Console, results: Sequence[SeriesResult], skipped: Sequence[Skip], threshold: float) -> None:
+    table = Table(title=f"tfkt-edge: CT image quality (0-4, alert threshold {threshold:g})", show_lines=True)
+    for column in ("series", "kernel", "slices", "median", "min", "verdict"):
+        table.add_column(column, justify="right" if column in ("slices", "median", "min") else "left")
+    for result in results:
+        scores = result.scores
+        verdict = "[bold red]RESCAN ALERT[/]" if result.verdict.alert else "[green]pass[/]"
+        name = result.series.description or "(no description)"
+        table.add_row(f"{name}\n[dim]{result.series.series_instance_uid}[/]", result.series.kernel or "-",
+                      str(len(result.slices)), f"{np.median(scores):.2f}" if scores.size else "-",
+                      f"{scores.min():.2f}" if scores.size else "-", f"{verdict}\n[dim]{result.verdict.reason}[/]")
+    console.print(table)
+    if skipped:
+        console.print(f"[yellow]skipped {len(skipped)} file(s):[/]")
+        for skip in skipped[:20]:
+            console.print(f"  [dim]{skip.path}[/]: {skip.reason}", highlight=False)
+        if len(skipped) > 20:
+            console.print(f"  ... and {len(skipped) - 20} more (use --format json for the full list)")

@@ -1,0 +1,112 @@
+"""From ordered series to per-slice scores: decoding overlaps inference.
+
+Worker threads decode and preprocess slices (pydicom and the JPEG decoders
+release the GIL for the heavy parts) while the calling thread runs the
+backend on full batches. At most ``prefetch`` slices are in flight, so memory
+stays bounded however long the series is.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Callable, Iterable
+
+import numpy as np
+
+from .backends import Backend
+from .dicom import Series, Skip, SliceRef, load_hu, reasons
+from .policy import AlertPolicy, Verdict, evaluate
+from .preprocess import preprocess
+
+
+@dataclass(frozen=True)
+class SliceScore:
+    ref: SliceRef
+    score: float
+
+    @property
+    def label(self) -> str:
+        name = f"instance {self.ref.instance_number}" if self.ref.instance_number is not None else self.ref.path.name
+        return name if self.ref.frame is None else f"{name} frame {self.ref.frame + 1}"
+
+
+@dataclass(frozen=True)
+class SeriesResult:
+    series: Series
+    slices: tuple[SliceScore, ...]
+    verdict: Verdict
+
+    @property
+    def scores(self) -> np.ndarray:
+        return np.array([s.score for s in self.slices], dtype=float)
+
+
+def _decode(ref: SliceRef, backend: Backend) -> np.ndarray | Skip:
+    try:
+        return preprocess(load_hu(ref), backend.model.contract)
+    except Exception as exc:  # truncated or corrupt pixel data: a reason, never a traceback
+        return Skip(ref.path, reasons.PIXELS_UNREADABLE.format(detail=reasons.one_line(exc)))
+
+
+def score_slices(
+    refs: Iterable[SliceRef],
+    backend: Backend,
+    batch_size: int = 16,
+    workers: int = 2,
+    on_slice: Callable[[], None] | None = None,
+) -> tuple[list[SliceScore], list[Skip]]:
+    """Score slices in order; slices whose pixels fail to decode become skips."""
+    limit = backend.max_batch()
+    batch_size = max(1, min(batch_size, limit) if limit else batch_size)
+    size = backend.model.contract.size
+    batch = np.empty((batch_size, 1, size, size), dtype=np.float32)
+    pending: list[SliceRef] = []
+    scored: list[SliceScore] = []
+    skipped: list[Skip] = []
+
+    def flush() -> None:
+        if pending:
+            values = backend.infer(batch[: len(pending)])
+            scored.extend(SliceScore(ref, float(v)) for ref, v in zip(pending, values))
+            pending.clear()
+
+    prefetch = max(2 * batch_size, 2 * workers)
+    in_flight: deque[tuple[SliceRef, Future]] = deque()
+    source = iter(refs)
+    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="decode") as pool:
+        while True:
+            while len(in_flight) < prefetch:
+                ref = next(source, None)
+                if ref is None:
+                    break
+                in_flight.append((ref, pool.submit(_decode, ref, backend)))
+            if not in_flight:
+                break
+            ref, future = in_flight.popleft()
+            image = future.result()
+            if isinstance(image, Skip):
+                skipped.append(image)
+            else:
+                batch[len(pending), 0] = image
+                pending.append(ref)
+                if len(pending) == batch_size:
+                    flush()
+            if on_slice is not None:
+                on_slice()
+        flush()
+    return scored, skipped
+
+
+def score_series(
+    series: Series,
+    backend: Backend,
+    policy: AlertPolicy = AlertPolicy(),
+    batch_size: int = 16,
+    workers: int = 2,
+    on_slice: Callable[[], None] | None = None,
+) -> tuple[SeriesResult, list[Skip]]:
+    scored, skipped = score_slices(series.slices, backend, batch_size, workers, on_slice)
+    verdict = evaluate([s.score for s in scored], [s.label for s in scored], policy)
+    return SeriesResult(series, tuple(scored), verdict), skipped
