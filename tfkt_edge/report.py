@@ -70,7 +70,7 @@ def to_csv(results: Sequence[SeriesResult], skipped: Sequence[Skip]) -> str:
 
 
 def print_table(console: Console, results: Sequence[SeriesResult], skipped: Sequence[Skip], threshold: float) -> None:
-    table = Table(title=f"tfkt-edge: CT image quality (0-4, alert threshold {threshold:g})", show_lines=True)
+    table = Table(title=f"tfkt-edge: CT image quality (0-4, alert threshold {threshold:.1f})", show_lines=True)
     for column in ("series", "kernel", "slices", "median", "min", "verdict"):
         table.add_column(column, justify="right" if column in ("slices", "median", "min") else "left")
     for result in results:
@@ -84,6 +84,6 @@ def print_table(console: Console, results: Sequence[SeriesResult], skipped: Sequ
     if skipped:
         console.print(f"[yellow]skipped {len(skipped)} file(s):[/]")
         for skip in skipped[:20]:
-            console.print(f"  [dim]{skip.path}[/]: {skip.reason}", highlight=False)
+            console.print(f"  [dim]{skip.path}[/]: {skip.reason}", highlight=False, soft_wrap=True)
         if len(skipped) > 20:
             console.print(f"  ... and {len(skipped) - 20} more (use --format json for the full list)")

@@ -18,7 +18,7 @@ import numpy as np
 from .backends import Backend
 from .dicom import Series, Skip, SliceRef, load_hu, reasons
 from .policy import AlertPolicy, Verdict, evaluate
-from .preprocess import preprocess
+from .preprocess import PreprocessContract, preprocess
 
 
 @dataclass(frozen=True)
@@ -43,9 +43,10 @@ class SeriesResult:
         return np.array([s.score for s in self.slices], dtype=float)
 
 
-def _decode(ref: SliceRef, backend: Backend) -> np.ndarray | Skip:
+def decode_slice(ref: SliceRef, contract: PreprocessContract) -> np.ndarray | Skip:
+    """Decode and preprocess one slice, or say why it cannot be."""
     try:
-        return preprocess(load_hu(ref), backend.model.contract)
+        return preprocess(load_hu(ref), contract)
     except Exception as exc:  # truncated or corrupt pixel data: a reason, never a traceback
         return Skip(ref.path, reasons.PIXELS_UNREADABLE.format(detail=reasons.one_line(exc)))
 
@@ -81,7 +82,7 @@ def score_slices(
                 ref = next(source, None)
                 if ref is None:
                     break
-                in_flight.append((ref, pool.submit(_decode, ref, backend)))
+                in_flight.append((ref, pool.submit(decode_slice, ref, backend.model.contract)))
             if not in_flight:
                 break
             ref, future = in_flight.popleft()

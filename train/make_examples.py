@@ -17,12 +17,12 @@ import numpy as np
 import pydicom
 from pydicom.uid import RLELossless, generate_uid
 
+from tfkt_edge.cli.demo import EXAMPLES
 from tfkt_edge.dicom import load_hu, scan
 
 from .ctsim import Degradation, SliceSimulator
 from .sources import real_ct_slices
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "tfkt_edge" / "examples"
 DEGRADATION = Degradation(dose=0.05, views=90)
 
 

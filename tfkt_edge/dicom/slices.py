@@ -108,10 +108,12 @@ def _int_or_none(value) -> int | None:
 
 def _classify(ds: Dataset) -> str | None:
     """The skip reason for a dataset, or None when it holds CT images to score."""
-    sop = str(ds.get("SOPClassUID", "") or getattr(ds.get("file_meta", None), "MediaStorageSOPClassUID", ""))
+    sop = str(ds.get("SOPClassUID", "") or "")
     media_sop = str(getattr(getattr(ds, "file_meta", None), "MediaStorageSOPClassUID", ""))
     if MEDIA_DIRECTORY in (sop, media_sop) or "DirectoryRecordSequence" in ds:
         return reasons.DICOMDIR
+    if not sop:
+        return reasons.UNREADABLE.format(detail="no SOP Class UID: truncated, or not an image object")
     modality = str(ds.get("Modality", "") or "missing")
     if modality != "CT":
         return reasons.NOT_CT.format(modality=modality)

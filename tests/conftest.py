@@ -1,0 +1,56 @@
+"""Shared fixtures: the real CT files shipped by pydicom and pydicom-data."""
+
+from __future__ import annotations
+
+import shutil
+import warnings
+from pathlib import Path
+
+import pydicom
+import pytest
+
+PYDICOM_FILES = Path(pydicom.__file__).parent / "data" / "test_files"
+
+
+def data_store_files() -> Path:
+    import data_store
+
+    return Path(data_store.__file__).parent / "data"
+
+
+@pytest.fixture(autouse=True)
+def _quiet_pydicom():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
+@pytest.fixture(scope="session")
+def real() -> dict[str, Path]:
+    """Real clinical CT files by what they exercise."""
+    store = data_store_files()
+    return {
+        "explicit_le": store / "693_UNCR.dcm",
+        "j2k_lossless": store / "693_J2KR.dcm",
+        "j2k_lossy": PYDICOM_FILES / "693_J2KI.dcm",
+        "jpeg_lossless": store / "bad_sequence.dcm",
+        "abdomen_j2k": store / "explicit_VR-UN.dcm",
+        "enhanced_ct": store / "eCT_Supplemental.dcm",
+        "ct_small": PYDICOM_FILES / "CT_small.dcm",
+        "mr": PYDICOM_FILES / "MR_small.dcm",
+        "rgb": data_store_files() / "SC_rgb.dcm",
+        "dicomdir": PYDICOM_FILES / "dicomdirtests" / "DICOMDIR",
+    }
+
+
+@pytest.fixture
+def copy_to(tmp_path):
+    """Copy a file into a fresh folder under tmp_path and return the copy's path."""
+
+    def copy(source: Path, name: str | None = None, folder: str = "in") -> Path:
+        target = tmp_path / folder / (name or source.name)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
+        return target
+
+    return copy

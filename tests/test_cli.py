@@ -1,0 +1,118 @@
+"""The CLI through Typer's CliRunner: formats, exit codes, clear errors."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+
+import pytest
+from typer.testing import CliRunner
+
+from tfkt_edge.cli.demo import EXAMPLES
+from tfkt_edge.cli.main import app
+
+runner = CliRunner()
+CLINICAL, DEGRADED = EXAMPLES / "clinical", EXAMPLES / "degraded"
+
+
+def invoke(*args: str):
+    return runner.invoke(app, [str(a) for a in args], env={"COLUMNS": "200"})
+
+
+def test_clinical_slice_passes_with_exit_0():
+    result = invoke("score", CLINICAL, "--format", "json")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    (series,) = doc["series"]
+    assert series["alert"] is False and series["min_score"] >= 2.0
+    assert doc["model"]["preprocess"]["hu_min"] == -1000
+
+
+def test_degraded_copy_alerts_with_exit_1_and_json_schema():
+    result = invoke("score", CLINICAL, DEGRADED, "--format", "json")
+    assert result.exit_code == 1, result.output
+    doc = json.loads(result.stdout)
+    assert set(doc) == {"model", "series", "skipped"}
+    by_alert = {s["alert"]: s for s in doc["series"]}
+    assert set(by_alert) == {True, False}
+    bad = by_alert[True]
+    assert bad["mean_score"] < 2.0 and "median score" in bad["reason"]
+    for key in ("series_instance_uid", "description", "modality", "n_slices", "mean_score", "min_score", "alert", "reason", "slices"):
+        assert key in bad
+    (slice_,) = bad["slices"]
+    assert set(slice_) == {"path", "sop_instance_uid", "instance_number", "frame", "score"}
+    assert 0.0 <= slice_["score"] <= 4.0
+
+
+def test_csv_written_to_output_file(tmp_path):
+    out = tmp_path / "scores.csv"
+    result = invoke("score", CLINICAL, DEGRADED, "--format", "csv", "--output", out)
+    assert result.exit_code == 1
+    rows = list(csv.DictReader(io.StringIO(out.read_text())))
+    assert len(rows) == 2 and {r["series_alert"] for r in rows} == {"0", "1"}
+
+
+def test_table_lists_series_and_skips(tmp_path):
+    (tmp_path / "junk.bin").write_bytes(os.urandom(512))
+    result = invoke("score", DEGRADED, tmp_path)
+    assert result.exit_code == 1
+    assert "RESCAN ALERT" in result.stdout and "not a DICOM file" in result.stdout
+
+
+def test_threshold_option_changes_the_verdict():
+    assert invoke("score", CLINICAL, "--threshold", "4.0").exit_code == 1
+
+
+def test_nothing_scorable_exits_2_with_message(tmp_path):
+    (tmp_path / "junk.bin").write_bytes(os.urandom(512))
+    result = invoke("score", tmp_path, "--format", "json")
+    assert result.exit_code == 2
+    assert "nothing scorable" in result.stderr
+    assert json.loads(result.stdout)["skipped"][0]["reason"] == "not a DICOM file"
+
+
+def test_bad_usage_exits_2():
+    assert invoke("score").exit_code == 2
+    assert invoke("score", CLINICAL, "--threshold", "9").exit_code == 2
+    assert invoke("score", CLINICAL, "--format", "xml").exit_code == 2
+
+
+def test_model_without_contract_is_refused(tmp_path):
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph([helper.make_node("Identity", ["image"], ["score"])], "g",
+                              [helper.make_tensor_value_info("image", TensorProto.FLOAT, None)],
+                              [helper.make_tensor_value_info("score", TensorProto.FLOAT, None)])
+    path = tmp_path / "plain.onnx"
+    onnx.save(helper.make_model(graph), str(path))
+    result = invoke("score", CLINICAL, "--model", path)
+    assert result.exit_code == 2 and "carries no preprocessing contract" in result.stderr
+    garbage = tmp_path / "garbage.onnx"
+    garbage.write_bytes(b"\x00" * 100)
+    result = invoke("score", CLINICAL, "--model", garbage)
+    assert result.exit_code == 2 and "not a loadable ONNX model" in result.stderr
+    result = invoke("score", CLINICAL, "--model", tmp_path / "missing.onnx")
+    assert result.exit_code == 2 and "model file not found" in result.stderr
+
+
+def test_demo_shows_the_alert():
+    result = invoke("demo")
+    assert result.exit_code == 0, result.output
+    assert "RESCAN ALERT" in result.stdout and "demo ok" in result.stdout
+
+
+def test_runtime_scores_without_torch(tmp_path):
+    """The scanner-side runtime imports and scores with torch made unimportable."""
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['torch'] = None\n"
+            "sys.argv = ['tfkt-edge', 'score', sys.argv[1], '--format', 'json']\n"
+            "from tfkt_edge.cli.main import main; main()")
+    done = subprocess.run([sys.executable, "-c", code, str(DEGRADED)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1, done.stderr
+    assert json.loads(done.stdout)["series"][0]["alert"] is True
+    assert "torch" not in done.stderr

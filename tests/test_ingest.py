@@ -1,0 +1,200 @@
+"""DICOM ingestion on real CT files: transfer syntaxes, Enhanced CT, grouping, ordering, skips."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+from pydicom.uid import RLELossless, SecondaryCaptureImageStorage, generate_uid
+
+from tfkt_edge.dicom import load_hu, reasons, scan
+from tfkt_edge.preprocess import LDCTIQAC, preprocess
+from tfkt_edge.scoring import decode_slice
+
+from .conftest import PYDICOM_FILES
+
+
+def only_slice(path: Path):
+    result = scan([path])
+    assert not result.skipped, result.skipped
+    assert len(result.series) == 1 and len(result.series[0].slices) == 1
+    return result.series[0].slices[0]
+
+
+def test_uncompressed_slice_gives_hounsfield_units(real):
+    hu = load_hu(only_slice(real["explicit_le"]))
+    assert hu.shape == (512, 512) and hu.dtype == np.float32
+    ds = pydicom.dcmread(real["explicit_le"])
+    expected = ds.pixel_array * float(ds.RescaleSlope) + float(ds.RescaleIntercept)
+    np.testing.assert_array_equal(hu, expected.astype(np.float32))
+    assert hu.min() < -900  # air outside the patient
+
+
+@pytest.mark.parametrize("kind", ["j2k_lossless", "rle"])
+def test_lossless_syntaxes_decode_to_the_same_hu(real, tmp_path, kind):
+    reference = load_hu(only_slice(real["explicit_le"]))
+    path = real["j2k_lossless"]
+    if kind == "rle":  # pydicom encodes RLE itself: a real RLE Lossless file of the same slice
+        ds = pydicom.dcmread(real["explicit_le"])
+        ds.compress(RLELossless)
+        path = tmp_path / "rle.dcm"
+        ds.save_as(path)
+        assert pydicom.dcmread(path).file_meta.TransferSyntaxUID == RLELossless
+    np.testing.assert_array_equal(load_hu(only_slice(path)), reference)
+
+
+def test_lossy_jpeg2000_decodes_close_to_original(real):
+    reference = load_hu(only_slice(real["explicit_le"]))
+    lossy = load_hu(only_slice(real["j2k_lossy"]))
+    assert lossy.shape == reference.shape
+    # a 3.5 kB file: heavily compressed, yet the same anatomy
+    assert np.corrcoef(lossy.ravel(), reference.ravel())[0, 1] > 0.98
+
+
+def test_jpeg_lossless_process14_decodes(real):
+    hu = load_hu(only_slice(real["jpeg_lossless"]))
+    assert hu.shape == (512, 512) and -1100 < hu.min() < hu.max() < 3100
+
+
+def test_enhanced_ct_frames_are_slices_ordered_by_position(real):
+    result = scan([real["enhanced_ct"]])
+    (series,) = result.series
+    assert [s.frame for s in series.slices] == [1, 0]  # frame 2 lies at 149 mm, frame 1 at 159 mm
+    positions = [s.position for s in series.slices]
+    assert positions == sorted(positions)
+    for ref in series.slices:
+        hu = load_hu(ref)
+        assert hu.shape == (512, 512)
+
+
+def test_ct_small_is_resampled_to_model_size(real):
+    ref = only_slice(real["ct_small"])
+    hu = load_hu(ref)
+    assert hu.shape == (128, 128)
+    image = preprocess(hu)
+    assert image.shape == (512, 512) and 0.0 <= image.min() <= image.max() <= 1.0
+
+
+def write_series(source: Path, folder: Path, positions, instances, orientation=None, series_uid=None) -> list[Path]:
+    """Copies of a real slice as a series with the given positions and instance numbers."""
+    folder.mkdir(parents=True, exist_ok=True)
+    series_uid = series_uid or generate_uid()
+    ds = pydicom.dcmread(source)
+    iop = orientation or [float(v) for v in ds.ImageOrientationPatient]
+    normal = np.cross(iop[:3], iop[3:])
+    paths = []
+    for i, (pos, number) in enumerate(zip(positions, instances)):
+        ds.SeriesInstanceUID = series_uid
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+        ds.ImageOrientationPatient = iop
+        if pos is None:
+            ds.pop("ImagePositionPatient", None)
+        else:
+            ds.ImagePositionPatient = list(np.array([10.0, -20.0, 0.0]) + pos * normal)
+        ds.InstanceNumber = number
+        paths.append(folder / f"file{i:02d}.dcm")
+        ds.save_as(paths[-1])
+    return paths
+
+
+def test_series_ordered_along_oblique_normal_not_instance_number(real, tmp_path):
+    oblique = [1.0, 0.0, 0.0, 0.0, 0.9272, -0.3746]
+    positions = [30.0, -10.0, 20.0, 0.0, 10.0]
+    write_series(real["explicit_le"], tmp_path / "s", positions, [1, 2, 3, 4, 5], oblique)
+    (series,) = scan([tmp_path]).series
+    assert [s.instance_number for s in series.slices] == [2, 4, 5, 3, 1]
+
+
+def test_series_falls_back_to_instance_number_without_positions(real, tmp_path):
+    write_series(real["explicit_le"], tmp_path / "s", [None] * 4, [3, 1, 4, 2])
+    (series,) = scan([tmp_path]).series
+    assert [s.instance_number for s in series.slices] == [1, 2, 3, 4]
+
+
+def test_files_group_by_series_uid(real, tmp_path):
+    write_series(real["explicit_le"], tmp_path / "a", [0.0, 5.0], [1, 2])
+    write_series(real["explicit_le"], tmp_path / "b", [0.0, 5.0, 10.0], [1, 2, 3])
+    result = scan([tmp_path])
+    assert sorted(len(s.slices) for s in result.series) == [2, 3]
+
+
+def test_dicomdir_given_by_name_reads_the_files_it_references(real):
+    result = scan([real["dicomdir"]])
+    referenced = {s.path.resolve() for series in result.series for s in series.slices}
+    assert referenced and all(PYDICOM_FILES / "dicomdirtests" in p.parents for p in referenced)
+    assert any(skip.reason == reasons.LOCALIZER for skip in result.skipped)
+
+
+def test_folder_with_dicomdir_skips_the_index_itself(real):
+    result = scan([real["dicomdir"].parent])
+    assert any(skip.path.name == "DICOMDIR" and skip.reason == reasons.DICOMDIR for skip in result.skipped)
+    assert result.n_slices > 0
+
+
+def skip_reason(path: Path) -> str:
+    result = scan([path])
+    if result.series:  # a file that passes the header check may still fail to decode
+        outcome = decode_slice(result.series[0].slices[0], LDCTIQAC)
+        assert not isinstance(outcome, np.ndarray), f"{path} unexpectedly decoded"
+        return outcome.reason
+    assert len(result.skipped) == 1, result.skipped
+    return result.skipped[0].reason
+
+
+def modified(source: Path, target: Path, **changes) -> Path:
+    ds = pydicom.dcmread(source)
+    for keyword, value in changes.items():
+        if value is None:
+            delattr(ds, keyword)
+        else:
+            setattr(ds, keyword, value)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    ds.save_as(target)
+    return target
+
+
+def test_skip_reasons_for_malformed_corpus(real, tmp_path):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "random.bin").write_bytes(os.urandom(4096))
+    (bad / "notes.txt").write_text("not an image\n")
+    (bad / "empty.dcm").write_bytes(b"")
+    data = real["explicit_le"].read_bytes()
+    (bad / "truncated_pixels.dcm").write_bytes(data[: len(data) // 2])
+    (bad / "truncated_header.dcm").write_bytes(data[:200])
+    source = real["explicit_le"]
+    cases = {
+        bad / "random.bin": reasons.NOT_DICOM,
+        bad / "notes.txt": reasons.NOT_DICOM,
+        bad / "empty.dcm": reasons.NOT_DICOM,
+        real["mr"]: reasons.NOT_CT.format(modality="MR"),
+        real["rgb"]: reasons.NOT_CT.format(modality="OT"),
+        modified(source, bad / "dose_screen.dcm", SOPClassUID=SecondaryCaptureImageStorage): reasons.SECONDARY_CAPTURE,
+        modified(source, bad / "scout.dcm", ImageType=["ORIGINAL", "PRIMARY", "LOCALIZER"]): reasons.LOCALIZER,
+        modified(source, bad / "no_pixels.dcm", PixelData=None): reasons.NO_PIXELS,
+        modified(source, bad / "rgb_ct.dcm", SamplesPerPixel=3, PhotometricInterpretation="RGB"):
+            reasons.NOT_GREYSCALE.format(detail="RGB, 3 samples per pixel"),
+        modified(source, bad / "rtimage.dcm", SOPClassUID="1.2.840.10008.5.1.4.1.1.481.1"):
+            reasons.UNSUPPORTED_SOP.format(sop="RT Image Storage"),
+    }
+    for path, expected in cases.items():
+        assert skip_reason(path) == expected, path
+    assert skip_reason(bad / "truncated_pixels.dcm").startswith(reasons.PIXELS_UNREADABLE.split("(")[0])
+    assert skip_reason(bad / "truncated_header.dcm").startswith(("unreadable", "pixel data could not", reasons.NO_PIXELS))
+
+
+def test_missing_path_is_a_skip(tmp_path):
+    result = scan([tmp_path / "nope"])
+    assert result.skipped[0].reason == "no such file or folder"
+
+
+def test_whole_pydicom_corpus_is_accounted_for():
+    """Every file in pydicom's test corpus (hundreds of odd files) is a slice or a skip."""
+    result = scan([PYDICOM_FILES])
+    files = {p.resolve() for p in PYDICOM_FILES.rglob("*") if p.is_file()}
+    accounted = {s.path.resolve() for series in result.series for s in series.slices} | {k.path.resolve() for k in result.skipped}
+    assert files <= accounted
+    assert all(k.reason for k in result.skipped)

@@ -1,0 +1,48 @@
+"""The model family: registry, shapes, the split forward pass, ONNX export."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from tfkt_edge.errors import UnknownNameError  # noqa: E402
+from tfkt_edge.train.models import MODELS, create_model  # noqa: E402
+
+
+@pytest.mark.parametrize("name", MODELS.names())
+def test_variant_scores_a_batch_in_range(name):
+    model = create_model(name).eval()
+    x = torch.rand(2, 1, 512, 512)
+    with torch.no_grad():
+        features = model.forward_features(x)
+        scores = model.forward_head(features)
+        assert features.shape == (2, model.embed_dim)
+        assert scores.shape == (2,)
+        assert torch.all((scores >= 0) & (scores <= 4))
+        torch.testing.assert_close(model(x), scores)
+
+
+def test_registry_refuses_duplicates_and_names_choices():
+    with pytest.raises(ValueError, match="already registered"):
+        MODELS.register("tfkt_edge_s")(lambda: None)
+    with pytest.raises(UnknownNameError, match="tfkt_edge_s"):
+        create_model("resnet9000")
+
+
+def test_export_writes_contract_and_checks_parity(tmp_path):
+    import onnx
+
+    from tfkt_edge.backends import create_backend
+    from tfkt_edge.export.onnx import export_onnx, max_score_difference
+    from tfkt_edge.preprocess import LDCTIQAC
+
+    model = create_model("tfkt_edge_s").eval()
+    path = export_onnx(model, "tfkt_edge_s", LDCTIQAC, {"labels": "test"}, tmp_path / "m.onnx")
+    meta = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+    assert meta["tfkt_edge.preprocess"] == LDCTIQAC.to_json()
+    images = np.random.default_rng(0).random((3, 512, 512), dtype=np.float32)
+    assert max_score_difference(model, path, images) < 1e-4
+    backend = create_backend("onnxruntime", path)
+    assert backend.model.contract == LDCTIQAC and backend.infer(images[:, None]).shape == (3,)
