@@ -5,7 +5,7 @@
 Model-only: preprocessed batches resident in memory, timed by duration after a
 warm-up. End to end: a synthetic series of N real 512x512 CT files written to a
 temporary folder (copies of one clinical slice, uncompressed and JPEG 2000, with
-new UIDs and positions), scored through the same path as `tfkt-edge score`
+new UIDs and positions), scored through `tfkt_edge.scoring.score_paths`, the function behind `tfkt-edge score`
 (header scan, decode threads, preprocessing, inference, alert policy). Reports
 slices/s, batch latency percentiles and peak resident memory.
 """
@@ -30,11 +30,11 @@ import pydicom
 from pydicom.uid import generate_uid
 
 from tfkt_edge.backends import create_backend
-from tfkt_edge.cli.score import run_scoring
 from tfkt_edge.dicom import load_hu, scan
 from tfkt_edge.model_file import DEFAULT_MODEL
 from tfkt_edge.policy import AlertPolicy
 from tfkt_edge.preprocess import preprocess
+from tfkt_edge.scoring import score_paths
 
 
 def _sources() -> list[Path]:
@@ -82,11 +82,12 @@ def model_only(batch_sizes: list[int], duration: float) -> list[dict]:
 def end_to_end(n_slices: int, batch_size: int, repeats: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         write_series(Path(tmp), n_slices)
-        run_scoring([Path(tmp)], None, AlertPolicy(), batch_size, 2)  # warm-up: page cache, session
+        backend = create_backend("onnxruntime", DEFAULT_MODEL)
+        score_paths([Path(tmp)], backend, AlertPolicy(), batch_size, 2)  # warm-up: page cache
         rates = []
         for _ in range(repeats):
             started = time.perf_counter()
-            run = run_scoring([Path(tmp)], None, AlertPolicy(), batch_size, 2)
+            run = score_paths([Path(tmp)], backend, AlertPolicy(), batch_size, 2)
             elapsed = time.perf_counter() - started
             assert sum(len(r.slices) for r in run.results) == n_slices
             rates.append(n_slices / elapsed)

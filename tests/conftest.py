@@ -6,8 +6,10 @@ import shutil
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pydicom
 import pytest
+from pydicom.uid import generate_uid
 
 PYDICOM_FILES = Path(pydicom.__file__).parent / "data" / "test_files"
 
@@ -54,3 +56,25 @@ def copy_to(tmp_path):
         return target
 
     return copy
+
+
+def write_series(source: Path, folder: Path, positions, instances, orientation=None, series_uid=None) -> list[Path]:
+    """Copies of a real slice as a series with the given positions and instance numbers."""
+    folder.mkdir(parents=True, exist_ok=True)
+    series_uid = series_uid or generate_uid()
+    ds = pydicom.dcmread(source)
+    iop = orientation or [float(v) for v in ds.ImageOrientationPatient]
+    normal = np.cross(iop[:3], iop[3:])
+    paths = []
+    for i, (pos, number) in enumerate(zip(positions, instances)):
+        ds.SeriesInstanceUID = series_uid
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+        ds.ImageOrientationPatient = iop
+        if pos is None:
+            ds.pop("ImagePositionPatient", None)
+        else:
+            ds.ImagePositionPatient = list(np.array([10.0, -20.0, 0.0]) + pos * normal)
+        ds.InstanceNumber = number
+        paths.append(folder / f"file{i:02d}.dcm")
+        ds.save_as(paths[-1])
+    return paths

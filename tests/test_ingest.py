@@ -14,7 +14,7 @@ from tfkt_edge.dicom import load_hu, reasons, scan
 from tfkt_edge.preprocess import LDCTIQAC, preprocess
 from tfkt_edge.scoring import decode_slice
 
-from .conftest import PYDICOM_FILES
+from .conftest import PYDICOM_FILES, write_series
 
 
 def only_slice(path: Path):
@@ -76,28 +76,6 @@ def test_ct_small_is_resampled_to_model_size(real):
     assert hu.shape == (128, 128)
     image = preprocess(hu)
     assert image.shape == (512, 512) and 0.0 <= image.min() <= image.max() <= 1.0
-
-
-def write_series(source: Path, folder: Path, positions, instances, orientation=None, series_uid=None) -> list[Path]:
-    """Copies of a real slice as a series with the given positions and instance numbers."""
-    folder.mkdir(parents=True, exist_ok=True)
-    series_uid = series_uid or generate_uid()
-    ds = pydicom.dcmread(source)
-    iop = orientation or [float(v) for v in ds.ImageOrientationPatient]
-    normal = np.cross(iop[:3], iop[3:])
-    paths = []
-    for i, (pos, number) in enumerate(zip(positions, instances)):
-        ds.SeriesInstanceUID = series_uid
-        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
-        ds.ImageOrientationPatient = iop
-        if pos is None:
-            ds.pop("ImagePositionPatient", None)
-        else:
-            ds.ImagePositionPatient = list(np.array([10.0, -20.0, 0.0]) + pos * normal)
-        ds.InstanceNumber = number
-        paths.append(folder / f"file{i:02d}.dcm")
-        ds.save_as(paths[-1])
-    return paths
 
 
 def test_series_ordered_along_oblique_normal_not_instance_number(real, tmp_path):
@@ -184,6 +162,15 @@ def test_skip_reasons_for_malformed_corpus(real, tmp_path):
         assert skip_reason(path) == expected, path
     assert skip_reason(bad / "truncated_pixels.dcm").startswith(reasons.PIXELS_UNREADABLE.split("(")[0])
     assert skip_reason(bad / "truncated_header.dcm").startswith(("unreadable", "pixel data could not", reasons.NO_PIXELS))
+
+
+def test_the_same_instance_twice_is_read_once(real, copy_to):
+    first = copy_to(real["explicit_le"], "a.dcm")
+    second = copy_to(real["explicit_le"], "b.dcm")
+    result = scan([first, second, first])
+    assert result.n_slices == 1
+    (skip,) = result.skipped
+    assert skip.path == second and skip.reason.startswith("duplicate of SOP Instance")
 
 
 def test_missing_path_is_a_skip(tmp_path):

@@ -11,12 +11,14 @@ from __future__ import annotations
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Iterable
 
 import numpy as np
 
 from .backends import Backend
-from .dicom import Series, Skip, SliceRef, load_hu, reasons
+from .dicom import Series, Skip, SliceRef, load_hu, reasons, scan
+from .model_file import ModelInfo
 from .policy import AlertPolicy, Verdict, evaluate
 from .preprocess import PreprocessContract, preprocess
 
@@ -111,3 +113,39 @@ def score_series(
     scored, skipped = score_slices(series.slices, backend, batch_size, workers, on_slice)
     verdict = evaluate([s.score for s in scored], [s.label for s in scored], policy)
     return SeriesResult(series, tuple(scored), verdict), skipped
+
+
+@dataclass(frozen=True)
+class ScoringRun:
+    model: ModelInfo
+    results: list[SeriesResult]
+    skipped: list[Skip]
+
+
+def score_paths(
+    paths: Iterable[Path],
+    backend: Backend,
+    policy: AlertPolicy = AlertPolicy(),
+    batch_size: int = 16,
+    workers: int = 2,
+    on_file: Callable[[Path], None] | None = None,
+    on_scan_done: Callable[[int], None] | None = None,
+    on_slice: Callable[[], None] | None = None,
+) -> ScoringRun:
+    """Find, read, score and judge everything under ``paths``.
+
+    Args:
+        on_file: called after each file's header is read.
+        on_scan_done: called once with the number of slices to score.
+        on_slice: called after each slice is scored or skipped.
+    """
+    found = scan(paths, on_file=on_file)
+    if on_scan_done is not None:
+        on_scan_done(found.n_slices)
+    results, skipped = [], list(found.skipped)
+    for series in found.series:
+        result, bad = score_series(series, backend, policy, batch_size, workers, on_slice)
+        skipped.extend(bad)
+        if result.slices:
+            results.append(result)
+    return ScoringRun(backend.model, results, skipped)

@@ -32,13 +32,21 @@ class Source:
     seed: int
     n_degradations: int
     path: str = ""
+    zoom: float = 1.0  # real slices: field-of-view variants, resampled before simulation
 
 
-def default_sources(n_phantoms: int = 24, real_degradations: int = 60, phantom_degradations: int = 24, held_out_real: str = "abdomen-pancreas") -> list[Source]:
-    sources = [
-        Source(name, "heldout" if name == held_out_real else "train", "real", 1000 + i, real_degradations, str(path))
-        for i, (name, path) in enumerate(real_ct_slices().items())
-    ]
+REAL_ZOOMS = (1.0, 0.8, 1.25)
+
+
+def default_sources(n_phantoms: int = 48, real_degradations: int = 40, phantom_degradations: int = 30, held_out_real: str = "abdomen-pancreas") -> list[Source]:
+    """Real slices (each at three fields of view) and phantoms, split whole by source."""
+    sources = []
+    for i, (name, path) in enumerate(real_ct_slices().items()):
+        held_out = name == held_out_real
+        for j, zoom in enumerate((1.0,) if held_out else REAL_ZOOMS):
+            label = name if zoom == 1.0 else f"{name}-zoom{zoom:g}"
+            sources.append(Source(label, "heldout" if held_out else "train", "real", 1000 + 10 * i + j,
+                                  real_degradations * (1 if not held_out else 2), str(path), zoom))
     for i in range(n_phantoms):
         family = "abdomen" if i % 3 else "head"
         split = "heldout" if i % 4 == 3 else "train"
@@ -58,9 +66,28 @@ def _source_image(source: Source, rng: np.random.Generator) -> tuple[np.ndarray,
         ref = scan([Path(source.path)]).series[0].slices[0]
         import pydicom  # pixel spacing is not part of SliceRef: read it here
 
-        spacing = pydicom.dcmread(source.path, stop_before_pixels=True).get("PixelSpacing", [0.7, 0.7])
-        return load_hu(ref), float(spacing[0]), False
+        spacing = float(pydicom.dcmread(source.path, stop_before_pixels=True).get("PixelSpacing", [0.7, 0.7])[0])
+        hu = load_hu(ref)
+        if source.zoom != 1.0:
+            hu, spacing = _zoom(hu, source.zoom), spacing / source.zoom
+        return hu, spacing, False
     return phantoms.PHANTOMS[source.kind](rng), phantoms.PIXEL_MM, True
+
+
+def _zoom(hu: np.ndarray, zoom: float) -> np.ndarray:
+    """Magnify (zoom > 1, centre crop) or shrink (zoom < 1, padded with air), same matrix size."""
+    from scipy.ndimage import zoom as resample
+
+    n = hu.shape[0]
+    scaled = resample(hu, zoom, order=1)
+    m = scaled.shape[0]
+    if m >= n:
+        start = (m - n) // 2
+        return scaled[start : start + n, start : start + n].astype(np.float32)
+    out = np.full_like(hu, -1000.0)
+    start = (n - m) // 2
+    out[start : start + m, start : start + m] = scaled
+    return out
 
 
 def build_source(source: Source) -> dict:
@@ -68,8 +95,11 @@ def build_source(source: Source) -> dict:
     hu, pixel_mm, is_phantom = _source_image(source, rng)
     sim = SliceSimulator(hu, pixel_mm)
     base = hu
-    if is_phantom:  # give the noise-free phantom the texture of a routine-dose scan first
-        base = hu + sim.delta_hu(Degradation(1.0), rng, increment=False)
+    if is_phantom:
+        # Give the noise-free phantom the texture of a routine-dose scan first; routine
+        # protocols differ, so its tube current varies between half and twice the reference.
+        native = Degradation(float(np.exp(rng.uniform(np.log(0.5), np.log(2.0)))))
+        base = hu + sim.delta_hu(native, rng, increment=False)
     images, labels, doses, views, sigmas = [], [], [], [], []
     for _ in range(source.n_degradations):
         degradation = sample_degradation(rng)

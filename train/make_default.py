@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import shutil
 import sys
 import time
 from dataclasses import asdict
@@ -103,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     export_onnx(model, config.model, LDCTIQAC, card, onnx_path)
     save_checkpoint(model, config, CHECKPOINTS / f"{config.model}.pt", card)
     (args.assets / f"{config.model}.card.json").write_text(json.dumps(card, indent=2) + "\n")
+    shutil.copyfile(args.run_dir / "log.csv", CHECKPOINTS / f"{config.model}.log.csv")
     print(json.dumps({"heldout": figures, "onnx_torch_max_abs_diff": parity}, indent=2))
     return 0
 

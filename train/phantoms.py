@@ -44,7 +44,35 @@ def abdomen(rng: np.random.Generator, size: int = 512) -> np.ndarray:
     for _ in range(rng.integers(2, 7)):
         centre = (cy + rng.uniform(-0.4, 0.2) * ay, c + rng.uniform(-0.3, 0.5) * ax)
         img[_ellipse(shape, centre, rng.uniform(5, 18, 2) * s, rng.uniform(0, np.pi))] = -950.0
+    for _ in range(rng.integers(3, 9)):  # bowel loops: real texture that is not noise
+        centre = (cy + rng.uniform(-0.5, 0.3) * ay, c + rng.uniform(-0.45, 0.55) * ax)
+        loop = _ellipse(shape, centre, rng.uniform(10, 28, 2) * s, rng.uniform(0, np.pi))
+        img[loop] = _bowel_content(rng, shape)[loop]
+    for _ in range(rng.integers(4, 12)):  # enhanced vessels
+        centre = (cy + rng.uniform(-0.6, 0.5) * ay, c + rng.uniform(-0.6, 0.6) * ax)
+        img[_ellipse(shape, centre, rng.uniform(2, 6, 2) * s)] = rng.uniform(120, 280)
+    _support(img, rng, cy + ay, ax, s)
     return _finish(img, rng)
+
+
+def _bowel_content(rng: np.random.Generator, shape) -> np.ndarray:
+    """Faeces and fluid with small gas bubbles: mottled texture at several scales."""
+    base = rng.uniform(-40, 40) + _texture(rng, shape, rng.uniform(1.0, 2.5), rng.uniform(15, 60))
+    bubbles = gaussian_filter(rng.standard_normal(shape).astype(np.float32), 1.2) > rng.uniform(0.35, 0.55)
+    return np.where(bubbles, -900.0, base).astype(np.float32)
+
+
+def _support(img: np.ndarray, rng: np.random.Generator, below: float, half_width: float, s: float) -> None:
+    """A patient table and, sometimes, a foam pad or cushion shell: common high-contrast edges."""
+    shape, c = img.shape, img.shape[1] / 2
+    # a shallow arc curving up at the sides: the bottom of a large ellipse centred above
+    centre = (below + 10 * s - 700 * s, c)
+    table = _ellipse(shape, centre, (700 * s, 900 * s)) & ~_ellipse(shape, centre, (693 * s, 893 * s))
+    table &= np.abs(np.arange(shape[1])[None, :] - c) < 1.3 * half_width
+    img[table & (img < -500)] = rng.uniform(150, 500)
+    if rng.random() < 0.5:
+        pad = _ellipse(shape, (below + 18 * s, c), (14 * s, 1.1 * half_width)) & (img < -500)
+        img[pad] = rng.uniform(-200, -80)
 
 
 def head(rng: np.random.Generator, size: int = 512) -> np.ndarray:
@@ -61,6 +89,11 @@ def head(rng: np.random.Generator, size: int = 512) -> np.ndarray:
     for _ in range(rng.integers(0, 3)):
         centre = (c + rng.uniform(-0.5, 0.5) * ay, c + rng.uniform(-0.5, 0.5) * ax)
         img[_ellipse(shape, centre, rng.uniform(6, 20, 2) * s)] = rng.uniform(45, 70)
+    if rng.random() < 0.6:  # sinuses or mastoid air cells near the skull
+        centre = (c - 0.7 * ay, c + rng.uniform(-0.2, 0.2) * ax)
+        cells = _ellipse(shape, centre, (18 * s, 30 * s))
+        img[cells] = _bowel_content(rng, shape)[cells]
+    _support(img, rng, c + ay, ax, s)
     return _finish(img, rng)
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
@@ -12,42 +11,32 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from ..backends import create_backend
-from ..dicom import ScanResult, Skip, scan
 from ..errors import TfktEdgeError
 from ..model_file import DEFAULT_MODEL
 from ..policy import AlertPolicy
 from ..report import document, print_table, to_csv, to_json
-from ..scoring import SeriesResult, score_series
+from ..scoring import ScoringRun, score_paths
 from .options import BackendOpt, BatchOpt, FormatOpt, MinRunOpt, ModelOpt, OutputFormat, OutputOpt, ThresholdOpt, WorkersOpt
 
 EXIT_PASS, EXIT_ALERT, EXIT_NOTHING = 0, 1, 2
 
 
-@dataclass
-class Run:
-    model: object
-    results: list[SeriesResult]
-    skipped: list[Skip]
-
-
 def run_scoring(paths: list[Path], model: Path | None, policy: AlertPolicy, batch_size: int, workers: int,
-                backend_name: str = "onnxruntime", console: Console | None = None) -> Run:
-    """Scan, score and judge; show progress on ``console`` when it is a terminal."""
+                backend_name: str = "onnxruntime", console: Console | None = None) -> ScoringRun:
+    """Open the backend and score ``paths``, with progress bars on ``console`` when it is a terminal."""
     backend = create_backend(backend_name, model or DEFAULT_MODEL)
     show = console is not None and console.is_terminal
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   console=console, transient=True, disable=not show) as progress:
         reading = progress.add_task("reading headers", total=None)
-        found: ScanResult = scan(paths, on_file=lambda _: progress.advance(reading))
-        progress.update(reading, visible=False)
-        task = progress.add_task("scoring slices", total=found.n_slices)
-        results, skipped = [], list(found.skipped)
-        for series in found.series:
-            result, bad = score_series(series, backend, policy, batch_size, workers, on_slice=lambda: progress.advance(task))
-            skipped.extend(bad)
-            if result.slices:
-                results.append(result)
-    return Run(backend.model, results, skipped)
+        scoring = progress.add_task("scoring slices", total=None, visible=False)
+
+        def scan_done(n_slices: int) -> None:
+            progress.update(reading, visible=False)
+            progress.update(scoring, total=n_slices, visible=True)
+
+        return score_paths(paths, backend, policy, batch_size, workers, on_file=lambda _: progress.advance(reading),
+                           on_scan_done=scan_done, on_slice=lambda: progress.advance(scoring))
 
 
 def score(

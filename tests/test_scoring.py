@@ -1,0 +1,40 @@
+"""The scoring pipeline: decode threads feeding batches, order kept, bad slices skipped."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tfkt_edge.backends import create_backend
+from tfkt_edge.dicom import reasons, scan
+from tfkt_edge.model_file import DEFAULT_MODEL
+from tfkt_edge.scoring import score_paths, score_series
+
+from .conftest import write_series
+
+
+@pytest.fixture(scope="module")
+def backend():
+    return create_backend("onnxruntime", DEFAULT_MODEL)
+
+
+@pytest.mark.parametrize("batch_size,workers", [(1, 1), (3, 2), (16, 4)])
+def test_scores_do_not_depend_on_batching_or_threads(real, tmp_path, backend, batch_size, workers):
+    write_series(real["explicit_le"], tmp_path, [float(i) for i in range(7)], list(range(1, 8)))
+    (series,) = scan([tmp_path]).series
+    result, skipped = score_series(series, backend, batch_size=batch_size, workers=workers)
+    assert not skipped
+    assert [s.ref.instance_number for s in result.slices] == list(range(1, 8))
+    reference, _ = score_series(series, backend, batch_size=7, workers=1)
+    np.testing.assert_allclose(result.scores, reference.scores, atol=1e-5)
+
+
+def test_a_corrupt_slice_is_skipped_and_the_rest_scored_in_order(real, tmp_path, backend):
+    paths = write_series(real["explicit_le"], tmp_path, [float(i) for i in range(5)], [1, 2, 3, 4, 5])
+    data = paths[2].read_bytes()
+    paths[2].write_bytes(data[: len(data) - 100_000])  # header intact, pixel data cut short
+    run = score_paths([tmp_path], backend, batch_size=2)
+    (result,) = run.results
+    assert [s.ref.instance_number for s in result.slices] == [1, 2, 4, 5]
+    (skip,) = run.skipped
+    assert skip.path == paths[2] and skip.reason.startswith(reasons.PIXELS_UNREADABLE.split("(")[0])
