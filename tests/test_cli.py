@@ -79,6 +79,11 @@ def test_bad_usage_exits_2():
     assert invoke("score", CLINICAL, "--format", "xml").exit_code == 2
 
 
+def test_unwritable_output_is_refused_before_scoring(tmp_path):
+    result = invoke("score", CLINICAL, "--format", "json", "--output", tmp_path / "no" / "such" / "x.json")
+    assert result.exit_code == 2 and "cannot write" in result.stderr
+
+
 def test_model_without_contract_is_refused(tmp_path):
     onnx = pytest.importorskip("onnx")
     from onnx import TensorProto, helper

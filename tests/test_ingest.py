@@ -152,6 +152,7 @@ def test_skip_reasons_for_malformed_corpus(real, tmp_path):
         real["rgb"]: reasons.NOT_CT.format(modality="OT"),
         modified(source, bad / "dose_screen.dcm", SOPClassUID=SecondaryCaptureImageStorage): reasons.SECONDARY_CAPTURE,
         modified(source, bad / "scout.dcm", ImageType=["ORIGINAL", "PRIMARY", "LOCALIZER"]): reasons.LOCALIZER,
+        modified(source, bad / "scout_one_value.dcm", ImageType="LOCALIZER"): reasons.LOCALIZER,
         modified(source, bad / "no_pixels.dcm", PixelData=None): reasons.NO_PIXELS,
         modified(source, bad / "rgb_ct.dcm", SamplesPerPixel=3, PhotometricInterpretation="RGB"):
             reasons.NOT_GREYSCALE.format(detail="RGB, 3 samples per pixel"),

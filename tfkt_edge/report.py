@@ -70,17 +70,23 @@ def to_csv(results: Sequence[SeriesResult], skipped: Sequence[Skip]) -> str:
 
 
 def print_table(console: Console, results: Sequence[SeriesResult], skipped: Sequence[Skip], threshold: float) -> None:
-    table = Table(title=f"tfkt-edge: CT image quality (0-4, alert threshold {threshold:.1f})", show_lines=True)
-    for column in ("series", "kernel", "slices", "median", "min", "verdict"):
-        table.add_column(column, justify="right" if column in ("slices", "median", "min") else "left")
-    for result in results:
+    """One row per series, then each series' verdict reason, then the skipped files."""
+    table = Table(title=f"tfkt-edge: CT image quality (0-4, higher is better; alert below {threshold:.1f})")
+    table.add_column("#", justify="right")
+    table.add_column("verdict")
+    table.add_column("series", overflow="fold")
+    table.add_column("kernel")
+    for column in ("slices", "median", "min"):
+        table.add_column(column, justify="right")
+    for number, result in enumerate(results, 1):
         scores = result.scores
         verdict = "[bold red]RESCAN ALERT[/]" if result.verdict.alert else "[green]pass[/]"
-        name = result.series.description or "(no description)"
-        table.add_row(f"{name}\n[dim]{result.series.series_instance_uid}[/]", result.series.kernel or "-",
-                      str(len(result.slices)), f"{np.median(scores):.2f}" if scores.size else "-",
-                      f"{scores.min():.2f}" if scores.size else "-", f"{verdict}\n[dim]{result.verdict.reason}[/]")
+        table.add_row(str(number), verdict, result.series.description or "(no description)", result.series.kernel or "-",
+                      str(len(result.slices)), f"{np.median(scores):.2f}", f"{scores.min():.2f}")
     console.print(table)
+    for number, result in enumerate(results, 1):
+        colour = "red" if result.verdict.alert else "green"
+        console.print(f"[{colour}]#{number}[/] {result.verdict.reason} [dim]({result.series.series_instance_uid})[/]", highlight=False)
     if skipped:
         console.print(f"[yellow]skipped {len(skipped)} file(s):[/]")
         for skip in skipped[:20]:

@@ -55,6 +55,9 @@ def score(
     Exit code 0: every series passes; 1: at least one rescan alert; 2: nothing scorable or bad usage.
     """
     err = Console(stderr=True)
+    if output is not None and (output.is_dir() or not output.parent.is_dir()):
+        err.print(f"[red]error:[/] cannot write {output}: not a file in an existing folder", highlight=False)
+        raise typer.Exit(EXIT_NOTHING)
     try:
         run = run_scoring(paths, model, AlertPolicy(threshold, min_run), batch_size, workers, backend, err)
     except TfktEdgeError as exc:
@@ -71,7 +74,11 @@ def score(
     if text is not None and output is None:
         typer.echo(text, nl=False)
     elif text is not None:
-        output.write_text(text)
+        try:
+            output.write_text(text)
+        except OSError as exc:
+            err.print(f"[red]error:[/] cannot write {output}: {exc.strerror}", highlight=False)
+            raise typer.Exit(EXIT_NOTHING) from None
     if not run.results:
         err.print(f"[red]error:[/] nothing scorable in {', '.join(map(str, paths))} ({len(run.skipped)} file(s) skipped)", highlight=False)
         raise typer.Exit(EXIT_NOTHING)

@@ -121,7 +121,7 @@ def _classify(ds: Dataset) -> str | None:
         return reasons.SECONDARY_CAPTURE
     if sop not in (CT_IMAGE, ENHANCED_CT_IMAGE):
         return reasons.UNSUPPORTED_SOP.format(sop=UID(sop).name if sop else "missing")
-    image_type = [str(v).strip().upper() for v in (ds.get("ImageType") or [])]
+    image_type = [v.strip().upper() for v in _text(ds.get("ImageType")).split("\\")]
     if "LOCALIZER" in image_type:
         return reasons.LOCALIZER
     if not any(tag in ds for tag in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
