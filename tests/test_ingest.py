@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
-from pydicom.uid import RLELossless, SecondaryCaptureImageStorage, generate_uid
+from pydicom.uid import RLELossless, SecondaryCaptureImageStorage
 
 from tfkt_edge.dicom import load_hu, reasons, scan
 from tfkt_edge.preprocess import LDCTIQAC, preprocess

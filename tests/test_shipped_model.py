@@ -34,7 +34,7 @@ def test_model_file_is_small_and_carries_contract_and_card(backend):
     assert "NOT radiologist scores" in card["labels"]
     for key in ("architecture", "training_data", "heldout_figures", "reproduce", "input"):
         assert card[key]
-    assert card["heldout_figures"]["overall"] > 2.0
+    assert card["heldout_figures"]["all"]["overall"] > 2.0
 
 
 def test_onnx_matches_torch_checkpoint_on_real_ct(real):

@@ -38,7 +38,7 @@ class Source:
 REAL_ZOOMS = (1.0, 0.8, 1.25)
 
 
-def default_sources(n_phantoms: int = 48, real_degradations: int = 40, phantom_degradations: int = 30, held_out_real: str = "abdomen-pancreas") -> list[Source]:
+def default_sources(n_phantoms: int = 48, real_degradations: int = 40, phantom_degradations: int = 30, held_out_real: str = "skull-base") -> list[Source]:
     """Real slices (each at three fields of view) and phantoms, split whole by source."""
     sources = []
     for i, (name, path) in enumerate(real_ct_slices().items()):
@@ -125,13 +125,14 @@ def build_corpus(out_dir: Path, sources: list[Source], workers: int = 2, progres
     (out_dir / "index.json").write_text(json.dumps(index, indent=1))
 
 
-def load_split(corpus_dir: Path, split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(images float16 N x S x S, labels N, source index N) for one split."""
+def load_split(corpus_dir: Path, split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """(images float16 N x S x S, labels N, source index N, source names) for one split."""
     index = json.loads((corpus_dir / "index.json").read_text())
+    names = [s["name"] for s in index if s["split"] == split]
     images, labels, groups = [], [], []
     for i, source in enumerate(s for s in index if s["split"] == split):
         with np.load(corpus_dir / f"{source['name']}.npz") as data:
             images.append(data["images"])
             labels.append(data["labels"])
             groups.append(np.full(len(data["labels"]), i))
-    return np.concatenate(images), np.concatenate(labels), np.concatenate(groups)
+    return np.concatenate(images), np.concatenate(labels), np.concatenate(groups), names
