@@ -39,6 +39,7 @@ def real() -> dict[str, Path]:
         "abdomen_j2k": store / "explicit_VR-UN.dcm",
         "enhanced_ct": store / "eCT_Supplemental.dcm",
         "ct_small": PYDICOM_FILES / "CT_small.dcm",
+        "skull_base_heldout": PYDICOM_FILES / "J2K_pixelrep_mismatch.dcm",  # never seen in training
         "mr": PYDICOM_FILES / "MR_small.dcm",
         "rgb": data_store_files() / "SC_rgb.dcm",
         "dicomdir": PYDICOM_FILES / "dicomdirtests" / "DICOMDIR",

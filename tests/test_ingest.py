@@ -99,17 +99,43 @@ def test_files_group_by_series_uid(real, tmp_path):
     assert sorted(len(s.slices) for s in result.series) == [2, 3]
 
 
-def test_dicomdir_given_by_name_reads_the_files_it_references(real):
+@pytest.fixture
+def media(real, tmp_path):
+    """A real DICOM file-set (DICOMDIR plus files in its own folder tree) of two CT slices."""
+    from pydicom.fileset import FileSet
+
+    write_series(real["explicit_le"], tmp_path / "src", [0.0, 5.0], [1, 2])
+    fileset = FileSet()
+    for path in sorted((tmp_path / "src").iterdir()):
+        ds = pydicom.dcmread(path)
+        # the anonymised test slice leaves blank what DICOMDIR records require
+        ds.StudyDate, ds.StudyTime = ds.get("StudyDate") or "20240101", ds.get("StudyTime") or "120000"
+        ds.StudyID, ds.PatientID = ds.get("StudyID") or "1", ds.get("PatientID") or "ANON"
+        ds.PatientName = ds.get("PatientName") or "ANON"
+        fileset.add(ds)
+    fileset.write(tmp_path / "media")
+    return tmp_path / "media" / "DICOMDIR"
+
+
+def test_dicomdir_given_by_name_reads_the_files_it_references(media):
+    result = scan([media])
+    (series,) = result.series
+    assert [s.instance_number for s in series.slices] == [1, 2]
+    assert all(media.parent in s.path.parents and s.path.name != "DICOMDIR" for s in series.slices)
+    assert not result.skipped
+
+
+def test_folder_with_dicomdir_skips_the_index_itself(media):
+    result = scan([media.parent])
+    assert result.n_slices == 2
+    assert [(k.path.name, k.reason) for k in result.skipped] == [("DICOMDIR", reasons.DICOMDIR)]
+
+
+def test_pydicom_dicomdir_set_is_followed_and_every_reference_accounted_for(real):
     result = scan([real["dicomdir"]])
-    referenced = {s.path.resolve() for series in result.series for s in series.slices}
-    assert referenced and all(PYDICOM_FILES / "dicomdirtests" in p.parents for p in referenced)
-    assert any(skip.reason == reasons.LOCALIZER for skip in result.skipped)
-
-
-def test_folder_with_dicomdir_skips_the_index_itself(real):
-    result = scan([real["dicomdir"].parent])
-    assert any(skip.path.name == "DICOMDIR" and skip.reason == reasons.DICOMDIR for skip in result.skipped)
-    assert result.n_slices > 0
+    read = [k for k in result.skipped]
+    assert len(read) > 10 and all(PYDICOM_FILES / "dicomdirtests" in k.path.parents for k in read)
+    assert {reasons.LOCALIZER} <= {k.reason for k in read}
 
 
 def skip_reason(path: Path) -> str:
@@ -154,6 +180,7 @@ def test_skip_reasons_for_malformed_corpus(real, tmp_path):
         modified(source, bad / "scout.dcm", ImageType=["ORIGINAL", "PRIMARY", "LOCALIZER"]): reasons.LOCALIZER,
         modified(source, bad / "scout_one_value.dcm", ImageType="LOCALIZER"): reasons.LOCALIZER,
         modified(source, bad / "no_pixels.dcm", PixelData=None): reasons.NO_PIXELS,
+        PYDICOM_FILES / "dicomdirtests" / "77654033" / "CT2" / "17106": reasons.TOO_SMALL.format(rows=16, columns=16, minimum=64),
         modified(source, bad / "rgb_ct.dcm", SamplesPerPixel=3, PhotometricInterpretation="RGB"):
             reasons.NOT_GREYSCALE.format(detail="RGB, 3 samples per pixel"),
         modified(source, bad / "rtimage.dcm", SOPClassUID="1.2.840.10008.5.1.4.1.1.481.1"):

@@ -81,7 +81,7 @@ def _card(config: TrainConfig, figures: dict, train_n: int, heldout_n: int, sour
         "heldout_figures": figures,
         "onnx_torch_max_abs_diff": parity,
         "reproduce": command,
-        "torch": torch.__version__,
+        "torch": str(torch.__version__),
         "limits": "Trained on simulated degradations of a handful of real slices; not validated against radiologist "
                   "reads. Fine-tune on LDCTIQAC 2023 for radiologist-aligned scores.",
     }

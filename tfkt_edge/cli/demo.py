@@ -22,7 +22,7 @@ def demo() -> None:
     """
     console = Console()
     console.print(f"[bold]tfkt-edge demo[/]: scoring the bundled examples in {EXAMPLES}\n"
-                  " clinical/  a real abdominal CT slice (from the pydicom-data test set)\n"
+                  " clinical/  a real abdominal CT slice (pydicom-data test set; one of the model's training sources)\n"
                   " degraded/  the same slice with simulated 5% dose and 90 views (noise and streaks)\n", highlight=False)
     try:
         run = run_scoring([EXAMPLES / "clinical", EXAMPLES / "degraded"], None, AlertPolicy(), 16, 2, console=console)

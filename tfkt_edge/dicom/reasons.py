@@ -7,6 +7,7 @@ SECONDARY_CAPTURE = "Secondary Capture (such as a dose report screen), not a rec
 UNSUPPORTED_SOP = "SOP class {sop} is not CT Image Storage or Enhanced CT Image Storage"
 LOCALIZER = "localizer/scout image"
 NO_PIXELS = "no pixel data"
+TOO_SMALL = "image too small to assess ({rows}x{columns}; at least {minimum}x{minimum} needed)"
 NOT_GREYSCALE = "not a greyscale image ({detail})"
 UNREADABLE = "unreadable DICOM file ({detail})"
 PIXELS_UNREADABLE = "pixel data could not be decoded ({detail})"

@@ -19,6 +19,8 @@ MEDIA_DIRECTORY = "1.2.840.10008.1.3.10"
 SECONDARY_CAPTURE_PREFIX = "1.2.840.10008.5.1.4.1.1.7"
 # Large elements (pixel data above all) are left on disk while headers are read.
 _DEFER = 4096
+# Below this a slice holds too little anatomy and noise texture to judge (CT is 256-1024).
+MIN_MATRIX = 64
 
 
 @dataclass(frozen=True)
@@ -126,6 +128,9 @@ def _classify(ds: Dataset) -> str | None:
         return reasons.LOCALIZER
     if not any(tag in ds for tag in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
         return reasons.NO_PIXELS
+    rows, columns = _int_or_none(ds.get("Rows")) or 0, _int_or_none(ds.get("Columns")) or 0
+    if min(rows, columns) < MIN_MATRIX:
+        return reasons.TOO_SMALL.format(rows=rows, columns=columns, minimum=MIN_MATRIX)
     samples = _int_or_none(ds.get("SamplesPerPixel")) or 1
     photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2"))
     if samples != 1 or not photometric.startswith("MONOCHROME"):
