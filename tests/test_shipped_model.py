@@ -60,7 +60,8 @@ def test_dose_ladder_of_a_real_held_out_slice_ranks_monotonically(real, backend)
     pytest.importorskip("skimage")
     from tfkt_edge.train.ctsim import Degradation, SliceSimulator
 
-    simulator = SliceSimulator(slice_hu(real["skull_base_heldout"]), pixel_mm=0.431)
+    ref = scan([real["skull_base_heldout"]]).series[0].slices[0]
+    simulator = SliceSimulator(load_hu(ref), pixel_mm=ref.pixel_spacing)
     doses = (1.0, 0.5, 0.25, 0.1, 0.05, 0.02)
     images = [preprocess(simulator.degrade(Degradation(d), np.random.default_rng(11))[0]) for d in doses]
     scores = backend.infer(np.stack(images)[:, None])

@@ -24,7 +24,9 @@ def test_label_mapping_is_documented_and_monotone():
 @pytest.fixture(scope="module")
 def simulator():
     path = data_store_files() / "explicit_VR-UN.dcm"
-    return SliceSimulator(load_hu(scan([path]).series[0].slices[0]), pixel_mm=0.86)
+    ref = scan([path]).series[0].slices[0]
+    assert ref.pixel_spacing == 0.859375
+    return SliceSimulator(load_hu(ref), pixel_mm=ref.pixel_spacing)
 
 
 def test_noise_grows_as_dose_falls_and_views_thin(simulator):

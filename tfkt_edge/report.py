@@ -71,6 +71,17 @@ def to_csv(results: Sequence[SeriesResult], skipped: Sequence[Skip]) -> str:
 
 def print_table(console: Console, results: Sequence[SeriesResult], skipped: Sequence[Skip], threshold: float) -> None:
     """One row per series, then each series' verdict reason, then the skipped files."""
+    if results:
+        _print_series(console, results, threshold)
+    if skipped:
+        console.print(f"[yellow]skipped {len(skipped)} file(s):[/]")
+        for skip in skipped[:20]:
+            console.print(f"  [dim]{skip.path}[/]: {skip.reason}", highlight=False, soft_wrap=True)
+        if len(skipped) > 20:
+            console.print(f"  ... and {len(skipped) - 20} more (use --format json for the full list)")
+
+
+def _print_series(console: Console, results: Sequence[SeriesResult], threshold: float) -> None:
     table = Table(title=f"tfkt-edge: CT image quality (0-4, higher is better; alert below {threshold:.1f})")
     table.add_column("#", justify="right")
     table.add_column("verdict")
@@ -87,9 +98,3 @@ def print_table(console: Console, results: Sequence[SeriesResult], skipped: Sequ
     for number, result in enumerate(results, 1):
         colour = "red" if result.verdict.alert else "green"
         console.print(f"[{colour}]#{number}[/] {result.verdict.reason} [dim]({result.series.series_instance_uid})[/]", highlight=False)
-    if skipped:
-        console.print(f"[yellow]skipped {len(skipped)} file(s):[/]")
-        for skip in skipped[:20]:
-            console.print(f"  [dim]{skip.path}[/]: {skip.reason}", highlight=False, soft_wrap=True)
-        if len(skipped) > 20:
-            console.print(f"  ... and {len(skipped) - 20} more (use --format json for the full list)")

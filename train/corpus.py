@@ -64,10 +64,7 @@ def _source_image(source: Source, rng: np.random.Generator) -> tuple[np.ndarray,
     """(HU image, pixel size mm, is_phantom)."""
     if source.kind == "real":
         ref = scan([Path(source.path)]).series[0].slices[0]
-        import pydicom  # pixel spacing is not part of SliceRef: read it here
-
-        spacing = float(pydicom.dcmread(source.path, stop_before_pixels=True).get("PixelSpacing", [0.7, 0.7])[0])
-        hu = load_hu(ref)
+        hu, spacing = load_hu(ref), ref.pixel_spacing or phantoms.PIXEL_MM
         if source.zoom != 1.0:
             hu, spacing = _zoom(hu, source.zoom), spacing / source.zoom
         return hu, spacing, False

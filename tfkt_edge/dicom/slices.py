@@ -40,6 +40,7 @@ class SliceRef:
     rows: int
     columns: int
     kernel: str
+    pixel_spacing: float | None  # row spacing, mm
 
 
 @dataclass(frozen=True)
@@ -138,12 +139,20 @@ def _classify(ds: Dataset) -> str | None:
     return None
 
 
+def _spacing(value) -> float | None:
+    try:
+        return float(value[0]) if value else None
+    except (TypeError, ValueError, IndexError):
+        return None
+
+
 def _single_frame(path: Path, ds: Dataset, common: dict) -> list[SliceRef]:
     normal = _normal(ds.get("ImageOrientationPatient"))
     return [
         SliceRef(
             path=path,
             frame=None,
+            pixel_spacing=_spacing(ds.get("PixelSpacing")),
             position=_project(ds.get("ImagePositionPatient"), normal),
             slope=float(ds.get("RescaleSlope", 1.0) or 1.0),
             intercept=float(ds.get("RescaleIntercept", 0.0) or 0.0),
@@ -174,6 +183,7 @@ def _enhanced_frames(path: Path, ds: Dataset, common: dict) -> list[SliceRef]:
                 path=path,
                 frame=index,
                 position=_project(lookup("PlanePositionSequence", "ImagePositionPatient"), normal),
+                pixel_spacing=_spacing(lookup("PixelMeasuresSequence", "PixelSpacing")),
                 slope=float(lookup("PixelValueTransformationSequence", "RescaleSlope", 1.0) or 1.0),
                 intercept=float(lookup("PixelValueTransformationSequence", "RescaleIntercept", 0.0) or 0.0),
                 **common,
