@@ -46,7 +46,7 @@ def default_sources(n_phantoms: int = 48, real_degradations: int = 40, phantom_d
         for j, zoom in enumerate((1.0,) if held_out else REAL_ZOOMS):
             label = name if zoom == 1.0 else f"{name}-zoom{zoom:g}"
             sources.append(Source(label, "heldout" if held_out else "train", "real", 1000 + 10 * i + j,
-                                  real_degradations * (1 if not held_out else 2), str(path), zoom))
+                                  2 * real_degradations if held_out else real_degradations, str(path), zoom))
     for i in range(n_phantoms):
         family = "abdomen" if i % 3 else "head"
         split = "heldout" if i % 4 == 3 else "train"
@@ -124,12 +124,11 @@ def build_corpus(out_dir: Path, sources: list[Source], workers: int = 2, progres
 
 def load_split(corpus_dir: Path, split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
     """(images float16 N x S x S, labels N, source index N, source names) for one split."""
-    index = json.loads((corpus_dir / "index.json").read_text())
-    names = [s["name"] for s in index if s["split"] == split]
+    members = [s for s in json.loads((corpus_dir / "index.json").read_text()) if s["split"] == split]
     images, labels, groups = [], [], []
-    for i, source in enumerate(s for s in index if s["split"] == split):
+    for i, source in enumerate(members):
         with np.load(corpus_dir / f"{source['name']}.npz") as data:
             images.append(data["images"])
             labels.append(data["labels"])
             groups.append(np.full(len(data["labels"]), i))
-    return np.concatenate(images), np.concatenate(labels), np.concatenate(groups), names
+    return np.concatenate(images), np.concatenate(labels), np.concatenate(groups), [s["name"] for s in members]
