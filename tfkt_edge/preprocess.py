@@ -88,8 +88,15 @@ def preprocess(hu: np.ndarray, contract: PreprocessContract = LDCTIQAC) -> np.nd
         raise ValueError(f"expected a 2-D slice, got shape {hu.shape}")
     scaled = (np.asarray(hu, dtype=np.float32) - contract.hu_min) / (contract.hu_max - contract.hu_min)
     np.clip(scaled, 0.0, 1.0, out=scaled)
-    if scaled.shape != (contract.size, contract.size):
-        square = _pad_square(scaled, 0.0)
+    return fit_to_size(scaled, contract)
+
+
+def fit_to_size(image: np.ndarray, contract: PreprocessContract = LDCTIQAC) -> np.ndarray:
+    """Apply the contract's resize rule to an image already in [0, 1] (the windowed slice, or a
+    grey natural photograph during pre-training) and return it as contiguous float32."""
+    image = np.asarray(image, dtype=np.float32)
+    if image.shape != (contract.size, contract.size):
+        square = _pad_square(image, 0.0)
         matrix = _resample_matrix(square.shape[0], contract.size)
-        scaled = matrix @ square @ matrix.T
-    return np.ascontiguousarray(scaled, dtype=np.float32)
+        image = matrix @ square @ matrix.T
+    return np.ascontiguousarray(image, dtype=np.float32)
