@@ -105,9 +105,10 @@ def color_quantization(image, level, rng):
 
 
 def color_saturation(image, level, rng):
+    # In HSV, as KADID does: scale saturation, keep value (the largest channel), so luminance changes too.
     factor = _level((0.7, 0.5, 0.3, 0.15, 0.0), level)
-    grey = _grey(image)[..., None]
-    return grey + factor * (image - grey)
+    value = image.max(axis=-1, keepdims=True)
+    return value - factor * (value - image)
 
 
 def _codec(image, fmt: str, **options) -> np.ndarray:
@@ -198,9 +199,7 @@ def pixelate(image, level, rng):
 
 def quantization(image, level, rng):
     levels = _level((16, 10, 7, 5, 3), level)
-    grey = _grey(image)
-    edges = np.quantile(grey, np.linspace(0, 1, levels + 1)[1:-1])
-    steps = np.digitize(grey, edges) / (levels - 1)
+    steps = np.round(np.clip(_grey(image), 0, 1) * (levels - 1)) / (levels - 1)
     return np.repeat(steps[..., None], 3, axis=-1)
 
 

@@ -7,13 +7,19 @@ import warnings
 
 import typer
 
+from . import train
 from .demo import demo
+from .evaluate import evaluate
+from .models import models
 from .score import score
 
 app = typer.Typer(name="tfkt-edge", help="Reference-free CT image quality at the scanner: score slices 0-4, alert on non-diagnostic series.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 app.command()(score)
 app.command()(demo)
+app.command()(evaluate)
+app.command()(models)
+app.add_typer(train.app, name="train")
 
 
 def main() -> None:

@@ -1,0 +1,64 @@
+"""Evaluate a model on a labelled folder in the LDCTIQAC layout: the challenge metric,
+a predicted-vs-label scatter plot and per-image predictions."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .backends.base import Backend
+from .ldctiqac import LabelledFolder, model_input
+from .metrics import correlation_report
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    folder: LabelledFolder
+    model: str
+    names: list[str]
+    labels: np.ndarray
+    predictions: np.ndarray
+
+    @property
+    def figures(self) -> dict:
+        return correlation_report(self.predictions, self.labels)
+
+    def document(self) -> dict:
+        return {"model": self.model, "data": str(self.folder.root), "labels_file": self.folder.labels_file.name,
+                "figures": {k: (round(v, 6) if isinstance(v, float) else v) for k, v in self.figures.items()},
+                "predictions": [{"image": n, "label": float(y), "prediction": round(float(p), 6)}
+                                for n, y, p in zip(self.names, self.labels, self.predictions)]}
+
+
+def evaluate(folder: LabelledFolder, backend: Backend, batch_size: int = 16,
+             on_image: Callable[[], None] | None = None) -> Evaluation:
+    """Score every labelled image with ``backend`` through the shared preprocessing."""
+    limit = backend.max_batch()
+    batch_size = min(batch_size, limit) if limit else batch_size
+    names, paths = list(folder.labels), folder.paths
+    predictions = []
+    for start in range(0, len(paths), batch_size):
+        batch = np.stack([model_input(p, backend.model.contract) for p in paths[start : start + batch_size]])
+        predictions.append(backend.infer(batch[:, None]))
+        if on_image is not None:
+            for _ in range(len(batch)):
+                on_image()
+    return Evaluation(folder, backend.model.name, names, np.array([folder.labels[n] for n in names], np.float32),
+                      np.concatenate(predictions).astype(np.float32))
+
+
+def write_evaluation(result: Evaluation, out_dir: Path) -> tuple[Path, Path]:
+    """predictions.json and scatter.png in ``out_dir``."""
+    from .plots import scatter
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    json_path = out_dir / "predictions.json"
+    json_path.write_text(json.dumps(result.document(), indent=1) + "\n")
+    f = result.figures
+    title = (f"{result.model} on {result.folder.root.name} (n={f['n']})\nPLCC {f['plcc']:.3f}  SROCC {f['srocc']:.3f}  "
+             f"KROCC {f['krocc']:.3f}  overall {f['overall']:.3f}")
+    return json_path, scatter(result.predictions, result.labels, out_dir / "scatter.png", title)
