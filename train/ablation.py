@@ -63,8 +63,8 @@ def main(argv: list[str] | None = None) -> int:
         pretrained[selection] = run_arm(f"pretrain-{selection}", config, nat_train, nat_val, args.out)
         seen[selection] = {"pretrain_images": len(nat_train), "pretrain_epochs": epochs, "pretrain_images_seen": epochs * len(nat_train)}
 
-    arms = {"scratch": ("scratch", ""), "transfer/all": ("transfer", pretrained["all"]),
-            "transfer/task-focused": ("transfer", pretrained["task-focused"])}
+    arms = {"transfer/task-focused": ("transfer", pretrained["task-focused"]), "scratch": ("scratch", ""),
+            "transfer/all": ("transfer", pretrained["all"])}
     results = {}
     for arm, (mode, init) in arms.items():
         config = TrainConfig(stage="finetune", model=args.model, dataset="ctsim", mode=mode, init=str(init),

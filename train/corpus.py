@@ -120,15 +120,3 @@ def build_corpus(out_dir: Path, sources: list[Source], workers: int = 2, progres
                 progress(source)
     index = [dict(source.__dict__) for source in sources]
     (out_dir / "index.json").write_text(json.dumps(index, indent=1))
-
-
-def load_split(corpus_dir: Path, split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
-    """(images float16 N x S x S, labels N, source index N, source names) for one split."""
-    members = [s for s in json.loads((corpus_dir / "index.json").read_text()) if s["split"] == split]
-    images, labels, groups = [], [], []
-    for i, source in enumerate(members):
-        with np.load(corpus_dir / f"{source['name']}.npz") as data:
-            images.append(data["images"])
-            labels.append(data["labels"])
-            groups.append(np.full(len(data["labels"]), i))
-    return np.concatenate(images), np.concatenate(labels), np.concatenate(groups), [s["name"] for s in members]

@@ -58,7 +58,7 @@ class ImageSet:
         """(train, validation): whole groups go to validation, so no reference is shared."""
         names = sorted(set(self.groups))
         rng = np.random.default_rng(seed)
-        n_val = max(1, round(fraction * len(names))) if len(names) > 1 else 0
+        n_val = max(1, round(fraction * len(names))) if fraction > 0 and len(names) > 1 else 0
         val_groups = set(rng.permutation(names)[:n_val].tolist())
         is_val = np.array([g in val_groups for g in self.groups], dtype=bool)
         return self.subset(np.flatnonzero(~is_val)), self.subset(np.flatnonzero(is_val))
