@@ -121,3 +121,14 @@ def test_runtime_scores_without_torch(tmp_path):
     assert done.returncode == 1, done.stderr
     assert json.loads(done.stdout)["series"][0]["alert"] is True
     assert "torch" not in done.stderr
+
+
+def test_training_commands_without_torch_name_the_extra():
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['torch'] = None\n"
+            "sys.argv = ['tfkt-edge', 'models']\n"
+            "from tfkt_edge.cli.main import main; main()")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "tfkt-edge[train]" in done.stderr and "Traceback" not in done.stderr

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
-
 import typer
 from rich.console import Console
 
 
 def require_training_extra() -> None:
     """Exit 2 with a clear message when torch (the [train] extra) is not installed."""
-    if importlib.util.find_spec("torch") is None:
-        Console(stderr=True).print("[red]error:[/] this command needs torch: pip install 'tfkt-edge[train]' "
-                                   "(see the README for the CPU-only wheel)", highlight=False)
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        Console(stderr=True).print("[red]error:[/] this command needs torch: pip install 'tfkt-edge\\[train]' "
+                                   "(see the README for the CPU-only wheel)", highlight=False, soft_wrap=True)
         raise typer.Exit(2)
