@@ -1,6 +1,7 @@
 """The knowledge-transfer ablation on held-out CT, from real runs.
 
     python -m tfkt_edge.train.ablation --pretrain-epochs 4 --finetune-epochs 10
+    python -m tfkt_edge.train.ablation --pretrain-epochs 16 --finetune-epochs 10 --tag p16
 
 Arms (same model, same fine-tuning schedule, same seed):
 
@@ -12,7 +13,10 @@ The two pre-training arms get about the same number of training images seen
 (task-focused runs more epochs over its smaller set), so selection, not compute,
 is what differs. Figures are on the held-out split of the built-in CT corpus (by
 source slice: no anatomy shared with training), after the last epoch. Each arm's
-run directory is kept; an arm whose model.pt exists is not rerun.
+run directory is kept; an arm whose model.pt exists is not rerun. ``--tag`` names a
+round (for example a longer pre-training): the pre-training and transfer arms get it as
+a suffix, the scratch arm (which does not depend on pre-training) is shared, and the
+results of every round accumulate in one JSON file.
 """
 
 from __future__ import annotations
@@ -50,8 +54,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("runs/ablation"))
     parser.add_argument("--results", type=Path, default=Path("docs/ablation.json"))
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--tag", default="", help="round name, appended to the pre-training and transfer arms")
     args = parser.parse_args(argv)
+    suffix = f"-{args.tag}" if args.tag else ""
 
+    command = "python -m tfkt_edge.train.ablation " + " ".join(argv if argv is not None else sys.argv[1:])
     ct_train, ct_heldout = ctsim_split(Path("data/ctsim"), "train"), ctsim_split(Path("data/ctsim"), "heldout")
     pretrained, seen = {}, {}
     n_focused = len(pretrain_sets(TrainConfig(stage="pretrain", dataset="skimage", selection="task-focused"))[0])
@@ -60,11 +67,11 @@ def main(argv: list[str] | None = None) -> int:
         nat_train, nat_val = pretrain_sets(config)
         epochs = args.pretrain_epochs if selection == "task-focused" else max(1, math.floor(args.pretrain_epochs * n_focused / len(nat_train) + 0.5))
         config = TrainConfig(**{**config.__dict__, "epochs": epochs})
-        pretrained[selection] = run_arm(f"pretrain-{selection}", config, nat_train, nat_val, args.out)
+        pretrained[selection] = run_arm(f"pretrain-{selection}{suffix}", config, nat_train, nat_val, args.out)
         seen[selection] = {"pretrain_images": len(nat_train), "pretrain_epochs": epochs, "pretrain_images_seen": epochs * len(nat_train)}
 
-    arms = {"transfer/task-focused": ("transfer", pretrained["task-focused"]), "scratch": ("scratch", ""),
-            "transfer/all": ("transfer", pretrained["all"])}
+    arms = {f"transfer/task-focused{suffix}": ("transfer", pretrained["task-focused"]), "scratch": ("scratch", ""),
+            f"transfer/all{suffix}": ("transfer", pretrained["all"])}
     results = {}
     for arm, (mode, init) in arms.items():
         config = TrainConfig(stage="finetune", model=args.model, dataset="ctsim", mode=mode, init=str(init),
@@ -79,13 +86,14 @@ def main(argv: list[str] | None = None) -> int:
         results[arm] = {**{k: round(v, 4) for k, v in figures.items() if k != "n"}, "n": figures["n"],
                         "finetune_epochs": args.finetune_epochs, "finetune_seconds": round(sum(r["seconds"] for r in log)),
                         "first_epoch_overall": round(log[0].get("overall", float("nan")), 4),
-                        **(seen[arm.split("/")[1]] if "/" in arm else {}), "run_dir": str(model_path.parent)}
+                        **(seen[arm.split("/")[1].removesuffix(suffix)] if "/" in arm else {}),
+                        "command": command, "run_dir": str(model_path.parent)}
         print(arm, json.dumps(results[arm]), f"({time.perf_counter() - started:.0f} s)", flush=True)
     args.results.parent.mkdir(parents=True, exist_ok=True)
+    previous = json.loads(args.results.read_text())["arms"] if args.results.exists() else {}
     args.results.write_text(json.dumps({"model": args.model, "seed": args.seed, "heldout_images": len(ct_heldout),
                                         "heldout_sources": sorted(set(ct_heldout.groups)),
-                                        "command": "python -m tfkt_edge.train.ablation " + " ".join(argv if argv is not None else sys.argv[1:]),
-                                        "arms": results}, indent=2) + "\n")
+                                        "arms": {**previous, **results}}, indent=2) + "\n")
     return 0
 
 

@@ -118,18 +118,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=Path, default=Path("runs/ablation"))
     parser.add_argument("--assets", type=Path, default=ASSETS)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--tag", default="", help="the ablation round whose run directories to use or create")
     args = parser.parse_args(argv)
+    suffix = f"-{args.tag}" if args.tag else ""
     command = "python -m tfkt_edge.train.make_default " + " ".join(argv if argv is not None else sys.argv[1:])
 
     pretrain = TrainConfig(stage="pretrain", model=args.model, dataset="skimage", selection="task-focused",
                            epochs=args.pretrain_epochs, seed=args.seed)
     nat_train, nat_val = pretrain_sets(pretrain, progress=lambda name: print(f"  built {name}", flush=True))
-    pretrained = run_arm("pretrain-task-focused", pretrain, nat_train, nat_val, args.runs)
+    pretrained = run_arm(f"pretrain-task-focused{suffix}", pretrain, nat_train, nat_val, args.runs)
     finetune = TrainConfig(stage="finetune", model=args.model, dataset="ctsim", mode="transfer", init=str(pretrained),
                            epochs=args.finetune_epochs, seed=args.seed)
     ct_train = ctsim_split(Path("data/ctsim"), "train", progress=lambda name: print(f"  built {name}", flush=True))
     heldout = ctsim_split(Path("data/ctsim"), "heldout")
-    model_path = run_arm("finetune-transfer-task-focused", finetune, ct_train, heldout, args.runs)
+    model_path = run_arm(f"finetune-transfer-task-focused{suffix}", finetune, ct_train, heldout, args.runs)
 
     model, _ = load_checkpoint(model_path)
     predictions = predict(model, heldout)

@@ -54,6 +54,7 @@ class TrainConfig:
     batch_size: int = 8
     lr: float = 2e-3
     weight_decay: float = 1e-4
+    grad_clip: float = 0.0  # max gradient norm; 0 = off
     val_fraction: float = 0.1
     seed: int = 0
     threads: int = 2
@@ -128,7 +129,9 @@ def _train_mode(model: nn.Module, config: TrainConfig) -> None:
 
 def _check_resumable(run_dir: Path, config: TrainConfig) -> None:
     saved = json.loads((run_dir / "config.json").read_text())["config"]
-    changed = [f.name for f in fields(config) if f.name not in RESUMABLE_CHANGES and saved.get(f.name) != getattr(config, f.name)]
+    # A setting the saved run predates counts as its default, which is what that run used.
+    changed = [f.name for f in fields(config)
+               if f.name not in RESUMABLE_CHANGES and saved.get(f.name, f.default) != getattr(config, f.name)]
     if changed:
         raise InputError(f"{run_dir} was started with different settings ({', '.join(changed)}); "
                          "resume with the same settings or start a new --run-dir")
@@ -194,6 +197,8 @@ def train(config: TrainConfig, train_set: ImageSet, val_set: ImageSet | None, ru
             loss = loss_fn(model(batch), torch.from_numpy(train_set.labels[positions]), config.rank_weight)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
+            if config.grad_clip > 0:
+                nn.utils.clip_grad_norm_(trainable, config.grad_clip)
             optimiser.step()
             schedule.step()
             total += loss.item() * len(positions)
