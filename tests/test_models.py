@@ -46,3 +46,18 @@ def test_export_writes_contract_and_checks_parity(tmp_path):
     assert max_score_difference(model, path, images) < 1e-4
     backend = create_backend("onnxruntime", path)
     assert backend.model.contract == LDCTIQAC and backend.infer(images[:, None]).shape == (3,)
+
+
+def test_reference_is_the_published_tfkt_v2_layout():
+    """EfficientNetV2-L (1-channel stem, 79 blocks, 1280 out) -> Linear(1280, 4096) as 1x64x64 -> SwinV2-B -> Linear(1024, 1)."""
+    from tfkt_edge.train.models import PooledLinearBridge, SwinV2Block
+
+    with torch.device("meta"):
+        model = create_model("tfkt_v2")
+    assert model.cnn.stem[0].in_channels == 1 and len(model.cnn.blocks) == 79 and model.cnn.out_channels == 1280
+    assert isinstance(model.bridge, PooledLinearBridge) and tuple(model.bridge.fc.weight.shape) == (4096, 1280)
+    assert model.transformer.patch_embed.proj.in_channels == 1 and model.transformer.patch_embed.proj.kernel_size == (4, 4)
+    blocks = [m for m in model.transformer.layers if isinstance(m, SwinV2Block)]
+    assert [b.attn.heads for b in blocks] == [4] * 2 + [8] * 2 + [16] * 18 + [32] * 2
+    assert tuple(model.head.weight.shape) == (1, 1024)
+    assert 205e6 < sum(p.numel() for p in model.parameters()) < 213e6

@@ -46,6 +46,17 @@ def run_arm(name: str, config: TrainConfig, train_set, val_set, out: Path) -> Pa
     return run_dir / "model.pt"
 
 
+def markdown_table(arms: dict) -> str:
+    """The results as a Markdown table, one row per arm."""
+    lines = ["| arm | pre-training images seen | PLCC | SROCC | KROCC | overall | first-epoch overall | fine-tune s |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for name, r in arms.items():
+        seen = f"{r['pretrain_images_seen']} ({r['pretrain_images']} x {r['pretrain_epochs']})" if "pretrain_images" in r else "-"
+        lines.append(f"| {name} | {seen} | {r['plcc']:.3f} | {r['srocc']:.3f} | {r['krocc']:.3f} | **{r['overall']:.3f}** | "
+                     f"{r['first_epoch_overall']:.3f} | {r['finetune_seconds']} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="tfkt_edge_s")
@@ -94,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     args.results.write_text(json.dumps({"model": args.model, "seed": args.seed, "heldout_images": len(ct_heldout),
                                         "heldout_sources": sorted(set(ct_heldout.groups)),
                                         "arms": {**previous, **results}}, indent=2) + "\n")
+    print(markdown_table({**previous, **results}))
     return 0
 
 
