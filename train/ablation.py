@@ -1,7 +1,6 @@
 """The knowledge-transfer ablation on held-out CT, from real runs.
 
-    python -m tfkt_edge.train.ablation --pretrain-epochs 4 --finetune-epochs 10
-    python -m tfkt_edge.train.ablation --pretrain-epochs 16 --finetune-epochs 10 --tag p16
+    python -m tfkt_edge.train.ablation --pretrain-epochs 12 --finetune-epochs 10
 
 Arms (same model, same fine-tuning schedule, same seed):
 
@@ -60,7 +59,7 @@ def markdown_table(arms: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="tfkt_edge_s")
-    parser.add_argument("--pretrain-epochs", type=int, default=4)
+    parser.add_argument("--pretrain-epochs", type=int, default=12)
     parser.add_argument("--finetune-epochs", type=int, default=10)
     parser.add_argument("--out", type=Path, default=Path("runs/ablation"))
     parser.add_argument("--results", type=Path, default=Path("docs/ablation.json"))

@@ -113,7 +113,7 @@ def _card(pretrain: TrainConfig, finetune: TrainConfig, figures: dict, sizes: di
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="tfkt_edge_s")
-    parser.add_argument("--pretrain-epochs", type=int, default=4)
+    parser.add_argument("--pretrain-epochs", type=int, default=12)
     parser.add_argument("--finetune-epochs", type=int, default=10)
     parser.add_argument("--runs", type=Path, default=Path("runs/ablation"))
     parser.add_argument("--assets", type=Path, default=ASSETS)

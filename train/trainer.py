@@ -52,7 +52,7 @@ class TrainConfig:
     rank_weight: float = 1.0
     epochs: int = 10
     batch_size: int = 8
-    lr: float = 2e-3
+    lr: float = 5e-4
     weight_decay: float = 1e-4
     grad_clip: float = 0.0  # max gradient norm; 0 = off
     val_fraction: float = 0.1
