@@ -71,3 +71,11 @@ def test_ldctiqac_errors_name_the_problem(tmp_path):
     (tmp_path / "train.json").write_text('{"0000.tif": 7}')
     with pytest.raises(InputError, match="not a number in 0..4"):
         find_labelled_folder(tmp_path)
+
+
+def test_unreadable_image_is_named(tmp_path):
+    root = iqa_fixtures.kadid10k(tmp_path / "k")
+    (root / "images" / "I01_01_01.png").write_bytes(b"not a png")
+    images = NATURAL_LOADERS["kadid10k"](root)
+    with pytest.raises(InputError, match="I01_01_01.png: not a readable image"):
+        images.images([0])

@@ -1,12 +1,14 @@
 """The knowledge-transfer ablation on held-out CT, from real runs.
 
-    python -m tfkt_edge.train.ablation --pretrain-epochs 12 --finetune-epochs 10
+    python -m tfkt_edge.train.ablation --pretrain-epochs 12 --finetune-epochs 10 [--extra]
 
 Arms (same model, same fine-tuning schedule, same seed):
 
 - scratch: fine-tune on the CT corpus from random weights;
 - transfer/all: pre-train on the offline natural-image corpus with every distortion type, then fine-tune;
-- transfer/task-focused: pre-train on the CT-like distortion types only, then fine-tune.
+- transfer/task-focused: pre-train on the CT-like distortion types only, then fine-tune;
+- with --extra: frozen/task-focused (the pre-trained CNN kept fixed) and
+  transfer/task-focused+rank (MSE plus the pairwise ranking loss).
 
 The two pre-training arms get about the same number of training images seen
 (task-focused runs more epochs over its smaller set), so selection, not compute,
@@ -64,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("runs/ablation"))
     parser.add_argument("--results", type=Path, default=Path("docs/ablation.json"))
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--extra", action="store_true", help="also a frozen-backbone arm and an MSE+ranking-loss arm")
     parser.add_argument("--tag", default="", help="round name, appended to the pre-training and transfer arms")
     args = parser.parse_args(argv)
     suffix = f"-{args.tag}" if args.tag else ""
@@ -80,12 +83,16 @@ def main(argv: list[str] | None = None) -> int:
         pretrained[selection] = run_arm(f"pretrain-{selection}{suffix}", config, nat_train, nat_val, args.out)
         seen[selection] = {"pretrain_images": len(nat_train), "pretrain_epochs": epochs, "pretrain_images_seen": epochs * len(nat_train)}
 
-    arms = {f"transfer/task-focused{suffix}": ("transfer", pretrained["task-focused"]), "scratch": ("scratch", ""),
-            f"transfer/all{suffix}": ("transfer", pretrained["all"])}
+    # arm -> (mode, pre-training selection or None, loss)
+    arms = {f"transfer/task-focused{suffix}": ("transfer", "task-focused", "mse"), "scratch": ("scratch", None, "mse"),
+            f"transfer/all{suffix}": ("transfer", "all", "mse")}
+    if args.extra:
+        arms |= {f"frozen/task-focused{suffix}": ("frozen", "task-focused", "mse"),
+                 f"transfer/task-focused+rank{suffix}": ("transfer", "task-focused", "mse+rank")}
     results = {}
-    for arm, (mode, init) in arms.items():
-        config = TrainConfig(stage="finetune", model=args.model, dataset="ctsim", mode=mode, init=str(init),
-                             epochs=args.finetune_epochs, seed=args.seed)
+    for arm, (mode, selection, loss) in arms.items():
+        config = TrainConfig(stage="finetune", model=args.model, dataset="ctsim", mode=mode, loss=loss,
+                             init=str(pretrained[selection]) if selection else "", epochs=args.finetune_epochs, seed=args.seed)
         started = time.perf_counter()
         model_path = run_arm("finetune-" + arm.replace("/", "-"), config, ct_train, ct_heldout, args.out)
         from .trainer import load_checkpoint
@@ -94,9 +101,10 @@ def main(argv: list[str] | None = None) -> int:
         figures = correlation_report(predict(model, ct_heldout), ct_heldout.labels)
         log = read_log(model_path.parent / "log.csv")
         results[arm] = {**{k: round(v, 4) for k, v in figures.items() if k != "n"}, "n": figures["n"],
+                        "mode": mode, "loss": loss,
                         "finetune_epochs": args.finetune_epochs, "finetune_seconds": round(sum(r["seconds"] for r in log)),
                         "first_epoch_overall": round(log[0].get("overall", float("nan")), 4),
-                        **(seen[arm.split("/")[1].removesuffix(suffix)] if "/" in arm else {}),
+                        **(seen[selection] if selection else {}),
                         "command": command, "run_dir": str(model_path.parent)}
         print(arm, json.dumps(results[arm]), f"({time.perf_counter() - started:.0f} s)", flush=True)
     args.results.parent.mkdir(parents=True, exist_ok=True)

@@ -55,10 +55,13 @@ def _require(path: Path, dataset: str) -> Path:
 
 def read_natural(path: Path) -> np.ndarray:
     """Any RGB/grey photograph -> 512x512 grey float32 model input."""
-    from PIL import Image
+    from PIL import Image, UnidentifiedImageError
 
-    with Image.open(path) as image:
-        rgb = np.asarray(image.convert("RGB"), dtype=np.float64) / 255.0
+    try:
+        with Image.open(path) as image:
+            rgb = np.asarray(image.convert("RGB"), dtype=np.float64) / 255.0
+    except (OSError, UnidentifiedImageError) as exc:
+        raise InputError(f"{path}: not a readable image ({exc})") from None
     return to_model_input(rgb)
 
 
