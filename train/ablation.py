@@ -58,6 +58,26 @@ def markdown_table(arms: dict) -> str:
     return "\n".join(lines)
 
 
+def plot_arms(arms: dict, path: Path) -> Path:
+    """Held-out overall against fine-tuning epoch, one line per arm, from each run's log.csv."""
+    from tfkt_edge.plots import _pyplot
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 3.8), dpi=100)
+    for name, result in arms.items():
+        rows = read_log(Path(result["run_dir"]) / "log.csv")
+        ax.plot([r["epoch"] for r in rows], [r["overall"] for r in rows], marker="o", markersize=3, label=name)
+    ax.set_xlabel("fine-tuning epoch")
+    ax.set_ylabel("held-out PLCC+SROCC+KROCC")
+    ax.set_ylim(2.0, 3.0)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="tfkt_edge_s")
@@ -113,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
                                         "heldout_sources": sorted(set(ct_heldout.groups)),
                                         "arms": {**previous, **results}}, indent=2) + "\n")
     print(markdown_table({**previous, **results}))
+    plot_arms({**previous, **results}, args.results.with_suffix(".png"))
     return 0
 
 
