@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 import warnings
 from pathlib import Path
 
@@ -11,8 +12,9 @@ import onnx
 import torch
 from torch import nn
 
+from tfkt_edge.errors import TfktEdgeError
 from tfkt_edge.model_file import CARD_KEY, INPUT_NAME, MODEL_KEY, OUTPUT_NAME
-from tfkt_edge.preprocess import METADATA_KEY, PreprocessContract
+from tfkt_edge.preprocess import METADATA_KEY, PreprocessContract, preprocess
 
 OPSET = 18
 
@@ -53,3 +55,58 @@ def max_score_difference(model: nn.Module, onnx_path: Path, images: np.ndarray) 
         reference = model.eval()(torch.from_numpy(batch)).numpy()
     actual = session.run(None, {INPUT_NAME: batch})[0]
     return float(np.max(np.abs(reference - actual)))
+
+
+PARITY_LIMIT = 1e-3
+
+
+class ExportError(TfktEdgeError):
+    """An artefact could not be made, or failed its check right after it was made."""
+
+
+def label_note(config: dict) -> str:
+    """What the scores a checkpoint learned mean, from the data it was trained on."""
+    dataset = config.get("dataset", "")
+    if dataset == "ldctiqac":
+        return "LDCTIQAC 2023 radiologist scores (0-4, mean of the readers' scores)."
+    if dataset == "ctsim":
+        return ("Physics-derived, NOT radiologist scores: the built-in CT simulator's label "
+                "clip(4 - log2(1 + sigma/10 HU), 0, 4) (docs/simulator.md).")
+    return f"Natural-image quality scores of {dataset!r} rescaled to 0-4 (docs/training.md); NOT CT radiologist scores."
+
+
+def probe_slices(contract: PreprocessContract) -> np.ndarray:
+    """Real CT slices for the parity check: the bundled clinical example and its degraded copy."""
+    from tfkt_edge.cli.demo import EXAMPLES
+    from tfkt_edge.dicom import load_hu, scan
+
+    refs = [s for series in scan([EXAMPLES]).series for s in series.slices]
+    return np.stack([preprocess(load_hu(ref), contract) for ref in refs])
+
+
+def export_checkpoint(checkpoint: Path, output: Path) -> tuple[Path, float]:
+    """Export a training checkpoint (model.pt) to ONNX and verify it against torch on real CT.
+
+    Returns:
+        (the ONNX path, the largest |torch - ONNX Runtime| score difference).
+
+    Raises:
+        ExportError: unreadable checkpoint, or parity worse than PARITY_LIMIT.
+    """
+    from tfkt_edge.train.trainer import load_checkpoint
+
+    try:
+        model, saved = load_checkpoint(checkpoint)
+    except (OSError, RuntimeError, KeyError, pickle.UnpicklingError) as exc:
+        raise ExportError(f"{checkpoint}: not a tfkt-edge training checkpoint ({type(exc).__name__})") from None
+    contract = PreprocessContract.from_json(saved["preprocess"])
+    card = dict(saved.get("card") or {})
+    card.setdefault("name", saved["model"])
+    card.setdefault("training", saved.get("config", {}))
+    card.setdefault("labels", label_note(saved.get("config", {})))
+    card["source_checkpoint"] = checkpoint.name
+    export_onnx(model, saved["model"], contract, card, output)
+    difference = max_score_difference(model, output, probe_slices(contract))
+    if difference > PARITY_LIMIT:
+        raise ExportError(f"{output}: ONNX Runtime differs from torch by {difference:.2e} on real CT (limit {PARITY_LIMIT:g})")
+    return output, difference

@@ -7,7 +7,7 @@ import warnings
 
 import typer
 
-from . import train
+from . import export, train
 from .demo import demo
 from .evaluate import evaluate
 from .models import models
@@ -20,6 +20,7 @@ app.command()(demo)
 app.command()(evaluate)
 app.command()(models)
 app.add_typer(train.app, name="train")
+app.add_typer(export.app, name="export")
 
 
 def main() -> None:
