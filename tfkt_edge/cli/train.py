@@ -68,13 +68,20 @@ def _run(stage: str, settings: dict, run_dir: Path | None, resume: bool) -> None
             def epoch_done(row: dict) -> None:
                 figures = ", ".join(f"{k} {row[k]:.4f}" for k in ("train_loss", "val_mse", "overall") if k in row)
                 progress.console.print(f"epoch {int(row['epoch'])}: {figures} ({row['seconds']:.0f} s)", highlight=False)
-                progress.update(task, completed=0, description=f"epoch {int(row['epoch']) + 1}/{config.epochs}")
+                if int(row["epoch"]) < config.epochs:
+                    progress.update(task, completed=0, description=f"epoch {int(row['epoch']) + 1}/{config.epochs}")
+                else:
+                    progress.update(task, visible=False)
 
             train(config, train_set, val_set, run_dir, resume=resume,
                   callbacks=Callbacks(on_start=start, on_step=lambda *_: progress.advance(task), on_epoch=epoch_done))
     except TfktEdgeError as exc:
-        err.print(f"[red]error:[/] {exc}", highlight=False)
+        err.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
+    except KeyboardInterrupt:
+        # last.pt holds the last finished epoch; nothing of it is lost.
+        err.print(f"interrupted: continue with the same command and --resume (run dir {run_dir})", highlight=False, soft_wrap=True)
+        raise typer.Exit(130) from None
     console.print(f"done: {run_dir / 'model.pt'} (curves {run_dir / 'loss.png'}, log {run_dir / 'log.csv'})", highlight=False)
 
 
