@@ -70,8 +70,9 @@ def label_note(config: dict) -> str:
     if dataset == "ldctiqac":
         return "LDCTIQAC 2023 radiologist scores (0-4, mean of the readers' scores)."
     if dataset == "ctsim":
-        return ("Physics-derived, NOT radiologist scores: the built-in CT simulator's label "
-                "clip(4 - log2(1 + sigma/10 HU), 0, 4) (docs/simulator.md).")
+        from tfkt_edge.train.ctsim import LABEL_RULE
+
+        return LABEL_RULE
     return f"Natural-image quality scores of {dataset!r} rescaled to 0-4 (docs/training.md); NOT CT radiologist scores."
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Callable
 
@@ -23,7 +24,7 @@ class Evaluation:
     labels: np.ndarray
     predictions: np.ndarray
 
-    @property
+    @cached_property
     def figures(self) -> dict:
         return correlation_report(self.predictions, self.labels)
 

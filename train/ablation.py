@@ -29,9 +29,10 @@ import sys
 import time
 from pathlib import Path
 
-from .metrics import correlation_report
+from tfkt_edge.metrics import correlation_report
+
 from .stages import ctsim_split, pretrain_sets
-from .trainer import Callbacks, TrainConfig, predict, read_log, train
+from .trainer import Callbacks, TrainConfig, load_checkpoint, predict, read_log, train
 
 
 def _log(prefix: str) -> Callbacks:
@@ -94,11 +95,11 @@ def main(argv: list[str] | None = None) -> int:
     command = "python -m tfkt_edge.train.ablation " + " ".join(argv if argv is not None else sys.argv[1:])
     ct_train, ct_heldout = ctsim_split(Path("data/ctsim"), "train"), ctsim_split(Path("data/ctsim"), "heldout")
     pretrained, seen = {}, {}
-    n_focused = len(pretrain_sets(TrainConfig(stage="pretrain", dataset="skimage", selection="task-focused"))[0])
-    for selection in ("task-focused", "all"):
+    for selection in ("task-focused", "all"):  # task-focused first: "all" is matched to the images it saw
         config = TrainConfig(stage="pretrain", model=args.model, dataset="skimage", selection=selection, seed=args.seed)
         nat_train, nat_val = pretrain_sets(config)
-        epochs = args.pretrain_epochs if selection == "task-focused" else max(1, math.floor(args.pretrain_epochs * n_focused / len(nat_train) + 0.5))
+        epochs = args.pretrain_epochs if selection == "task-focused" else max(
+            1, math.floor(seen["task-focused"]["pretrain_images_seen"] / len(nat_train) + 0.5))
         config = TrainConfig(**{**config.__dict__, "epochs": epochs})
         pretrained[selection] = run_arm(f"pretrain-{selection}{suffix}", config, nat_train, nat_val, args.out)
         seen[selection] = {"pretrain_images": len(nat_train), "pretrain_epochs": epochs, "pretrain_images_seen": epochs * len(nat_train)}
@@ -115,8 +116,6 @@ def main(argv: list[str] | None = None) -> int:
                              init=str(pretrained[selection]) if selection else "", epochs=args.finetune_epochs, seed=args.seed)
         started = time.perf_counter()
         model_path = run_arm("finetune-" + arm.replace("/", "-"), config, ct_train, ct_heldout, args.out)
-        from .trainer import load_checkpoint
-
         model, _ = load_checkpoint(model_path)
         figures = correlation_report(predict(model, ct_heldout), ct_heldout.labels)
         log = read_log(model_path.parent / "log.csv")

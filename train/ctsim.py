@@ -41,6 +41,10 @@ class Degradation:
         return self.dose >= 1.0 and self.views >= FULL_VIEWS
 
 
+LABEL_RULE = ("Physics-derived, NOT radiologist scores: label = clip(4 - log2(1 + sigma/10 HU), 0, 4), "
+              "sigma = RMS (HU, inside the body) of the noise and streaks inserted by the sinogram-domain simulator.")
+
+
 def label_from_noise(sigma_hu: float) -> float:
     """The documented monotone mapping from inserted error to the 0-4 scale.
 

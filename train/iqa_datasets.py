@@ -31,7 +31,7 @@ from tfkt_edge.errors import InputError
 
 from .distortions import KADID_FAMILIES, TID2013_FAMILIES
 from .imagesets import ImageSet
-from .natural_corpus import to_model_input
+from .natural_corpus import load_rgb, to_model_input
 
 
 class DatasetLayoutError(InputError):
@@ -55,14 +55,7 @@ def _require(path: Path, dataset: str) -> Path:
 
 def read_natural(path: Path) -> np.ndarray:
     """Any RGB/grey photograph -> 512x512 grey float32 model input."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as image:
-            rgb = np.asarray(image.convert("RGB"), dtype=np.float64) / 255.0
-    except (OSError, UnidentifiedImageError) as exc:
-        raise InputError(f"{path}: not a readable image ({exc})") from None
-    return to_model_input(rgb)
+    return to_model_input(load_rgb(path))
 
 
 def _image_set(dataset: str, rows: list[tuple[Path, float, str, str | None]]) -> ImageSet:

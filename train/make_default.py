@@ -26,20 +26,19 @@ import numpy as np
 import torch
 
 from tfkt_edge.model_file import ASSETS
+from tfkt_edge.metrics import correlation_report
 from tfkt_edge.preprocess import LDCTIQAC
 
 from .ablation import run_arm
 from .corpus import default_sources
 from .ctsim import FULL_VIEWS, ROUTINE_I0
-from .metrics import correlation_report
+from .ctsim import LABEL_RULE as CT_LABEL_RULE
 from .models import create_model
 from .natural_corpus import LABEL_RULE
 from .stages import ctsim_split, pretrain_sets
 from .trainer import TrainConfig, load_checkpoint, predict, read_log, save_checkpoint
 
 CHECKPOINTS = Path(__file__).parent / "checkpoints"
-LABELS = ("Physics-derived, NOT radiologist scores: label = clip(4 - log2(1 + sigma/10 HU), 0, 4), "
-          "sigma = RMS (HU, inside the body) of the noise and streaks inserted by the sinogram-domain simulator.")
 
 
 def heldout_breakdown(predictions: np.ndarray, labels: np.ndarray, groups: tuple[str, ...]) -> dict:
@@ -76,7 +75,7 @@ def _card(pretrain: TrainConfig, finetune: TrainConfig, figures: dict, sizes: di
         "input": {"preprocess": json.loads(LDCTIQAC.to_json()), "layout": "N x 1 x 512 x 512 float32 in [0, 1]",
                   "window": "HU -1000..+400 -> 0..1 (LDCTIQAC 2023 convention)"},
         "output": "score per slice, float in [0, 4], higher is better (LDCTIQAC 0-4 scale)",
-        "labels": LABELS + " Pre-training labels: " + LABEL_RULE + ", a full-reference measure, not human opinion scores.",
+        "labels": CT_LABEL_RULE + " Pre-training labels: " + LABEL_RULE + ", a full-reference measure, not human opinion scores.",
         "training_data": {
             "stage1_pretrain": {
                 "corpus": "offline natural-image corpus (train/natural_corpus.py): 16 photographs bundled with "

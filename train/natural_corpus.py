@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tfkt_edge.errors import InputError
 from tfkt_edge.preprocess import LDCTIQAC, fit_to_size
 
 from .distortions import DISTORTIONS, DistortionType
@@ -38,15 +39,24 @@ def photo_path(name: str) -> Path:
     return Path(data.__file__).parent / name
 
 
-def load_photo(name: str) -> np.ndarray:
-    """RGB float in [0, 1]; grey photographs are repeated on three channels."""
-    from skimage import io
+def load_rgb(path: Path) -> np.ndarray:
+    """Any photograph as RGB float in [0, 1]; grey ones are repeated on three channels.
 
-    image = np.asarray(io.imread(photo_path(name)), dtype=np.float64)
-    image = image / (65535.0 if image.max() > 255 else 255.0)
-    if image.ndim == 2:
-        image = np.repeat(image[..., None], 3, axis=-1)
-    return image[..., :3]
+    Raises:
+        InputError: the file is not a readable image.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            return np.asarray(image.convert("RGB"), dtype=np.float64) / 255.0
+    except (OSError, UnidentifiedImageError) as exc:
+        raise InputError(f"{path}: not a readable image ({exc})") from None
+
+
+def load_photo(name: str) -> np.ndarray:
+    """One of the bundled scikit-image photographs, RGB float in [0, 1]."""
+    return load_rgb(photo_path(name))
 
 
 def to_model_input(rgb: np.ndarray) -> np.ndarray:

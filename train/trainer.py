@@ -28,11 +28,11 @@ import torch
 from torch import nn
 
 from tfkt_edge.errors import InputError
+from tfkt_edge.metrics import correlation_report
 from tfkt_edge.preprocess import LDCTIQAC
 
 from .imagesets import ImageSet
 from .losses import LOSSES
-from .metrics import correlation_report
 from .models import create_model
 
 MODES = ("transfer", "scratch", "frozen")
@@ -93,14 +93,12 @@ def augment(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
 
 
 @torch.no_grad()
-def predict(model: nn.Module, images, batch_size: int = 16) -> np.ndarray:
-    """Scores for an ImageSet or an (N, S, S) array."""
+def predict(model: nn.Module, images: ImageSet, batch_size: int = 16) -> np.ndarray:
+    """Scores for every image of an ImageSet, in order."""
     model.eval()
-    n = len(images)
     out = []
-    for start in range(0, n, batch_size):
-        positions = range(start, min(start + batch_size, n))
-        batch = images.images(positions) if isinstance(images, ImageSet) else np.asarray(images[start:start + batch_size], np.float32)
+    for start in range(0, len(images), batch_size):
+        batch = images.images(range(start, min(start + batch_size, len(images))))
         out.append(model(torch.from_numpy(batch).unsqueeze(1)).numpy())
     return np.concatenate(out)
 
@@ -138,7 +136,7 @@ def _check_resumable(run_dir: Path, config: TrainConfig) -> None:
 
 
 def train(config: TrainConfig, train_set: ImageSet, val_set: ImageSet | None, run_dir: Path,
-          resume: bool = False, callbacks: Callbacks | None = None, describe: dict | None = None) -> nn.Module:
+          resume: bool = False, callbacks: Callbacks | None = None) -> nn.Module:
     """Train ``config.model`` on ``train_set``; validate on ``val_set`` after each epoch.
 
     Raises:
@@ -161,7 +159,7 @@ def train(config: TrainConfig, train_set: ImageSet, val_set: ImageSet | None, ru
         (run_dir / "config.json").write_text(json.dumps(
             {"config": asdict(config), "train_images": len(train_set), "val_images": len(val_set or ()),
              "train_groups": sorted(set(train_set.groups)), "val_groups": sorted(set(val_set.groups)) if val_set else [],
-             "torch": str(torch.__version__), **(describe or {})}, indent=2))
+             "torch": str(torch.__version__)}, indent=2))
 
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
