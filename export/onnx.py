@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import pickle
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -14,17 +15,32 @@ from torch import nn
 
 from tfkt_edge.errors import TfktEdgeError
 from tfkt_edge.model_file import CARD_KEY, INPUT_NAME, MODEL_KEY, OUTPUT_NAME
-from tfkt_edge.preprocess import METADATA_KEY, PreprocessContract, preprocess
+from tfkt_edge.preprocess import METADATA_KEY, PreprocessContract
+
+from .calibration import real_ct_slices
+from .tensorrt_ops import OperatorReport, check_operators
 
 OPSET = 18
 
 
-def export_onnx(model: nn.Module, name: str, contract: PreprocessContract, card: dict, output: Path) -> Path:
+@dataclass(frozen=True)
+class OnnxExport:
+    path: Path
+    nodes_exported: int
+    nodes_simplified: int
+    operators: OperatorReport
+
+
+def export_onnx(model: nn.Module, name: str, contract: PreprocessContract, card: dict, output: Path) -> OnnxExport:
     """Export with a dynamic batch dimension and fixed 1 x size x size images.
 
-    The contract and model card are written to the graph's metadata_props, and
-    the file is checked with onnx.checker before it is returned.
+    The graph is constant-folded and simplified (onnxslim: the position-bias
+    MLPs, shape arithmetic and BatchNorms collapse into constants), the
+    contract and model card are written to its metadata_props, and the file is
+    checked with onnx.checker and against TensorRT's operator table.
     """
+    import onnxslim
+
     model = model.eval()
     example = torch.rand(2, 1, contract.size, contract.size)
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -35,14 +51,15 @@ def export_onnx(model: nn.Module, name: str, contract: PreprocessContract, card:
             dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
             opset_version=OPSET, dynamo=False, do_constant_folding=True,
         )
-    graph = onnx.load(str(output))
+    exported = onnx.load(str(output))
+    graph = onnxslim.slim(exported)
     meta = {METADATA_KEY: contract.to_json(), CARD_KEY: json.dumps(card, sort_keys=True), MODEL_KEY: name}
     del graph.metadata_props[:]
     for key, value in meta.items():
         graph.metadata_props.add(key=key, value=value)
     onnx.checker.check_model(graph, full_check=True)
     onnx.save(graph, str(output))
-    return output
+    return OnnxExport(output, len(exported.graph.node), len(graph.graph.node), check_operators(graph))
 
 
 def max_score_difference(model: nn.Module, onnx_path: Path, images: np.ndarray) -> float:
@@ -76,23 +93,15 @@ def label_note(config: dict) -> str:
     return f"Natural-image quality scores of {dataset!r} rescaled to 0-4 (docs/training.md); NOT CT radiologist scores."
 
 
-def probe_slices(contract: PreprocessContract) -> np.ndarray:
-    """Real CT slices for the parity check: the bundled clinical example and its degraded copy."""
-    from tfkt_edge.cli.demo import EXAMPLES
-    from tfkt_edge.dicom import load_hu, scan
-
-    refs = [s for series in scan([EXAMPLES]).series for s in series.slices]
-    return np.stack([preprocess(load_hu(ref), contract) for ref in refs])
-
-
-def export_checkpoint(checkpoint: Path, output: Path) -> tuple[Path, float]:
+def export_checkpoint(checkpoint: Path, output: Path) -> tuple[OnnxExport, float]:
     """Export a training checkpoint (model.pt) to ONNX and verify it against torch on real CT.
 
     Returns:
-        (the ONNX path, the largest |torch - ONNX Runtime| score difference).
+        (the export with its operator report, the largest |torch - ONNX Runtime| score difference).
 
     Raises:
-        ExportError: unreadable checkpoint, or parity worse than PARITY_LIMIT.
+        ExportError: unreadable checkpoint, an operator TensorRT cannot parse, or
+            parity worse than PARITY_LIMIT.
     """
     from tfkt_edge.train.trainer import load_checkpoint
 
@@ -106,8 +115,10 @@ def export_checkpoint(checkpoint: Path, output: Path) -> tuple[Path, float]:
     card.setdefault("training", saved.get("config", {}))
     card.setdefault("labels", label_note(saved.get("config", {})))
     card["source_checkpoint"] = checkpoint.name
-    export_onnx(model, saved["model"], contract, card, output)
-    difference = max_score_difference(model, output, probe_slices(contract))
+    exported = export_onnx(model, saved["model"], contract, card, output)
+    if not exported.operators.ok:
+        raise ExportError(f"{output}: TensorRT's ONNX parser would refuse it: {'; '.join(exported.operators.problems[:3])}")
+    difference = max_score_difference(model, output, real_ct_slices(contract))
     if difference > PARITY_LIMIT:
         raise ExportError(f"{output}: ONNX Runtime differs from torch by {difference:.2e} on real CT (limit {PARITY_LIMIT:g})")
-    return output, difference
+    return exported, difference

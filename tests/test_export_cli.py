@@ -29,7 +29,7 @@ def test_checkpoint_exports_with_contract_card_and_parity(tmp_path):
     result = runner.invoke(app, ["export", "onnx", "--checkpoint", str(tmp_path / "run" / "model.pt"), "--output", str(output)],
                            env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
-    assert "onnx.checker clean" in result.stdout and "on real CT" in result.stdout
+    assert "onnx.checker   ok" in result.stdout and "tensorrt ops   ok" in result.stdout and "on real CT" in result.stdout
     backend = create_backend("onnxruntime", output)
     assert backend.model.contract == LDCTIQAC and backend.model.name == "tfkt_edge_s"
     assert "NOT radiologist scores" in backend.model.card["labels"]  # trained on the simulator corpus

@@ -39,8 +39,14 @@ def test_export_writes_contract_and_checks_parity(tmp_path):
     from tfkt_edge.preprocess import LDCTIQAC
 
     model = create_model("tfkt_edge_s").eval()
-    path = export_onnx(model, "tfkt_edge_s", LDCTIQAC, {"labels": "test"}, tmp_path / "m.onnx")
-    meta = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+    exported = export_onnx(model, "tfkt_edge_s", LDCTIQAC, {"labels": "test"}, tmp_path / "m.onnx")
+    path = exported.path
+    graph = onnx.load(str(path))
+    meta = {p.key: p.value for p in graph.metadata_props}
+    # Folded: the position-bias MLPs (Relu) and shape arithmetic (Unsqueeze, Constant) are gone.
+    assert exported.nodes_simplified < exported.nodes_exported / 2
+    assert not {"Relu", "Unsqueeze", "Constant"} & {n.op_type for n in graph.graph.node}
+    assert exported.operators.ok and exported.operators.counts["LayerNormalization"] == 11
     assert meta["tfkt_edge.preprocess"] == LDCTIQAC.to_json()
     images = np.random.default_rng(0).random((3, 512, 512), dtype=np.float32)
     assert max_score_difference(model, path, images) < 1e-4
