@@ -13,7 +13,7 @@ import onnx
 import torch
 from torch import nn
 
-from tfkt_edge.errors import TfktEdgeError
+from tfkt_edge.errors import ExportError
 from tfkt_edge.model_file import CARD_KEY, INPUT_NAME, MODEL_KEY, OUTPUT_NAME
 from tfkt_edge.preprocess import METADATA_KEY, PreprocessContract
 
@@ -75,10 +75,6 @@ def max_score_difference(model: nn.Module, onnx_path: Path, images: np.ndarray) 
 
 
 PARITY_LIMIT = 1e-3
-
-
-class ExportError(TfktEdgeError):
-    """An artefact could not be made, or failed its check right after it was made."""
 
 
 def label_note(config: dict) -> str:

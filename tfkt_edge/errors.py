@@ -18,3 +18,11 @@ class UnknownNameError(TfktEdgeError, KeyError):
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0]) if self.args else ""
+
+
+class BackendUnavailable(TfktEdgeError):
+    """A backend's libraries or hardware are absent here (TensorRT, pycuda, torch, a CUDA GPU)."""
+
+
+class ExportError(TfktEdgeError):
+    """An artefact could not be made, or failed its check right after it was made."""

@@ -23,13 +23,23 @@ class Backend(Protocol):
     def infer(self, batch: np.ndarray) -> np.ndarray:
         """(N, 1, S, S) float32 in [0, 1] -> (N,) float32 scores in [0, 4]."""
 
+    def close(self) -> None:
+        """Release threads, device memory and contexts; the backend is unusable afterwards."""
 
-BackendFactory = Callable[[Path], Backend]
+
+# A factory takes the model path, or None for the backend's own default model.
+BackendFactory = Callable[[Path | None], Backend]
 BACKENDS: Registry[BackendFactory] = Registry("backend")
 
 
-def create_backend(name: str, model_path: Path) -> Backend:
-    """Open ``model_path`` with the backend registered as ``name``."""
-    from . import onnxruntime as _  # noqa: F401  (registers the default backend)
+def create_backend(name: str, model_path: Path | None = None) -> Backend:
+    """Open ``model_path`` (None: the backend's default model) with the backend registered as ``name``.
+
+    Raises:
+        UnknownNameError: no backend of that name.
+        BackendUnavailable: its libraries or GPU are missing here.
+        ModelError: the model cannot be used by it.
+    """
+    from . import onnxruntime, pytorch, tensorrt  # noqa: F401  (each registers itself; heavy imports are lazy)
 
     return BACKENDS.get(name)(model_path)

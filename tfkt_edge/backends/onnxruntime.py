@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ModelError
-from ..model_file import INPUT_NAME, ModelInfo, read_metadata
+from ..model_file import DEFAULT_MODEL, INPUT_NAME, ModelInfo, read_metadata
 from .base import BACKENDS
 
 
@@ -15,10 +15,10 @@ from .base import BACKENDS
 class OnnxRuntimeBackend:
     name = "onnxruntime"
 
-    def __init__(self, model_path: Path, threads: int = 0):
+    def __init__(self, model_path: Path | None = None, threads: int = 0):
         import onnxruntime as ort
 
-        model_path = Path(model_path)
+        model_path = Path(model_path) if model_path is not None else DEFAULT_MODEL
         if not model_path.is_file():
             raise ModelError(f"model file not found: {model_path}")
         options = ort.SessionOptions()
@@ -40,3 +40,6 @@ class OnnxRuntimeBackend:
     def infer(self, batch: np.ndarray) -> np.ndarray:
         scores = self._session.run(None, {INPUT_NAME: np.ascontiguousarray(batch, dtype=np.float32)})[0]
         return np.asarray(scores, dtype=np.float32).reshape(len(batch))
+
+    def close(self) -> None:
+        self._session = None

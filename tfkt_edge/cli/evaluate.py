@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import closing
 from pathlib import Path
 from typing import Annotated
 
@@ -15,7 +16,6 @@ from ..errors import TfktEdgeError
 from ..evaluate import evaluate as run_evaluation
 from ..evaluate import write_evaluation
 from ..ldctiqac import LAYOUT, find_labelled_folder
-from ..model_file import DEFAULT_MODEL
 from .options import BackendOpt, BatchOpt, ModelOpt
 
 
@@ -35,14 +35,15 @@ def evaluate(
         folder = find_labelled_folder(data)
         if len(folder.labels) < 2:
             raise TfktEdgeError(f"{folder.labels_file}: need at least 2 labelled images to correlate")
-        engine = create_backend(backend, model or DEFAULT_MODEL)
+        engine = create_backend(backend, model)
         with Progress(TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                       console=err, transient=True, disable=not err.is_terminal) as progress:
             task = progress.add_task("", total=len(folder.labels))
-            result = run_evaluation(folder, engine, batch_size, on_image=lambda: progress.advance(task))
+            with closing(engine):
+                result = run_evaluation(folder, engine, batch_size, on_image=lambda: progress.advance(task))
         json_path, png_path = write_evaluation(result, output)
     except (TfktEdgeError, OSError) as exc:
-        err.print(f"[red]error:[/] {exc}", highlight=False)
+        err.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
     f = result.figures
     table = Table(title=f"{result.model} on {data} ({f['n']} images)")

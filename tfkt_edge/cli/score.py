@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from contextlib import closing
 from pathlib import Path
 from typing import Annotated
 
@@ -12,7 +13,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from ..backends import create_backend
 from ..errors import TfktEdgeError
-from ..model_file import DEFAULT_MODEL
 from ..policy import AlertPolicy
 from ..report import document, print_table, to_csv, to_json
 from ..scoring import ScoringRun, score_paths
@@ -24,10 +24,10 @@ EXIT_PASS, EXIT_ALERT, EXIT_NOTHING = 0, 1, 2
 def run_scoring(paths: list[Path], model: Path | None, policy: AlertPolicy, batch_size: int, workers: int,
                 backend_name: str = "onnxruntime", console: Console | None = None) -> ScoringRun:
     """Open the backend and score ``paths``, with progress bars on ``console`` when it is a terminal."""
-    backend = create_backend(backend_name, model or DEFAULT_MODEL)
+    backend = create_backend(backend_name, model)
     show = console is not None and console.is_terminal
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  console=console, transient=True, disable=not show) as progress:
+    with closing(backend), Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                    TimeRemainingColumn(), console=console, transient=True, disable=not show) as progress:
         reading = progress.add_task("reading headers", total=None)
         scoring = progress.add_task("scoring slices", total=None, visible=False)
 
@@ -61,7 +61,7 @@ def score(
     try:
         run = run_scoring(paths, model, AlertPolicy(threshold, min_run), batch_size, workers, backend, err)
     except TfktEdgeError as exc:
-        err.print(f"[red]error:[/] {exc}", highlight=False)
+        err.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
         raise typer.Exit(EXIT_NOTHING) from None
     if format is OutputFormat.table:
         console = Console(file=io.StringIO(), width=160) if output is not None else Console()

@@ -1,0 +1,126 @@
+"""PyTorch for GPUs without TensorRT: FP16 on CUDA with one CUDA graph per batch size; FP32 on the CPU.
+
+It runs training checkpoints (model.pt, which carry the preprocessing contract
+and card like the ONNX file does); the default is the checkpoint the shipped
+ONNX model was exported from. Batches are padded up to the next captured size
+(1, 2, 4, ..., 64), so a series needs at most seven graphs, each captured on
+first use. All CUDA work happens on the thread that calls ``infer``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import pickle
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import BackendUnavailable, InputError, ModelError
+from ..model_file import ModelInfo
+from ..preprocess import PreprocessContract
+from .base import BACKENDS
+
+GRAPH_SIZES = (1, 2, 4, 8, 16, 32, 64)
+PRECISIONS = ("fp32", "fp16")
+
+
+def default_checkpoint() -> Path:
+    """The shipped training checkpoint (tfkt_edge.train/checkpoints), found without importing torch."""
+    spec = importlib.util.find_spec("tfkt_edge.train")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelError("the tfkt_edge.train package is not installed, so there is no default checkpoint: pass --model")
+    return Path(list(spec.submodule_search_locations)[0]) / "checkpoints" / "tfkt_edge_s.pt"
+
+
+def _import_torch():
+    try:
+        import torch
+    except ImportError:
+        raise BackendUnavailable("the torch backend needs PyTorch: pip install 'tfkt-edge[train]' (with a CUDA build for GPUs)") from None
+    return torch
+
+
+@BACKENDS.register("torch")
+class TorchBackend:
+    name = "torch"
+
+    def __init__(self, model_path: Path | None = None, device: str | None = None, precision: str | None = None,
+                 cuda_graphs: bool = True):
+        torch = _import_torch()
+        path = Path(model_path) if model_path is not None else default_checkpoint()
+        if path.suffix.lower() in (".onnx", ".engine", ".plan"):
+            raise ModelError(f"the torch backend runs training checkpoints (model.pt); {path.name} is for "
+                             "--backend onnxruntime or tensorrt")
+        if not path.is_file():
+            raise ModelError(f"model file not found: {path}")
+        from tfkt_edge.train.trainer import load_checkpoint
+
+        try:
+            net, saved = load_checkpoint(path)
+            contract = PreprocessContract.from_json(saved["preprocess"])
+        except (OSError, RuntimeError, KeyError, ValueError, pickle.UnpicklingError) as exc:
+            raise ModelError(f"{path} is not a tfkt-edge training checkpoint ({type(exc).__name__})") from None
+        self.model = ModelInfo(path, saved["model"], contract, dict(saved.get("card") or {}))
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise BackendUnavailable("--backend torch on cuda: this PyTorch build sees no CUDA GPU")
+        self.precision = precision or ("fp16" if self.device.type == "cuda" else "fp32")
+        if self.precision not in PRECISIONS:
+            raise InputError(f"precision must be one of {', '.join(PRECISIONS)}, not {self.precision!r}")
+        if self.precision == "fp16" and self.device.type != "cuda":
+            raise InputError("FP16 scoring with the torch backend needs a CUDA GPU; use fp32 on the CPU")
+        self._torch = torch
+        self._net = net.to(self.device).eval()
+        self._use_graphs = cuda_graphs and self.device.type == "cuda"
+        self._graphs: dict[int, tuple] = {}
+
+    def max_batch(self) -> int | None:
+        return GRAPH_SIZES[-1] if self._use_graphs else None
+
+    def _autocast(self):
+        # cache_enabled=False: cached weight casts would outlive the capture (PyTorch's CUDA graph notes).
+        return self._torch.autocast("cuda", dtype=self._torch.float16, enabled=self.precision == "fp16",
+                                    cache_enabled=False)
+
+    def _graph(self, size: int) -> tuple:
+        """Capture (once) the forward pass for batches of ``size``: pinned input, device input, graph, output."""
+        if size not in self._graphs:
+            torch = self._torch
+            s = self.model.contract.size
+            static_in = torch.zeros((size, 1, s, s), device=self.device)
+            pinned = torch.zeros((size, 1, s, s), pin_memory=True)
+            warmup = torch.cuda.Stream()
+            warmup.wait_stream(torch.cuda.current_stream())
+            with torch.no_grad(), torch.cuda.stream(warmup), self._autocast():
+                for _ in range(3):  # lets cuDNN pick its algorithms outside the capture
+                    self._net(static_in)
+            torch.cuda.current_stream().wait_stream(warmup)
+            graph = torch.cuda.CUDAGraph()
+            with torch.no_grad(), torch.cuda.graph(graph), self._autocast():
+                static_out = self._net(static_in).float()
+            self._graphs[size] = (pinned, static_in, graph, static_out)
+        return self._graphs[size]
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        torch = self._torch
+        batch = np.ascontiguousarray(batch, dtype=np.float32)
+        if not self._use_graphs:
+            with torch.no_grad(), self._autocast():
+                return self._net(torch.from_numpy(batch).to(self.device)).float().cpu().numpy().reshape(len(batch))
+        scores = []
+        for start in range(0, len(batch), GRAPH_SIZES[-1]):
+            chunk = batch[start:start + GRAPH_SIZES[-1]]
+            n = len(chunk)
+            pinned, static_in, graph, static_out = self._graph(next(g for g in GRAPH_SIZES if g >= n))
+            # Padding rows keep old data: eval-mode batch elements are independent, and their scores are dropped.
+            pinned[:n].copy_(torch.from_numpy(chunk))
+            static_in.copy_(pinned, non_blocking=True)
+            graph.replay()
+            scores.append(static_out[:n].cpu().numpy())
+        return np.concatenate(scores).reshape(len(batch)).astype(np.float32)
+
+    def close(self) -> None:
+        self._graphs.clear()
+        self._net = None
+        if self.device.type == "cuda":
+            self._torch.cuda.empty_cache()
