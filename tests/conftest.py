@@ -14,6 +14,36 @@ from pydicom.uid import generate_uid
 PYDICOM_FILES = Path(pydicom.__file__).parent / "data" / "test_files"
 
 
+def _cuda_missing() -> str | None:
+    try:
+        import torch
+    except ImportError:
+        return "needs PyTorch"
+    return None if torch.cuda.is_available() else "needs a CUDA GPU (none visible to PyTorch)"
+
+
+def _tensorrt_missing() -> str | None:
+    try:
+        import pycuda.driver  # noqa: F401
+        import tensorrt  # noqa: F401
+    except ImportError as exc:
+        return f"needs TensorRT and pycuda ({exc.name} is not installed)"
+    return _cuda_missing()
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked cuda or tensorrt skip, saying why, where those are absent."""
+    reasons = {"cuda": _cuda_missing, "tensorrt": _tensorrt_missing}
+    found: dict[str, str | None] = {}
+    for item in items:
+        for marker, probe in reasons.items():
+            if marker in item.keywords:
+                if marker not in found:
+                    found[marker] = probe()
+                if found[marker]:
+                    item.add_marker(pytest.mark.skip(reason=found[marker]))
+
+
 def data_store_files() -> Path:
     import data_store
 

@@ -46,7 +46,7 @@ class TorchBackend:
 
     def __init__(self, model_path: Path | None = None, device: str | None = None, precision: str | None = None,
                  cuda_graphs: bool = True):
-        torch = _import_torch()
+        _import_torch()
         path = Path(model_path) if model_path is not None else default_checkpoint()
         if path.suffix.lower() in (".onnx", ".engine", ".plan"):
             raise ModelError(f"the torch backend runs training checkpoints (model.pt); {path.name} is for "
@@ -60,7 +60,20 @@ class TorchBackend:
             contract = PreprocessContract.from_json(saved["preprocess"])
         except (OSError, RuntimeError, KeyError, ValueError, pickle.UnpicklingError) as exc:
             raise ModelError(f"{path} is not a tfkt-edge training checkpoint ({type(exc).__name__})") from None
-        self.model = ModelInfo(path, saved["model"], contract, dict(saved.get("card") or {}))
+        self._setup(net, ModelInfo(path, saved["model"], contract, dict(saved.get("card") or {})), device, precision,
+                    cuda_graphs)
+
+    @classmethod
+    def from_module(cls, net, model: ModelInfo, device: str | None = None, precision: str | None = None,
+                    cuda_graphs: bool = True) -> TorchBackend:
+        """Wrap a model built in code (benchmarks time untrained architectures this way)."""
+        backend = cls.__new__(cls)
+        backend._setup(net, model, device, precision, cuda_graphs)
+        return backend
+
+    def _setup(self, net, model: ModelInfo, device: str | None, precision: str | None, cuda_graphs: bool) -> None:
+        torch = _import_torch()
+        self.model = model
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise BackendUnavailable("--backend torch on cuda: this PyTorch build sees no CUDA GPU")

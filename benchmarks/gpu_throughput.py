@@ -1,0 +1,202 @@
+"""GPU throughput of the torch backend (CUDA graphs), the edge model beside the TFKT V2 reference.
+
+    python benchmarks/gpu_throughput.py [--duration 3] [--repeats 3] [--slices 600] [--out benchmarks/results]
+
+Model-only: one real preprocessed CT slice repeated into host-resident numpy
+batches; each timed call includes the host-to-device copy and the score's
+way back, as a scanner-side figure must. The copy alone is timed too and
+reported as ``h2d_ms``. Runs are sized by duration after a warm-up (which
+also captures the CUDA graphs), repeated; slices/s is the median over
+repeats with min and max, latencies are per batch over all repeats.
+
+End to end (edge model, FP16): a series of N real CT files written to a
+temporary folder, scored through ``tfkt_edge.scoring.score_paths`` (the
+function behind ``tfkt-edge score``), beside the decode-only rate of the same
+files (header scan, decode and preprocessing, no inference), which bounds it.
+
+The reference TFKT V2 (209 M parameters) has random weights here: it is timed,
+not scored. Runs as is on any machine with a CUDA GPU and PyTorch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from tfkt_edge.backends.pytorch import TorchBackend
+from tfkt_edge.dicom import load_hu, scan
+from tfkt_edge.model_file import ModelInfo
+from tfkt_edge.policy import AlertPolicy
+from tfkt_edge.preprocess import LDCTIQAC, preprocess
+from tfkt_edge.scoring import score_paths
+from tfkt_edge.train.models import create_model
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "tfkt_edge" / "examples" / "clinical" / "abdomen.dcm"
+
+
+def percentile(values: list[float], q: float) -> float:
+    return round(float(np.percentile(values, q)), 3)
+
+
+def time_batches(backend, batch: np.ndarray, duration: float, repeats: int) -> dict:
+    for _ in range(5):
+        backend.infer(batch)
+    rates, latencies = [], []
+    for _ in range(repeats):
+        count, started = 0, time.perf_counter()
+        while time.perf_counter() - started < duration:
+            t = time.perf_counter()
+            backend.infer(batch)
+            latencies.append((time.perf_counter() - t) * 1000)
+            count += 1
+        rates.append(count * len(batch) / (time.perf_counter() - started))
+    return {"slices_per_s": round(statistics.median(rates), 1), "min_slices_per_s": round(min(rates), 1),
+            "max_slices_per_s": round(max(rates), 1), "p50_ms": percentile(latencies, 50),
+            "p95_ms": percentile(latencies, 95), "p99_ms": percentile(latencies, 99), "batches": len(latencies)}
+
+
+def h2d_ms(batch: np.ndarray) -> float:
+    """Median time to copy ``batch`` from pinned host memory to the GPU."""
+    pinned = torch.from_numpy(batch).pin_memory()
+    device = torch.empty(batch.shape, device="cuda")
+    times = []
+    for _ in range(50):
+        torch.cuda.synchronize()
+        t = time.perf_counter()
+        device.copy_(pinned, non_blocking=True)
+        torch.cuda.synchronize()
+        times.append((time.perf_counter() - t) * 1000)
+    return round(statistics.median(times), 3)
+
+
+def edge_backend(precision: str) -> TorchBackend:
+    return TorchBackend(device="cuda", precision=precision)
+
+
+def reference_backend(precision: str) -> TorchBackend:
+    torch.manual_seed(0)
+    info = ModelInfo(Path("tfkt_v2 (random weights)"), "tfkt_v2", LDCTIQAC, {})
+    return TorchBackend.from_module(create_model("tfkt_v2"), info, device="cuda", precision=precision)
+
+
+def model_only(image: np.ndarray, batch_sizes: list[int], duration: float, repeats: int) -> list[dict]:
+    rows = []
+    for model, open_backend in (("tfkt_edge_s", edge_backend), ("tfkt_v2", reference_backend)):
+        for precision in ("fp16", "fp32"):
+            backend = open_backend(precision)
+            for bs in batch_sizes:
+                batch = np.repeat(image[None, None], bs, axis=0)
+                row = {"backend": "torch", "model": model, "mode": "model-only", "precision": precision, "batch_size": bs,
+                       **time_batches(backend, batch, duration, repeats), "h2d_ms": h2d_ms(batch)}
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+            backend.close()
+    return rows
+
+
+def write_series(folder: Path, n: int) -> None:
+    import pydicom
+    from pydicom.uid import generate_uid
+
+    ds = pydicom.dcmread(EXAMPLE)
+    ds.SeriesInstanceUID = generate_uid()
+    for i in range(n):
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+        ds.InstanceNumber = i + 1
+        ds.ImagePositionPatient = [0.0, 0.0, float(i)]
+        ds.save_as(folder / f"{i:05d}.dcm")
+
+
+def decode_only(folder: Path, workers: int) -> float:
+    started = time.perf_counter()
+    refs = [s for series in scan([folder]).series for s in series.slices]
+    with ThreadPoolExecutor(workers) as pool:
+        list(pool.map(lambda ref: preprocess(load_hu(ref), LDCTIQAC), refs))
+    return len(refs) / (time.perf_counter() - started)
+
+
+def end_to_end(n: int, batch_sizes: list[int], workers: int, repeats: int) -> list[dict]:
+    rows = []
+    backend = edge_backend("fp16")
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        write_series(folder, n)
+        decode_only(folder, workers)  # warm the page cache
+        decode = [decode_only(folder, workers) for _ in range(repeats)]
+        rows.append({"backend": "none", "model": "-", "mode": "decode-only", "precision": "-", "batch_size": None,
+                     "workers": workers, "slices_per_s": round(statistics.median(decode), 1)})
+        print(json.dumps(rows[-1]), flush=True)
+        for bs in batch_sizes:
+            score_paths([folder], backend, AlertPolicy(), bs, workers)  # warm-up: graphs for this size
+            rates = []
+            for _ in range(repeats):
+                started = time.perf_counter()
+                run = score_paths([folder], backend, AlertPolicy(), bs, workers)
+                elapsed = time.perf_counter() - started
+                if sum(len(r.slices) for r in run.results) != n:
+                    raise RuntimeError("end-to-end run lost slices")
+                rates.append(n / elapsed)
+            rows.append({"backend": "torch", "model": "tfkt_edge_s", "mode": "end-to-end", "precision": "fp16",
+                         "batch_size": bs, "workers": workers, "n_slices": n,
+                         "slices_per_s": round(statistics.median(rates), 1), "min_slices_per_s": round(min(rates), 1),
+                         "max_slices_per_s": round(max(rates), 1)})
+            print(json.dumps(rows[-1]), flush=True)
+    backend.close()
+    return rows
+
+
+def machine() -> dict:
+    import os
+
+    cpu = platform.processor()
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    props = torch.cuda.get_device_properties(0)
+    return {"gpu": props.name, "gpu_memory_gb": round(props.total_memory / 2**30, 1),
+            "compute_capability": f"{props.major}.{props.minor}", "cuda": torch.version.cuda, "torch": torch.__version__,
+            "cudnn": torch.backends.cudnn.version(), "cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=float, default=3.0, help="seconds per timed run")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--batch-sizes", default="1,8,16,32,64")
+    parser.add_argument("--slices", type=int, default=600, help="files in the end-to-end series")
+    parser.add_argument("--workers", type=int, default=8, help="decoding threads end to end")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    args = parser.parse_args(argv)
+    if not torch.cuda.is_available():
+        print("no CUDA GPU visible to PyTorch: nothing to measure", file=sys.stderr)
+        return 2
+    warnings.filterwarnings("ignore")
+    torch.backends.cudnn.benchmark = True
+    batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
+    image = preprocess(load_hu(scan([EXAMPLE]).series[0].slices[0]), LDCTIQAC)
+    rows = model_only(image, batch_sizes, args.duration, args.repeats)
+    rows += end_to_end(args.slices, [16, 64], args.workers, args.repeats)
+    result = {"machine": machine(), "rows": rows,
+              "command": "python benchmarks/gpu_throughput.py " + " ".join(argv if argv is not None else sys.argv[1:])}
+    args.out.mkdir(parents=True, exist_ok=True)
+    slug = result["machine"]["gpu"].lower().replace("nvidia", "").strip().replace(" ", "_")
+    target = args.out / f"gpu_throughput_{slug}.json"
+    target.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {target}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
