@@ -10,9 +10,11 @@ also captures the CUDA graphs), repeated; slices/s is the median over
 repeats with min and max, latencies are per batch over all repeats.
 
 End to end (edge model, FP16): a series of N real CT files written to a
-temporary folder, scored through ``tfkt_edge.scoring.score_paths`` (the
-function behind ``tfkt-edge score``), beside the decode-only rate of the same
-files (header scan, decode and preprocessing, no inference), which bounds it.
+temporary folder, uncompressed and JPEG 2000, scored through
+``tfkt_edge.scoring.score_paths`` (the function behind ``tfkt-edge score``)
+with decoding threads and with decoding processes, beside the decode-only
+rate of the same files and workers (header scan, decode and preprocessing, no
+inference), which bounds it.
 
 The reference TFKT V2 (209 M parameters) has random weights here: it is timed,
 not scored. Runs as is on any machine with a CUDA GPU and PyTorch.
@@ -28,7 +30,6 @@ import sys
 import tempfile
 import time
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +40,7 @@ from tfkt_edge.dicom import load_hu, scan
 from tfkt_edge.model_file import ModelInfo
 from tfkt_edge.policy import AlertPolicy
 from tfkt_edge.preprocess import LDCTIQAC, preprocess
-from tfkt_edge.scoring import score_paths
+from tfkt_edge.scoring import decode_slice, decoder_pool, score_paths
 from tfkt_edge.train.models import create_model
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "tfkt_edge" / "examples" / "clinical" / "abdomen.dcm"
@@ -90,26 +91,26 @@ def reference_backend(precision: str) -> TorchBackend:
     return TorchBackend.from_module(create_model("tfkt_v2"), info, device="cuda", precision=precision)
 
 
-def model_only(image: np.ndarray, batch_sizes: list[int], duration: float, repeats: int) -> list[dict]:
-    rows = []
+def model_only(image: np.ndarray, batch_sizes: list[int], duration: float, repeats: int, emit) -> None:
     for model, open_backend in (("tfkt_edge_s", edge_backend), ("tfkt_v2", reference_backend)):
         for precision in ("fp16", "fp32"):
             backend = open_backend(precision)
             for bs in batch_sizes:
                 batch = np.repeat(image[None, None], bs, axis=0)
-                row = {"backend": "torch", "model": model, "mode": "model-only", "precision": precision, "batch_size": bs,
-                       **time_batches(backend, batch, duration, repeats), "h2d_ms": h2d_ms(batch)}
-                rows.append(row)
-                print(json.dumps(row), flush=True)
+                emit({"backend": "torch", "model": model, "mode": "model-only", "precision": precision, "batch_size": bs,
+                      **time_batches(backend, batch, duration, repeats), "h2d_ms": h2d_ms(batch)})
             backend.close()
-    return rows
 
 
-def write_series(folder: Path, n: int) -> None:
+def write_series(folder: Path, n: int, uncompressed: bool) -> None:
+    """N copies of the bundled clinical slice (JPEG 2000 lossless as shipped, or decompressed to
+    Explicit VR Little Endian, as many scanners send) with new UIDs and positions."""
     import pydicom
     from pydicom.uid import generate_uid
 
     ds = pydicom.dcmread(EXAMPLE)
+    if uncompressed:
+        ds.decompress()
     ds.SeriesInstanceUID = generate_uid()
     for i in range(n):
         ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
@@ -118,42 +119,41 @@ def write_series(folder: Path, n: int) -> None:
         ds.save_as(folder / f"{i:05d}.dcm")
 
 
-def decode_only(folder: Path, workers: int) -> float:
+def decode_only(folder: Path, workers: int, decoders: str) -> float:
+    """Slices/s of header scan, decode and preprocessing alone, with the scoring pipeline's workers."""
     started = time.perf_counter()
     refs = [s for series in scan([folder]).series for s in series.slices]
-    with ThreadPoolExecutor(workers) as pool:
-        list(pool.map(lambda ref: preprocess(load_hu(ref), LDCTIQAC), refs))
+    with decoder_pool(workers, decoders) as pool:
+        list(pool.map(decode_slice, refs, [LDCTIQAC] * len(refs), chunksize=8))
     return len(refs) / (time.perf_counter() - started)
 
 
-def end_to_end(n: int, batch_sizes: list[int], workers: int, repeats: int) -> list[dict]:
-    rows = []
+def end_to_end(n: int, batch_size: int, workers: int, repeats: int, emit) -> None:
     backend = edge_backend("fp16")
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        write_series(folder, n)
-        decode_only(folder, workers)  # warm the page cache
-        decode = [decode_only(folder, workers) for _ in range(repeats)]
-        rows.append({"backend": "none", "model": "-", "mode": "decode-only", "precision": "-", "batch_size": None,
-                     "workers": workers, "slices_per_s": round(statistics.median(decode), 1)})
-        print(json.dumps(rows[-1]), flush=True)
-        for bs in batch_sizes:
-            score_paths([folder], backend, AlertPolicy(), bs, workers)  # warm-up: graphs for this size
-            rates = []
-            for _ in range(repeats):
-                started = time.perf_counter()
-                run = score_paths([folder], backend, AlertPolicy(), bs, workers)
-                elapsed = time.perf_counter() - started
-                if sum(len(r.slices) for r in run.results) != n:
-                    raise RuntimeError("end-to-end run lost slices")
-                rates.append(n / elapsed)
-            rows.append({"backend": "torch", "model": "tfkt_edge_s", "mode": "end-to-end", "precision": "fp16",
-                         "batch_size": bs, "workers": workers, "n_slices": n,
-                         "slices_per_s": round(statistics.median(rates), 1), "min_slices_per_s": round(min(rates), 1),
-                         "max_slices_per_s": round(max(rates), 1)})
-            print(json.dumps(rows[-1]), flush=True)
+    for syntax in ("explicit-vr-le", "jpeg2000-lossless"):
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp)
+            write_series(folder, n, uncompressed=syntax == "explicit-vr-le")
+            for decoders in ("threads", "processes"):
+                decode_only(folder, workers, decoders)  # warm the page cache
+                decode = [decode_only(folder, workers, decoders) for _ in range(repeats)]
+                emit({"backend": "none", "model": "-", "mode": "decode-only", "precision": "-", "batch_size": None,
+                      "transfer_syntax": syntax, "decoders": decoders, "workers": workers, "n_slices": n,
+                      "slices_per_s": round(statistics.median(decode), 1)})
+                score_paths([folder], backend, AlertPolicy(), batch_size, workers, decoders=decoders)  # warm-up
+                rates = []
+                for _ in range(repeats):
+                    started = time.perf_counter()
+                    run = score_paths([folder], backend, AlertPolicy(), batch_size, workers, decoders=decoders)
+                    elapsed = time.perf_counter() - started
+                    if sum(len(r.slices) for r in run.results) != n:
+                        raise RuntimeError("end-to-end run lost slices")
+                    rates.append(n / elapsed)
+                emit({"backend": "torch", "model": "tfkt_edge_s", "mode": "end-to-end", "precision": "fp16",
+                      "batch_size": batch_size, "transfer_syntax": syntax, "decoders": decoders, "workers": workers,
+                      "n_slices": n, "slices_per_s": round(statistics.median(rates), 1),
+                      "min_slices_per_s": round(min(rates), 1), "max_slices_per_s": round(max(rates), 1)})
     backend.close()
-    return rows
 
 
 def machine() -> dict:
@@ -175,9 +175,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=3.0, help="seconds per timed run")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--batch-sizes", default="1,8,16,32,64")
-    parser.add_argument("--slices", type=int, default=600, help="files in the end-to-end series")
-    parser.add_argument("--workers", type=int, default=8, help="decoding threads end to end")
+    parser.add_argument("--slices", type=int, default=400, help="files in each end-to-end series")
+    parser.add_argument("--workers", type=int, default=8, help="decoding workers end to end")
+    parser.add_argument("--e2e-batch", type=int, default=64, help="scoring batch end to end")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    parser.add_argument("--skip", action="append", default=[], choices=["model-only", "end-to-end"])
     args = parser.parse_args(argv)
     if not torch.cuda.is_available():
         print("no CUDA GPU visible to PyTorch: nothing to measure", file=sys.stderr)
@@ -186,14 +188,21 @@ def main(argv: list[str] | None = None) -> int:
     torch.backends.cudnn.benchmark = True
     batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
     image = preprocess(load_hu(scan([EXAMPLE]).series[0].slices[0]), LDCTIQAC)
-    rows = model_only(image, batch_sizes, args.duration, args.repeats)
-    rows += end_to_end(args.slices, [16, 64], args.workers, args.repeats)
-    result = {"machine": machine(), "rows": rows,
+    result = {"machine": machine(), "rows": [],
               "command": "python benchmarks/gpu_throughput.py " + " ".join(argv if argv is not None else sys.argv[1:])}
     args.out.mkdir(parents=True, exist_ok=True)
     slug = result["machine"]["gpu"].lower().replace("nvidia", "").strip().replace(" ", "_")
     target = args.out / f"gpu_throughput_{slug}.json"
-    target.write_text(json.dumps(result, indent=2) + "\n")
+
+    def emit(row: dict) -> None:  # written after every row, so an interrupted run keeps what it measured
+        result["rows"].append(row)
+        print(json.dumps(row), flush=True)
+        target.write_text(json.dumps(result, indent=2) + "\n")
+
+    if "end-to-end" not in args.skip:
+        end_to_end(args.slices, args.e2e_batch, args.workers, args.repeats, emit)
+    if "model-only" not in args.skip:
+        model_only(image, batch_sizes, args.duration, args.repeats, emit)
     print(f"wrote {target}")
     return 0
 

@@ -9,6 +9,11 @@ from typing import Annotated, Optional
 import typer
 
 
+class Decoders(str, Enum):
+    threads = "threads"
+    processes = "processes"
+
+
 class OutputFormat(str, Enum):
     table = "table"
     json = "json"
@@ -23,3 +28,4 @@ WorkersOpt = Annotated[int, typer.Option("--workers", min=1, max=64, help="Decod
 FormatOpt = Annotated[OutputFormat, typer.Option("--format", "-f", help="table for people; json or csv for machines.")]
 OutputOpt = Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the result here instead of standard output.")]
 BackendOpt = Annotated[str, typer.Option("--backend", help="Inference backend: onnxruntime (CPU), tensorrt (NVIDIA GPU, FP16 engine) or torch (CUDA FP16, else CPU).")]
+DecodersOpt = Annotated[Decoders, typer.Option("--decoders", help="Decode with threads, or with processes: faster for compressed (JPEG 2000) series on hosts with spare cores, such as GPU hosts.")]

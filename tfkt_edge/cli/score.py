@@ -16,13 +16,14 @@ from ..errors import TfktEdgeError
 from ..policy import AlertPolicy
 from ..report import document, print_table, to_csv, to_json
 from ..scoring import ScoringRun, score_paths
-from .options import BackendOpt, BatchOpt, FormatOpt, MinRunOpt, ModelOpt, OutputFormat, OutputOpt, ThresholdOpt, WorkersOpt
+from .options import BackendOpt, BatchOpt, Decoders, DecodersOpt, FormatOpt, MinRunOpt, ModelOpt, OutputFormat, OutputOpt, ThresholdOpt, WorkersOpt
 
 EXIT_PASS, EXIT_ALERT, EXIT_NOTHING = 0, 1, 2
 
 
 def run_scoring(paths: list[Path], model: Path | None, policy: AlertPolicy, batch_size: int, workers: int,
-                backend_name: str = "onnxruntime", console: Console | None = None) -> ScoringRun:
+                backend_name: str = "onnxruntime", console: Console | None = None,
+                decoders: str = "threads") -> ScoringRun:
     """Open the backend and score ``paths``, with progress bars on ``console`` when it is a terminal."""
     backend = create_backend(backend_name, model)
     show = console is not None and console.is_terminal
@@ -36,7 +37,7 @@ def run_scoring(paths: list[Path], model: Path | None, policy: AlertPolicy, batc
             progress.update(scoring, total=n_slices, visible=True)
 
         return score_paths(paths, backend, policy, batch_size, workers, on_file=lambda _: progress.advance(reading),
-                           on_scan_done=scan_done, on_slice=lambda: progress.advance(scoring))
+                           on_scan_done=scan_done, on_slice=lambda: progress.advance(scoring), decoders=decoders)
 
 
 def score(
@@ -49,6 +50,7 @@ def score(
     workers: WorkersOpt = 2,
     model: ModelOpt = None,
     backend: BackendOpt = "onnxruntime",
+    decoders: DecodersOpt = Decoders.threads,
 ) -> None:
     """Score CT slices 0-4 (higher is better) per series and flag series that need a rescan.
 
@@ -59,7 +61,7 @@ def score(
         err.print(f"[red]error:[/] cannot write {output}: not a file in an existing folder", highlight=False)
         raise typer.Exit(EXIT_NOTHING)
     try:
-        run = run_scoring(paths, model, AlertPolicy(threshold, min_run), batch_size, workers, backend, err)
+        run = run_scoring(paths, model, AlertPolicy(threshold, min_run), batch_size, workers, backend, err, decoders.value)
     except TfktEdgeError as exc:
         err.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
         raise typer.Exit(EXIT_NOTHING) from None
