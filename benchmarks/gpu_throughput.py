@@ -33,15 +33,15 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from tfkt_edge.backends.pytorch import TorchBackend
 from tfkt_edge.dicom import load_hu, scan
 from tfkt_edge.model_file import ModelInfo
 from tfkt_edge.policy import AlertPolicy
 from tfkt_edge.preprocess import LDCTIQAC, preprocess
 from tfkt_edge.scoring import decode_slice, decoder_pool, score_paths
-from tfkt_edge.train.models import create_model
+
+# torch is imported inside the functions: decoding processes are spawned, and a spawned
+# process imports this module again; at the top, every worker would pay for importing torch.
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "tfkt_edge" / "examples" / "clinical" / "abdomen.dcm"
 
@@ -69,6 +69,8 @@ def time_batches(backend, batch: np.ndarray, duration: float, repeats: int) -> d
 
 def h2d_ms(batch: np.ndarray) -> float:
     """Median time to copy ``batch`` from pinned host memory to the GPU."""
+    import torch
+
     pinned = torch.from_numpy(batch).pin_memory()
     device = torch.empty(batch.shape, device="cuda")
     times = []
@@ -81,11 +83,18 @@ def h2d_ms(batch: np.ndarray) -> float:
     return round(statistics.median(times), 3)
 
 
-def edge_backend(precision: str) -> TorchBackend:
+def edge_backend(precision: str):
+    from tfkt_edge.backends.pytorch import TorchBackend
+
     return TorchBackend(device="cuda", precision=precision)
 
 
-def reference_backend(precision: str) -> TorchBackend:
+def reference_backend(precision: str):
+    import torch
+
+    from tfkt_edge.backends.pytorch import TorchBackend
+    from tfkt_edge.train.models import create_model
+
     torch.manual_seed(0)
     info = ModelInfo(Path("tfkt_v2 (random weights)"), "tfkt_v2", LDCTIQAC, {})
     return TorchBackend.from_module(create_model("tfkt_v2"), info, device="cuda", precision=precision)
@@ -159,6 +168,8 @@ def end_to_end(n: int, batch_size: int, workers: int, repeats: int, emit) -> Non
 def machine() -> dict:
     import os
 
+    import torch
+
     cpu = platform.processor()
     try:
         cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
@@ -181,6 +192,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     parser.add_argument("--skip", action="append", default=[], choices=["model-only", "end-to-end"])
     args = parser.parse_args(argv)
+    import torch
+
     if not torch.cuda.is_available():
         print("no CUDA GPU visible to PyTorch: nothing to measure", file=sys.stderr)
         return 2

@@ -38,3 +38,15 @@ def test_a_corrupt_slice_is_skipped_and_the_rest_scored_in_order(real, tmp_path,
     assert [s.ref.instance_number for s in result.slices] == [1, 2, 4, 5]
     (skip,) = run.skipped
     assert skip.path == paths[2] and skip.reason.startswith(reasons.PIXELS_UNREADABLE.split("(")[0])
+
+
+def test_decoding_processes_score_like_threads_and_skip_like_them(real, tmp_path, backend):
+    """Spawned decoding processes (--decoders processes): same scores, same order, same skip reason."""
+    paths = write_series(real["explicit_le"], tmp_path, [float(i) for i in range(6)], list(range(1, 7)))
+    data = paths[3].read_bytes()
+    paths[3].write_bytes(data[: len(data) - 100_000])
+    threads = score_paths([tmp_path], backend, batch_size=4, workers=2, decoders="threads")
+    processes = score_paths([tmp_path], backend, batch_size=4, workers=2, decoders="processes")
+    assert [s.ref.instance_number for s in processes.results[0].slices] == [1, 2, 3, 5, 6]
+    np.testing.assert_allclose(processes.results[0].scores, threads.results[0].scores, atol=1e-6)
+    assert [s.reason for s in processes.skipped] == [s.reason for s in threads.skipped]
