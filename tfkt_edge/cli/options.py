@@ -24,7 +24,7 @@ ModelOpt = Annotated[Optional[Path], typer.Option("--model", help="Model file fo
 ThresholdOpt = Annotated[float, typer.Option("--threshold", min=0.0, max=4.0, help="Alert when the series median, or a run of slices, falls below this score.")]
 MinRunOpt = Annotated[int, typer.Option("--min-run", min=1, help="Consecutive slices below the threshold that raise an alert.")]
 BatchOpt = Annotated[int, typer.Option("--batch-size", min=1, max=1024, help="Slices per inference batch.")]
-WorkersOpt = Annotated[int, typer.Option("--workers", min=1, max=64, help="Decoding threads feeding the batches.")]
+WorkersOpt = Annotated[int, typer.Option("--workers", min=1, max=64, help="Decoding workers feeding the batches (threads or processes: --decoders).")]
 FormatOpt = Annotated[OutputFormat, typer.Option("--format", "-f", help="table for people; json or csv for machines.")]
 OutputOpt = Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the result here instead of standard output.")]
 BackendOpt = Annotated[str, typer.Option("--backend", help="Inference backend: onnxruntime (CPU), tensorrt (NVIDIA GPU, FP16 engine) or torch (CUDA FP16, else CPU).")]
