@@ -121,7 +121,9 @@ def build_engine(onnx_path: Path, output: Path, settings: BuildSettings = BuildS
     profile.set_shape(INPUT_NAME, shapes["min"], shapes["opt"], shapes["max"])
     config.add_optimization_profile(profile)
     cache_bytes = settings.timing_cache.read_bytes() if settings.timing_cache and settings.timing_cache.is_file() else b""
-    config.set_timing_cache(config.create_timing_cache(cache_bytes), False)
+    if not config.set_timing_cache(config.create_timing_cache(cache_bytes), False):
+        log(f"  timing cache   {settings.timing_cache} was made by another TensorRT or GPU: starting a new one")
+        config.set_timing_cache(config.create_timing_cache(b""), False)
 
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:

@@ -79,6 +79,7 @@ class _Engine:
             self._size = size
         except BaseException:
             self._context_owner.pop()
+            self._context_owner.detach()
             raise
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
