@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import resource
 import statistics
 import sys
@@ -31,6 +29,7 @@ from pydicom.uid import generate_uid
 
 from tfkt_edge.backends import create_backend
 from tfkt_edge.dicom import load_hu, scan
+from tfkt_edge.machine import host
 from tfkt_edge.model_file import DEFAULT_MODEL
 from tfkt_edge.policy import AlertPolicy
 from tfkt_edge.preprocess import preprocess
@@ -97,13 +96,7 @@ def end_to_end(n_slices: int, batch_size: int, repeats: int) -> dict:
 
 
 def machine() -> dict:
-    cpu = platform.processor()
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
-            "onnxruntime": onnxruntime.__version__, "pydicom": pydicom.__version__}
+    return {**host(), "onnxruntime": onnxruntime.__version__, "pydicom": pydicom.__version__}
 
 
 def main() -> int:

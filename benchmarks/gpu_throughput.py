@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import sys
 import tempfile
@@ -35,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from tfkt_edge.dicom import load_hu, scan
+from tfkt_edge.machine import host
 from tfkt_edge.model_file import ModelInfo
 from tfkt_edge.policy import AlertPolicy
 from tfkt_edge.preprocess import LDCTIQAC, preprocess
@@ -166,19 +166,12 @@ def end_to_end(n: int, batch_size: int, workers: int, repeats: int, emit) -> Non
 
 
 def machine() -> dict:
-    import os
-
     import torch
 
-    cpu = platform.processor()
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
     props = torch.cuda.get_device_properties(0)
     return {"gpu": props.name, "gpu_memory_gb": round(props.total_memory / 2**30, 1),
             "compute_capability": f"{props.major}.{props.minor}", "cuda": torch.version.cuda, "torch": torch.__version__,
-            "cudnn": torch.backends.cudnn.version(), "cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version()}
+            "cudnn": torch.backends.cudnn.version(), **host()}
 
 
 def main(argv: list[str] | None = None) -> int:
