@@ -1,0 +1,164 @@
+"""`tfkt-edge serve` (a DICOM node) and `tfkt-edge results` (what it has judged)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import signal
+import threading
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ..errors import TfktEdgeError
+from ..policy import AlertPolicy
+from .options import BackendOpt, BatchOpt, Decoders, DecodersOpt, MinRunOpt, ModelOpt, ThresholdOpt, WorkersOpt
+
+StoreOpt = Annotated[Path, typer.Option("--store", help="Folder for received instances (named by UIDs).")]
+DbOpt = Annotated[Path, typer.Option("--db", help="SQLite file of instances, scores and results.")]
+TimeoutOpt = Annotated[float, typer.Option("--series-timeout", min=0.1, help="A series is complete when no instance has arrived for this many seconds.")]
+WebhookOpt = Annotated[Optional[str], typer.Option("--webhook", help="POST each series result as JSON to this URL (retried with backoff).")]
+EventsOpt = Annotated[Optional[Path], typer.Option("--events", help="JSON-lines log of results (default: DB.events.jsonl).")]
+
+
+def _wait_for_signal() -> None:
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
+
+
+def serve(
+    ae_title: Annotated[str, typer.Option("--ae-title", help="This node's AE title.")] = "TFKT",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="TCP port to listen on.")] = 11112,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on (0.0.0.0: every interface).")] = "127.0.0.1",
+    allowed_callers: Annotated[Optional[str], typer.Option("--allowed-callers", help="Comma-separated calling AE titles to accept (default: any).")] = None,
+    store: StoreOpt = Path("tfkt-store"),
+    db: DbOpt = Path("tfkt-results.sqlite"),
+    series_timeout: TimeoutOpt = 2.0,
+    threshold: ThresholdOpt = 2.0,
+    min_run: MinRunOpt = 3,
+    webhook: WebhookOpt = None,
+    events: EventsOpt = None,
+    backend: BackendOpt = "onnxruntime",
+    model: ModelOpt = None,
+    batch_size: BatchOpt = 16,
+    workers: WorkersOpt = 2,
+    decoders: DecodersOpt = Decoders.threads,
+) -> None:
+    """Run a DICOM node (C-ECHO, C-STORE of CT and Enhanced CT) that scores slices as they arrive and
+    prints a verdict per series once no instance has arrived for --series-timeout seconds. Stop with Ctrl-C."""
+    from ..service.runner import Service, ServiceConfig
+    from ..service.scp import ScpConfig
+
+    err = Console(stderr=True)
+    if len(ae_title.strip()) == 0 or len(ae_title) > 16:
+        err.print(f"[red]error:[/] --ae-title must be 1-16 characters, not {ae_title!r}", highlight=False)
+        raise typer.Exit(2)
+    callers = [c.strip() for c in (allowed_callers or "").split(",") if c.strip()]
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
+    logging.getLogger("pynetdicom").setLevel(logging.ERROR)
+    config = ServiceConfig(store=store, db=db, events=events, series_timeout=series_timeout,
+                           policy=AlertPolicy(threshold, min_run), webhook=webhook, backend=backend, model=model,
+                           batch_size=batch_size, workers=workers, decoders=decoders.value)
+    try:
+        service = Service(config, ScpConfig(ae_title, host, port, callers))
+    except (TfktEdgeError, ValueError, OSError) as exc:
+        err.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    try:
+        service.start()
+    except OSError as exc:
+        service.stop()
+        err.print(f"[red]error:[/] cannot listen on {host}:{port}: {exc.strerror or exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    Console().print(f"tfkt-edge: listening as {ae_title} on {host}:{port}; store {store}, database {db}, "
+                    f"series complete after {series_timeout:g} s", highlight=False, soft_wrap=True)
+    try:
+        _wait_for_signal()
+    finally:
+        service.stop()
+
+
+
+
+def results(
+    db: DbOpt = Path("tfkt-results.sqlite"),
+    since: Annotated[Optional[str], typer.Option("--since", help="Only results from this time on: ISO date/time (UTC if no zone) or a number of hours ago, like 24h.")] = None,
+    format: Annotated[str, typer.Option("--format", "-f", help="table, json or csv.")] = "table",
+) -> None:
+    """List the series results recorded by `tfkt-edge serve` / `watch`, oldest first."""
+    from ..service.database import Database
+
+    err = Console(stderr=True)
+    if format not in ("table", "json", "csv"):
+        err.print(f"[red]error:[/] --format must be table, json or csv, not {format!r}", highlight=False)
+        raise typer.Exit(2)
+    if not db.is_file():
+        err.print(f"[red]error:[/] no results database at {db}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2)
+    try:
+        cutoff = parse_since(since)
+    except ValueError as exc:
+        err.print(f"[red]error:[/] --since: {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    database = Database(db)
+    try:
+        rows = [summary(e) for e in database.events(cutoff)]
+    finally:
+        database.close()
+    if format == "json":
+        typer.echo(json.dumps(rows, indent=2))
+    elif format == "csv":
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=list(SUMMARY_FIELDS), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        typer.echo(out.getvalue(), nl=False)
+    else:
+        table = Table(title=f"tfkt-edge results in {db} ({len(rows)})")
+        for name in ("completed (UTC)", "verdict", "series", "slices", "median", "reason"):
+            table.add_column(name)
+        for r in rows:
+            verdict = "[bold red]RESCAN ALERT[/]" if r["alert"] else "[green]pass[/]"
+            table.add_row(r["completed_utc"], verdict, r["description"] or r["series_instance_uid"], str(r["n_slices"]),
+                          "" if r["median_score"] is None else f"{r['median_score']:.2f}", r["reason"])
+        Console().print(table)
+
+
+SUMMARY_FIELDS = ("event_id", "completed_utc", "series_instance_uid", "description", "alert", "n_slices",
+                  "median_score", "min_score", "reason", "skipped")
+
+
+def summary(event: dict) -> dict:
+    series = event["series"][0] if event.get("series") else {}
+    return {"event_id": event["event_id"],
+            "completed_utc": datetime.fromtimestamp(event["created_at"], timezone.utc).strftime("%Y-%m-%d %H:%M:%S"),
+            "series_instance_uid": event.get("series_instance_uid", series.get("series_instance_uid", "")),
+            "description": series.get("description", ""), "alert": bool(series.get("alert", False)),
+            "n_slices": series.get("n_slices", 0), "median_score": series.get("median_score"),
+            "min_score": series.get("min_score"), "reason": series.get("reason", "nothing scorable"),
+            "skipped": len(event.get("skipped", []))}
+
+
+def parse_since(text: str | None) -> float:
+    """Seconds since the epoch from '24h', '30m', '2026-11-24' or '2026-11-24T10:00[+01:00]'; 0 for None."""
+    if not text:
+        return 0.0
+    text = text.strip()
+    units = {"h": 3600, "m": 60, "d": 86400}
+    if text[-1:] in units and text[:-1].replace(".", "", 1).isdigit():
+        return datetime.now(timezone.utc).timestamp() - float(text[:-1]) * units[text[-1]]
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is neither a time like 2026-11-24T10:00 nor a span like 24h") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.timestamp()

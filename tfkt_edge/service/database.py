@@ -1,0 +1,206 @@
+"""The service's SQLite file: every acknowledged instance, every scored slice, every result and its deliveries.
+
+What the database says is what happened: an instance row is committed before
+the C-STORE success goes back; a series is completed, its result event
+created and one delivery row per sink added in one transaction, so after a
+crash (even kill -9) a restarted service finds unscored instances still
+unscored, unfinished series still open, and each result exactly once.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from ..dicom import SliceRef
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS instances (
+    sop_instance_uid TEXT PRIMARY KEY,
+    series_instance_uid TEXT NOT NULL,
+    study_instance_uid TEXT NOT NULL,
+    path TEXT NOT NULL,
+    calling_ae TEXT,
+    received_at REAL NOT NULL,
+    processed_at REAL,
+    skip_reason TEXT
+);
+CREATE INDEX IF NOT EXISTS instances_unprocessed ON instances (processed_at, received_at);
+CREATE TABLE IF NOT EXISTS slices (
+    sop_instance_uid TEXT NOT NULL,
+    frame INTEGER NOT NULL,
+    series_instance_uid TEXT NOT NULL,
+    ref TEXT NOT NULL,
+    score REAL NOT NULL,
+    PRIMARY KEY (sop_instance_uid, frame)
+);
+CREATE INDEX IF NOT EXISTS slices_series ON slices (series_instance_uid);
+CREATE TABLE IF NOT EXISTS series (
+    series_instance_uid TEXT PRIMARY KEY,
+    study_instance_uid TEXT NOT NULL,
+    first_received REAL NOT NULL,
+    last_received REAL NOT NULL,
+    completed_at REAL
+);
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    series_instance_uid TEXT NOT NULL UNIQUE,
+    created_at REAL NOT NULL,
+    alert INTEGER NOT NULL,
+    payload TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS deliveries (
+    event_id INTEGER NOT NULL,
+    sink TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt REAL NOT NULL DEFAULT 0,
+    delivered_at REAL,
+    last_error TEXT,
+    PRIMARY KEY (event_id, sink)
+);
+"""
+
+
+def ref_to_json(ref: SliceRef) -> str:
+    data = asdict(ref)
+    data["path"] = str(ref.path)
+    return json.dumps(data)
+
+
+def ref_from_json(text: str) -> SliceRef:
+    data = json.loads(text)
+    data["path"] = Path(data["path"])
+    return SliceRef(**data)
+
+
+class Database:
+    """One connection shared by the receiving threads and the worker, serialised by a lock."""
+
+    def __init__(self, path: Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=30)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")  # an acknowledged instance survives power loss too
+        self._db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def _write(self, statements: list[tuple[str, tuple]]) -> list[sqlite3.Cursor]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                cursors = [self._db.execute(sql, args) for sql, args in statements]
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            return cursors
+
+    def _read(self, sql: str, args: tuple = ()) -> list[tuple]:
+        with self._lock:
+            return self._db.execute(sql, args).fetchall()
+
+    # receiving
+    def record_instance(self, sop: str, series: str, study: str, path: Path, calling_ae: str) -> None:
+        """Record a stored instance (a re-sent one is processed again) and touch its series."""
+        now = time.time()
+        self._write([
+            ("INSERT INTO instances (sop_instance_uid, series_instance_uid, study_instance_uid, path, calling_ae,"
+             " received_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (sop_instance_uid) DO UPDATE SET"
+             " path = excluded.path, calling_ae = excluded.calling_ae, received_at = excluded.received_at,"
+             " processed_at = NULL, skip_reason = NULL", (sop, series, study, str(path), calling_ae, now)),
+            ("DELETE FROM slices WHERE sop_instance_uid = ?", (sop,)),
+            ("INSERT INTO series (series_instance_uid, study_instance_uid, first_received, last_received)"
+             " VALUES (?, ?, ?, ?) ON CONFLICT (series_instance_uid) DO UPDATE SET last_received = excluded.last_received",
+             (series, study, now, now)),
+        ])
+
+    # scoring
+    def unprocessed(self, limit: int) -> list[tuple[str, str, Path]]:
+        rows = self._read("SELECT sop_instance_uid, series_instance_uid, path FROM instances WHERE processed_at IS NULL"
+                          " ORDER BY received_at LIMIT ?", (limit,))
+        return [(sop, series, Path(path)) for sop, series, path in rows]
+
+    def record_scores(self, scored: list[tuple[SliceRef, float]], skipped: dict[str, str], processed: list[str]) -> None:
+        """Store slice scores and mark instances processed, in one transaction."""
+        now = time.time()
+        statements = [("INSERT OR REPLACE INTO slices VALUES (?, ?, ?, ?, ?)",
+                       (ref.sop_instance_uid, -1 if ref.frame is None else ref.frame, ref.series_instance_uid,
+                        ref_to_json(ref), score)) for ref, score in scored]
+        statements += [("UPDATE instances SET processed_at = ?, skip_reason = ? WHERE sop_instance_uid = ?",
+                        (now, skipped.get(sop), sop)) for sop in processed]
+        self._write(statements)
+
+    def due_series(self, quiet_since: float) -> list[str]:
+        """Open series with no instance since ``quiet_since`` and none left to score."""
+        rows = self._read(
+            "SELECT s.series_instance_uid FROM series s WHERE s.completed_at IS NULL AND s.last_received <= ?"
+            " AND NOT EXISTS (SELECT 1 FROM instances i WHERE i.series_instance_uid = s.series_instance_uid"
+            " AND i.processed_at IS NULL) ORDER BY s.last_received", (quiet_since,))
+        return [r[0] for r in rows]
+
+    def series_slices(self, series: str) -> list[tuple[SliceRef, float]]:
+        return [(ref_from_json(ref), score) for ref, score in
+                self._read("SELECT ref, score FROM slices WHERE series_instance_uid = ?", (series,))]
+
+    def series_skips(self, series: str) -> list[tuple[Path, str]]:
+        return [(Path(p), r) for p, r in self._read(
+            "SELECT path, skip_reason FROM instances WHERE series_instance_uid = ? AND skip_reason IS NOT NULL", (series,))]
+
+    def complete_series(self, series: str, alert: bool, payload: dict, sinks: list[str]) -> int | None:
+        """Close the series and create its one result event with a delivery per sink; None if already done."""
+        now = time.time()
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                closed = self._db.execute("UPDATE series SET completed_at = ? WHERE series_instance_uid = ?"
+                                          " AND completed_at IS NULL", (now, series)).rowcount
+                if not closed:
+                    self._db.execute("ROLLBACK")
+                    return None
+                event = self._db.execute(
+                    "INSERT INTO events (series_instance_uid, created_at, alert, payload) VALUES (?, ?, ?, ?)"
+                    " ON CONFLICT (series_instance_uid) DO NOTHING", (series, now, int(alert), json.dumps(payload)))
+                event_id = event.lastrowid if event.rowcount else None
+                if event_id is not None:
+                    self._db.executemany("INSERT INTO deliveries (event_id, sink) VALUES (?, ?)",
+                                         [(event_id, sink) for sink in sinks])
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return event_id
+
+    # delivering
+    def pending_deliveries(self, now: float) -> list[tuple[int, str, int, dict]]:
+        rows = self._read(
+            "SELECT d.event_id, d.sink, d.attempts, e.payload FROM deliveries d JOIN events e ON e.id = d.event_id"
+            " WHERE d.delivered_at IS NULL AND d.next_attempt <= ? ORDER BY d.event_id", (now,))
+        return [(event_id, sink, attempts, json.loads(payload)) for event_id, sink, attempts, payload in rows]
+
+    def delivered(self, event_id: int, sink: str) -> None:
+        self._write([("UPDATE deliveries SET delivered_at = ?, attempts = attempts + 1 WHERE event_id = ? AND sink = ?",
+                      (time.time(), event_id, sink))])
+
+    def failed(self, event_id: int, sink: str, error: str, retry_at: float) -> None:
+        self._write([("UPDATE deliveries SET attempts = attempts + 1, last_error = ?, next_attempt = ?"
+                      " WHERE event_id = ? AND sink = ?", (error[:500], retry_at, event_id, sink))])
+
+    # reading back
+    def events(self, since: float = 0.0) -> list[dict]:
+        rows = self._read("SELECT id, created_at, payload FROM events WHERE created_at >= ? ORDER BY id", (since,))
+        return [{"event_id": i, "created_at": t, **json.loads(p)} for i, t, p in rows]
+
+    def counts(self) -> dict[str, int]:
+        (instances,), = self._read("SELECT COUNT(*) FROM instances")
+        (scored,), = self._read("SELECT COUNT(*) FROM slices")
+        (events,), = self._read("SELECT COUNT(*) FROM events")
+        return {"instances": instances, "slices_scored": scored, "results": events}

@@ -1,0 +1,81 @@
+"""One running service: store, database, receiver, scoring and delivery, started and stopped together."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..backends import create_backend
+from ..policy import AlertPolicy
+from ..scoring import decoder_pool
+from .database import Database
+from .scp import ScpConfig, StorageServer
+from .sinks import ConsoleSink, JsonlSink, Sink, WebhookSink
+from .store import InstanceStore
+from .worker import DeliveryWorker, ScoringWorker
+
+log = logging.getLogger("tfkt_edge.service")
+
+
+@dataclass
+class ServiceConfig:
+    store: Path = Path("tfkt-store")
+    db: Path = Path("tfkt-results.sqlite")
+    events: Path | None = None  # JSON-lines log; default: <db>.events.jsonl
+    series_timeout: float = 2.0
+    policy: AlertPolicy = field(default_factory=AlertPolicy)
+    webhook: str | None = None
+    backend: str = "onnxruntime"
+    model: Path | None = None
+    batch_size: int = 16
+    workers: int = 2
+    decoders: str = "threads"
+
+    @property
+    def events_path(self) -> Path:
+        return self.events or self.db.with_name(self.db.name + ".events.jsonl")
+
+
+class Service:
+    """Everything behind ``tfkt-edge serve`` and ``tfkt-edge watch``; ``scp`` is None for a watched folder."""
+
+    def __init__(self, config: ServiceConfig, scp: ScpConfig | None = None, console_sink: Sink | None = None):
+        self.config = config
+        self.store = InstanceStore(config.store)
+        self.db = Database(config.db)
+        self.backend = create_backend(config.backend, config.model)
+        sinks: list[Sink] = [console_sink or ConsoleSink(), JsonlSink(config.events_path)]
+        if config.webhook:
+            sinks.append(WebhookSink(config.webhook))
+        self.sinks = sinks
+        self.wake = threading.Event()
+        delivered = threading.Event()
+        self.pool = decoder_pool(config.workers, config.decoders)
+        self.scoring = ScoringWorker(self.db, self.backend, config.policy, config.series_timeout,
+                                     [s.name for s in sinks], self.pool, config.batch_size, self.wake, delivered)
+        self.delivery = DeliveryWorker(self.db, sinks, delivered)
+        self.server = StorageServer(scp, self.store, self.db, self.received) if scp is not None else None
+
+    def received(self, series_uid: str) -> None:
+        self.wake.set()
+
+    def start(self) -> None:
+        """Resume unfinished work from the database, then listen."""
+        self.scoring.start()
+        self.delivery.start()
+        if self.server is not None:
+            self.server.start()
+
+    def stop(self) -> None:
+        """Stop listening first, then let scoring and delivery finish their current step."""
+        if self.server is not None:
+            self.server.stop()
+        self.scoring.stop()
+        self.delivery.stop()
+        self.scoring.join(timeout=30)
+        self.delivery.join(timeout=30)
+        self.pool.shutdown()
+        self.backend.close()
+        self.db.close()

@@ -1,0 +1,111 @@
+"""The DICOM side: a pynetdicom Storage SCP for CT and Enhanced CT, and Verification (C-ECHO).
+
+Only the CT storage classes are offered at association negotiation, so a
+scanner proposing any other SOP class has that presentation context
+rejected; with ``allowed_callers`` set, associations from other calling AE
+titles are rejected. The C-STORE handler never raises: it writes the received
+bytes (as sent, not re-encoded) to the store, records the instance in the
+database and only then answers success; anything it cannot understand gets a
+failure status, and the server keeps serving.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import Callable
+
+from pydicom.uid import (
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    JPEG2000,
+    JPEG2000Lossless,
+    JPEGLossless,
+    JPEGLosslessSV1,
+    RLELossless,
+)
+from pynetdicom import AE, evt
+from pynetdicom.sop_class import CTImageStorage, EnhancedCTImageStorage, Verification
+
+from .database import Database
+from .store import InstanceStore, InvalidUID, check_uid
+
+TRANSFER_SYNTAXES = [ExplicitVRLittleEndian, ImplicitVRLittleEndian, JPEGLosslessSV1, JPEGLossless,
+                     JPEG2000Lossless, JPEG2000, RLELossless]
+STORAGE_CLASSES = {CTImageStorage: "CT Image Storage", EnhancedCTImageStorage: "Enhanced CT Image Storage"}
+
+SUCCESS = 0x0000
+OUT_OF_RESOURCES = 0xA700
+DATA_SET_DOES_NOT_MATCH = 0xA900
+CANNOT_UNDERSTAND = 0xC210
+
+log = logging.getLogger("tfkt_edge.service")
+
+
+@dataclass
+class ScpConfig:
+    ae_title: str = "TFKT"
+    host: str = "127.0.0.1"
+    port: int = 11112
+    allowed_callers: list[str] = field(default_factory=list)
+
+
+def handle_echo(event) -> int:
+    return SUCCESS
+
+
+def handle_store(event, store: InstanceStore, db: Database, received: Callable[[str], None]) -> int:
+    """Store one instance atomically and record it; return a DICOM status. Never raises."""
+    calling = event.assoc.requestor.ae_title.strip() if event.assoc else ""
+    try:
+        ds = event.dataset
+        ds.file_meta = event.file_meta
+        sop_class = str(ds.get("SOPClassUID", ""))
+        if sop_class != str(event.context.abstract_syntax):
+            log.warning("refused instance from %s: SOPClassUID %s does not match the context", calling, sop_class)
+            return DATA_SET_DOES_NOT_MATCH
+        sop = check_uid(ds.get("SOPInstanceUID"), "SOPInstanceUID")
+        series = check_uid(ds.get("SeriesInstanceUID"), "SeriesInstanceUID")
+        study = check_uid(ds.get("StudyInstanceUID"), "StudyInstanceUID")
+    except InvalidUID as exc:
+        log.warning("refused instance from %s: %s", calling, exc)
+        return CANNOT_UNDERSTAND
+    except Exception as exc:  # a dataset pydicom cannot decode
+        log.warning("refused instance from %s: cannot decode the dataset (%s)", calling, type(exc).__name__)
+        return CANNOT_UNDERSTAND
+    try:
+        data = event.encoded_dataset()  # preamble, file meta and the dataset as received
+        path = store.write(study, series, sop, lambda f: f.write(data))
+        db.record_instance(sop, series, study, path, calling)
+    except Exception as exc:  # disk full, database locked for too long, ...
+        log.error("could not store %s from %s: %s", sop, calling, exc)
+        return OUT_OF_RESOURCES
+    received(series)
+    return SUCCESS
+
+
+class StorageServer:
+    """The listening AE; ``start`` returns once the port is bound."""
+
+    def __init__(self, config: ScpConfig, store: InstanceStore, db: Database, received: Callable[[str], None]):
+        self.config = config
+        self.ae = AE(ae_title=config.ae_title)
+        for sop_class in STORAGE_CLASSES:
+            self.ae.add_supported_context(sop_class, TRANSFER_SYNTAXES)
+        self.ae.add_supported_context(Verification)
+        self.ae.require_calling_aet = list(config.allowed_callers)
+        self.ae.maximum_associations = 16
+        self._handlers = [(evt.EVT_C_ECHO, handle_echo), (evt.EVT_C_STORE, handle_store, [store, db, received])]
+        self._server = None
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        self._server = self.ae.start_server((self.config.host, self.config.port), block=False,
+                                            evt_handlers=self._handlers)
+
+    def stop(self) -> None:
+        with self._lock:
+            if self._server is not None:
+                self._server.shutdown()
+                self._server = None

@@ -1,0 +1,103 @@
+"""Where series results go: the console, a JSON-lines event log, an HTTP webhook.
+
+A sink's ``deliver`` raises on failure; the delivery worker then retries it
+later with backoff (the outbox lives in the database, so retries survive a
+restart). Each event carries its database id, so a receiver can drop a
+repeat: the JSON-lines log does so itself, the webhook sends the id as an
+``Idempotency-Key`` header.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Protocol
+
+from rich.console import Console
+
+
+class Sink(Protocol):
+    name: str
+
+    def deliver(self, event_id: int, payload: dict) -> None:
+        """Hand one series result on; raise to be retried later."""
+
+
+def one_line(payload: dict) -> tuple[bool, str]:
+    """(alert, a one-line verdict) for a result payload."""
+    series = payload["series"][0] if payload.get("series") else {}
+    description = series.get("description") or "(no description)"
+    uid = series.get("series_instance_uid", "?")
+    if not series:
+        return False, f"series {uid}: nothing scorable ({len(payload.get('skipped', []))} instance(s) skipped)"
+    verdict = "RESCAN ALERT" if series["alert"] else "pass"
+    return bool(series["alert"]), (f"{verdict}: {description} ({series['n_slices']} slices, median "
+                                   f"{series['median_score']:.2f}) {series['reason']} [{uid}]")
+
+
+class ConsoleSink:
+    name = "console"
+
+    def __init__(self, console: Console | None = None):
+        self.console = console or Console()
+
+    def deliver(self, event_id: int, payload: dict) -> None:
+        alert, line = one_line(payload)
+        style = "bold white on red" if alert else "green"
+        self.console.print(f"[{style}]{line}[/]", highlight=False, soft_wrap=True)
+
+
+class JsonlSink:
+    """Appends one JSON object per result; an event already in the file is not written again."""
+
+    name = "jsonl"
+
+    def __init__(self, path: Path):
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._written: set[int] = set()
+        self._lock = threading.Lock()
+        if path.exists():
+            for line in path.read_text(errors="replace").splitlines():
+                try:
+                    self._written.add(int(json.loads(line)["event_id"]))
+                except (ValueError, KeyError, TypeError):
+                    continue  # a line cut short by a crash: its event is written again whole
+
+    def deliver(self, event_id: int, payload: dict) -> None:
+        with self._lock:
+            if event_id in self._written:
+                return
+            with open(self.path, "a") as f:
+                f.write(json.dumps({"event_id": event_id, **payload}, separators=(",", ":")) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+            self._written.add(event_id)
+
+
+class WebhookSink:
+    """POSTs the result as JSON; any answer but 2xx, or no answer within ``timeout`` s, is a failure."""
+
+    name = "webhook"
+
+    def __init__(self, url: str, timeout: float = 5.0):
+        if not url.startswith(("http://", "https://")):
+            raise ValueError(f"webhook URL must start with http:// or https://, not {url!r}")
+        self.url, self.timeout = url, timeout
+
+    def deliver(self, event_id: int, payload: dict) -> None:
+        body = json.dumps({"event_id": event_id, **payload}).encode()
+        request = urllib.request.Request(self.url, data=body, method="POST", headers={
+            "Content-Type": "application/json", "Idempotency-Key": f"tfkt-edge-{event_id}"})
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                if not 200 <= response.status < 300:
+                    raise RuntimeError(f"HTTP {response.status}")
+        except urllib.error.HTTPError as exc:
+            raise RuntimeError(f"HTTP {exc.code}") from None
+        except (urllib.error.URLError, OSError) as exc:
+            raise RuntimeError(f"{getattr(exc, 'reason', exc)}") from None

@@ -1,0 +1,55 @@
+"""Received instances on disk, named by their UIDs and written atomically."""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from pathlib import Path
+from typing import Callable
+
+UID = re.compile(r"[0-9]+(\.[0-9]+)*")
+
+
+class InvalidUID(ValueError):
+    """A UID that is empty, too long or not digits and dots (so never a path component a caller chose)."""
+
+
+def check_uid(value: object, name: str) -> str:
+    text = str(value or "").strip().rstrip("\x00")
+    if not (0 < len(text) <= 64 and UID.fullmatch(text)):
+        raise InvalidUID(f"{name} {text[:70]!r} is not a valid UID")
+    return text
+
+
+class InstanceStore:
+    """``root/<StudyInstanceUID>/<SeriesInstanceUID>/<SOPInstanceUID>.dcm``."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+
+    def path_for(self, study: str, series: str, sop: str) -> Path:
+        return self.root / check_uid(study, "StudyInstanceUID") / check_uid(series, "SeriesInstanceUID") / \
+            f"{check_uid(sop, 'SOPInstanceUID')}.dcm"
+
+    def write(self, study: str, series: str, sop: str, write: Callable[[object], None]) -> Path:
+        """Write through ``write(file)`` to a temporary file, flush it to disk, then rename it into place."""
+        target = self.path_for(study, series, sop)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(f".{target.name}.{uuid.uuid4().hex}.partial")
+        try:
+            with open(partial, "wb") as f:
+                write(f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(partial, target)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+        directory = os.open(target.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)  # the rename itself survives a crash
+        finally:
+            os.close(directory)
+        return target

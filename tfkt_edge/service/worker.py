@@ -1,0 +1,141 @@
+"""Scoring as instances arrive, series completion, and result delivery: two threads beside the receiver.
+
+The scoring worker takes stored-but-unscored instances from the database in
+batches, decodes and scores them with the backend, and records the scores.
+A series whose last instance arrived ``series_timeout`` seconds ago, and
+which has nothing left to score, is complete: the alert policy of ``score``
+judges it and its result is committed once, with a delivery per sink. The
+delivery worker hands results to the sinks and retries failures with
+backoff, so a slow or absent webhook never holds up scoring or receiving.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from concurrent.futures import Executor
+
+import numpy as np
+
+from ..backends import Backend
+from ..dicom import Skip, group_series
+from ..dicom.slices import read_slices
+from ..policy import AlertPolicy, evaluate
+from ..report import document
+from ..scoring import SeriesResult, SliceScore, decode_slice
+from .database import Database
+from .sinks import Sink
+
+log = logging.getLogger("tfkt_edge.service")
+RETRY_DELAYS = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)  # then every 60 s
+
+
+class ScoringWorker(threading.Thread):
+    def __init__(self, db: Database, backend: Backend, policy: AlertPolicy, series_timeout: float, sinks: list[str],
+                 pool: Executor, batch_size: int = 16, wake: threading.Event | None = None,
+                 delivered: threading.Event | None = None):
+        super().__init__(name="scoring", daemon=True)
+        self.db, self.backend, self.policy, self.timeout = db, backend, policy, series_timeout
+        self.sinks, self.pool, self.batch_size = sinks, pool, batch_size
+        self.wake = wake or threading.Event()
+        self.results_ready = delivered or threading.Event()
+        self._halt = threading.Event()
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.wake.set()
+
+    def run(self) -> None:
+        while not self._halt.is_set():
+            try:
+                busy = self.step()
+            except Exception:  # keep serving; the instance stays unscored and is retried
+                log.exception("scoring step failed")
+                busy = False
+            if not busy:
+                self.wake.wait(0.1)
+                self.wake.clear()
+
+    def step(self) -> bool:
+        """Score one batch of new instances and complete due series; True if there was work."""
+        pending = self.db.unprocessed(self.batch_size)
+        if pending:
+            self.score_instances(pending)
+        completed = 0
+        for series in self.db.due_series(time.time() - self.timeout):
+            completed += self.complete(series)
+        return bool(pending) or bool(completed)
+
+    def score_instances(self, pending) -> None:
+        refs, skipped = [], {}
+        for sop, _, path in pending:
+            found = read_slices(path)
+            if isinstance(found, Skip):
+                skipped[sop] = found.reason
+            else:
+                refs.extend(found)
+        contract = self.backend.model.contract
+        images = list(self.pool.map(decode_slice, refs, [contract] * len(refs)))
+        good = [(ref, image) for ref, image in zip(refs, images) if not isinstance(image, Skip)]
+        for ref, image in zip(refs, images):
+            if isinstance(image, Skip):
+                skipped[ref.sop_instance_uid] = image.reason
+        scored = []
+        limit = self.backend.max_batch() or len(good) or 1
+        for start in range(0, len(good), limit):
+            chunk = good[start:start + limit]
+            batch = np.stack([image for _, image in chunk])[:, None]
+            scored += [(ref, float(s)) for (ref, _), s in zip(chunk, self.backend.infer(batch))]
+        self.db.record_scores(scored, skipped, [sop for sop, _, _ in pending])
+
+    def complete(self, series_uid: str) -> bool:
+        rows = self.db.series_slices(series_uid)
+        skips = [Skip(path, reason) for path, reason in self.db.series_skips(series_uid)]
+        scores = {(ref.sop_instance_uid, ref.frame): score for ref, score in rows}
+        results = []
+        for series in group_series([ref for ref, _ in rows]):  # anatomical order, as `score` orders
+            slices = tuple(SliceScore(ref, scores[(ref.sop_instance_uid, ref.frame)]) for ref in series.slices)
+            verdict = evaluate([s.score for s in slices], [s.label for s in slices], self.policy)
+            results.append(SeriesResult(series, slices, verdict))
+        payload = document(self.backend.model, results, skips, self.policy.threshold)
+        payload["series_instance_uid"] = series_uid
+        alert = any(r.verdict.alert for r in results)
+        event = self.db.complete_series(series_uid, alert, payload, self.sinks)
+        if event is not None:
+            self.results_ready.set()
+        return event is not None
+
+
+class DeliveryWorker(threading.Thread):
+    def __init__(self, db: Database, sinks: list[Sink], wake: threading.Event):
+        super().__init__(name="delivery", daemon=True)
+        self.db, self.sinks, self.wake = db, {s.name: s for s in sinks}, wake
+        self._halt = threading.Event()
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.wake.set()
+
+    def run(self) -> None:
+        while not self._halt.is_set():
+            try:
+                self.deliver_due()
+            except Exception:
+                log.exception("delivery step failed")
+            self.wake.wait(0.2)
+            self.wake.clear()
+
+    def deliver_due(self) -> None:
+        for event_id, name, attempts, payload in self.db.pending_deliveries(time.time()):
+            sink = self.sinks.get(name)
+            if sink is None:
+                continue  # configured on an earlier run, not now: left pending
+            try:
+                sink.deliver(event_id, payload)
+            except Exception as exc:
+                delay = RETRY_DELAYS[min(attempts, len(RETRY_DELAYS) - 1)]
+                log.warning("%s delivery of result %d failed (%s); retrying in %.0f s", name, event_id, exc, delay)
+                self.db.failed(event_id, name, str(exc), time.time() + delay)
+            else:
+                self.db.delivered(event_id, name)
