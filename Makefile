@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install benchmark train clean
+.PHONY: demo test install tools benchmark train clean
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -18,7 +18,13 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/tfkt-edge demo
 
-test: $(STAMP)
+# dcmtk (storescu, echoscu) is the DICOM peer of the service tests; they skip, saying so, without it.
+tools:
+	@command -v storescu >/dev/null || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
+	  { apt-get install -y -q dcmtk >/dev/null 2>&1 || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q dcmtk >/dev/null 2>&1; }; }; } || \
+	  echo "dcmtk not installed: the tests that use storescu will be skipped"
+
+test: $(STAMP) tools
 	$(BIN)/python -m pytest -q
 
 benchmark: $(STAMP)

@@ -1,0 +1,279 @@
+"""`tfkt-edge serve` as a real process on a loopback port, driven by real DICOM peers.
+
+The peers are a pynetdicom SCU and dcmtk's storescu/echoscu (Debian package
+dcmtk, installed by `make test` where apt-get can; those tests skip with the
+reason where it is absent). Series are real clinical CT (the bundled example
+and its simulated 5%-dose copy), decompressed and re-identified per test.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+
+import pydicom
+import pytest
+from pydicom.uid import generate_uid
+from pynetdicom import AE
+from pynetdicom.sop_class import CTImageStorage, MRImageStorage, Verification
+
+from tfkt_edge.cli.demo import EXAMPLES
+
+from .conftest import PYDICOM_FILES
+
+CLINICAL = EXAMPLES / "clinical" / "abdomen.dcm"
+DEGRADED = EXAMPLES / "degraded" / "abdomen_degraded.dcm"
+needs_dcmtk = pytest.mark.skipif(shutil.which("storescu") is None, reason="needs dcmtk's storescu (apt-get install dcmtk)")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def make_series(source: Path, folder: Path, n: int) -> list[Path]:
+    """n uncompressed copies of a real slice as one new series, positions 0..n-1 mm."""
+    folder.mkdir(parents=True, exist_ok=True)
+    ds = pydicom.dcmread(source)
+    ds.decompress()
+    ds.SeriesInstanceUID = generate_uid()
+    paths = []
+    for i in range(n):
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+        ds.InstanceNumber = i + 1
+        ds.ImagePositionPatient = [0.0, 0.0, float(i)]
+        paths.append(folder / f"{i:03d}.dcm")
+        ds.save_as(paths[-1], enforce_file_format=True)
+    return paths
+
+
+class Server:
+    """`python -m tfkt_edge serve` in a subprocess, with its store, database and event log in ``root``."""
+
+    def __init__(self, root: Path, *extra: str, timeout: float = 1.0):
+        self.root, self.port = root, free_port()
+        self.args = [sys.executable, "-m", "tfkt_edge", "serve", "--port", str(self.port), "--store", str(root / "store"),
+                     "--db", str(root / "results.sqlite"), "--series-timeout", str(timeout), "--workers", "1", *extra]
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def events_path(self) -> Path:
+        return self.root / "results.sqlite.events.jsonl"
+
+    def start(self) -> Server:
+        self.log = open(self.root / f"server-{time.time_ns()}.log", "w")
+        self.process = subprocess.Popen(self.args, stdout=self.log, stderr=subprocess.STDOUT, env={**os.environ, "COLUMNS": "300"})
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited: {Path(self.log.name).read_text()}")
+            if "listening as" in Path(self.log.name).read_text():
+                return self
+            time.sleep(0.1)
+        raise RuntimeError("server did not start in 60 s")
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(sig)
+            self.process.wait(timeout=30)
+        self.log.close()
+
+    def output(self) -> str:
+        return "".join(p.read_text() for p in sorted(self.root.glob("server-*.log")))
+
+    def events(self) -> list[dict]:
+        if not self.events_path.exists():
+            return []
+        return [json.loads(line) for line in self.events_path.read_text().splitlines() if line.strip()]
+
+    def wait_events(self, count: int, seconds: float = 30) -> list[dict]:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            events = self.events()
+            if len(events) >= count:
+                return events
+            time.sleep(0.1)
+        raise AssertionError(f"expected {count} result(s), got {len(self.events())}; server said:\n{self.output()}")
+
+
+@pytest.fixture
+def server(tmp_path):
+    started: list[Server] = []
+
+    def start(*extra: str, timeout: float = 1.0) -> Server:
+        s = Server(tmp_path, *extra, timeout=timeout).start()
+        started.append(s)
+        return s
+
+    yield start
+    for s in started:
+        s.stop()
+
+
+def associate(port: int, ae_title: str = "SCU", contexts=(CTImageStorage, Verification)):
+    ae = AE(ae_title=ae_title)
+    for context in contexts:
+        ae.add_requested_context(context)
+    return ae.associate("127.0.0.1", port, ae_title="TFKT")
+
+
+def send(port: int, paths: list[Path], ae_title: str = "SCU") -> list[int]:
+    assoc = associate(port, ae_title)
+    assert assoc.is_established
+    try:
+        return [assoc.send_c_store(pydicom.dcmread(p)).Status for p in paths]
+    finally:
+        assoc.release()
+
+
+def test_echo_and_store_then_one_verdict_per_series(server, tmp_path):
+    srv = server()
+    assoc = associate(srv.port)
+    assert assoc.send_c_echo().Status == 0x0000
+    assoc.release()
+    clinical = make_series(CLINICAL, tmp_path / "clinical", 5)
+    degraded = make_series(DEGRADED, tmp_path / "degraded", 5)
+    assert send(srv.port, clinical + degraded) == [0] * 10
+    events = srv.wait_events(2)
+    verdicts = {e["series_instance_uid"]: e["series"][0]["alert"] for e in events}
+    assert verdicts == {pydicom.dcmread(clinical[0]).SeriesInstanceUID: False,
+                        pydicom.dcmread(degraded[0]).SeriesInstanceUID: True}
+    stored = sorted((tmp_path / "store").rglob("*.dcm"))
+    assert len(stored) == 10 and all(p.stem == pydicom.dcmread(p).SOPInstanceUID for p in stored)
+    assert "RESCAN ALERT" in srv.output() and "pass: Pancreas" in srv.output()
+
+
+@needs_dcmtk
+def test_dcmtk_storescu_and_echoscu(server, tmp_path):
+    srv = server()
+    folder = tmp_path / "dcmtk"
+    make_series(DEGRADED, folder, 4)
+    assert subprocess.run(["echoscu", "-aet", "SCANNER", "-aec", "TFKT", "127.0.0.1", str(srv.port)]).returncode == 0
+    sent = subprocess.run(["storescu", "-aet", "SCANNER", "-aec", "TFKT", "+sd", "+r", "127.0.0.1", str(srv.port), str(folder)],
+                          capture_output=True, text=True)
+    assert sent.returncode == 0, sent.stderr
+    (event,) = srv.wait_events(1)
+    assert event["series"][0]["alert"] and event["series"][0]["n_slices"] == 4
+
+
+def test_other_sop_classes_are_refused_at_negotiation(server):
+    srv = server()
+    mr = pydicom.dcmread(PYDICOM_FILES / "MR_small.dcm")
+    assoc = associate(srv.port, contexts=(MRImageStorage, Verification))
+    assert assoc.is_established
+    assert [c.abstract_syntax for c in assoc.accepted_contexts] == [Verification]
+    with pytest.raises(ValueError):
+        assoc.send_c_store(mr)
+    assoc.release()
+
+
+def test_callers_not_on_the_allow_list_are_rejected(server, tmp_path):
+    srv = server("--allowed-callers", "SCANNER1,SCANNER2")
+    stranger = associate(srv.port, "INTRUDER")
+    assert stranger.is_rejected
+    friend = associate(srv.port, "SCANNER2")
+    assert friend.is_established and friend.send_c_echo().Status == 0
+    friend.release()
+
+
+def test_bad_datasets_get_failure_statuses_and_the_server_keeps_serving(server, tmp_path):
+    srv = server()
+    good = make_series(CLINICAL, tmp_path / "good", 1)[0]
+    traversal = pydicom.dcmread(good)
+    traversal.SOPInstanceUID = "../../../etc/passwd"
+    no_series = pydicom.dcmread(good)
+    del no_series.SeriesInstanceUID
+    no_series.SOPInstanceUID = generate_uid()
+    assoc = associate(srv.port)
+    assert assoc.send_c_store(traversal).Status == 0xC210
+    assert assoc.send_c_store(no_series).Status == 0xC210
+    assert assoc.send_c_store(pydicom.dcmread(good)).Status == 0x0000
+    assoc.release()
+    assert [p.name for p in (tmp_path / "store").rglob("*.dcm")] == [f"{pydicom.dcmread(good).SOPInstanceUID}.dcm"]
+    assert not (tmp_path / "etc").exists()
+    srv.wait_events(1)
+
+
+class Receiver(BaseHTTPRequestHandler):
+    received: list[tuple[dict, str]] = []
+
+    def do_POST(self):  # noqa: N802 (http.server's name)
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        Receiver.received.append((json.loads(body), self.headers["Idempotency-Key"]))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def test_webhook_is_retried_until_the_receiver_is_up(server, tmp_path):
+    port = free_port()
+    srv = server("--webhook", f"http://127.0.0.1:{port}/alerts")
+    Receiver.received = []
+    send(srv.port, make_series(DEGRADED, tmp_path / "s", 3))
+    (event,) = srv.wait_events(1)  # the JSON-lines log does not wait for the webhook
+    time.sleep(1.5)
+    assert not Receiver.received and "webhook delivery of result 1 failed" in srv.output()
+    http = HTTPServer(("127.0.0.1", port), Receiver)
+    threading.Thread(target=http.serve_forever, daemon=True).start()
+    try:
+        deadline = time.monotonic() + 20
+        while not Receiver.received and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        http.shutdown()
+    ((payload, key),) = Receiver.received
+    assert payload["event_id"] == event["event_id"] and key == f"tfkt-edge-{event['event_id']}"
+    assert payload["series"][0]["alert"] is True
+
+
+def test_kill_9_loses_nothing_and_repeats_nothing(server, tmp_path):
+    srv = server(timeout=3.0)
+    first = make_series(DEGRADED, tmp_path / "a", 6)
+    assert send(srv.port, first) == [0] * 6
+    srv.process.kill()  # SIGKILL before the series is complete (3 s timeout)
+    srv.process.wait()
+    assert srv.events() == []
+    db = sqlite3.connect(str(tmp_path / "results.sqlite"))
+    assert db.execute("SELECT COUNT(*) FROM instances").fetchone()[0] == 6  # every acknowledged instance
+    db.close()
+    again = server(timeout=1.0)
+    (event,) = again.wait_events(1)  # the unfinished series is finished and scored after the restart
+    assert event["series"][0]["n_slices"] == 6 and event["series"][0]["alert"]
+    again.process.kill()
+    again.process.wait()
+    third = server(timeout=1.0)
+    time.sleep(2.5)
+    assert len(third.events()) == 1  # not emitted a second time
+    assert len(list((tmp_path / "store").rglob("*.dcm"))) == 6
+
+
+def test_results_command_reads_the_database(server, tmp_path):
+    from typer.testing import CliRunner
+
+    from tfkt_edge.cli.main import app
+
+    srv = server()
+    send(srv.port, make_series(DEGRADED, tmp_path / "s", 2))
+    srv.wait_events(1)
+    runner = CliRunner()
+    listed = runner.invoke(app, ["results", "--db", str(tmp_path / "results.sqlite"), "--format", "json", "--since", "1h"])
+    assert listed.exit_code == 0, listed.output
+    (row,) = json.loads(listed.stdout)
+    assert row["alert"] is True and row["n_slices"] == 2
+    future = runner.invoke(app, ["results", "--db", str(tmp_path / "results.sqlite"), "--format", "json", "--since", "2999-01-01"])
+    assert json.loads(future.stdout) == []
+    bad = runner.invoke(app, ["results", "--db", str(tmp_path / "results.sqlite"), "--since", "yesterday"])
+    assert bad.exit_code == 2 and "--since" in bad.stderr
