@@ -277,3 +277,45 @@ def test_results_command_reads_the_database(server, tmp_path):
     assert json.loads(future.stdout) == []
     bad = runner.invoke(app, ["results", "--db", str(tmp_path / "results.sqlite"), "--since", "yesterday"])
     assert bad.exit_code == 2 and "--since" in bad.stderr
+
+
+def test_watch_folder_scores_written_and_closed_files_in_place(tmp_path):
+    import hashlib
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    args = [sys.executable, "-m", "tfkt_edge", "watch", str(inbox), "--settle", "0.5", "--series-timeout", "1",
+            "--db", str(tmp_path / "results.sqlite"), "--workers", "1"]
+    log = open(tmp_path / "watch.log", "w")
+    process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "COLUMNS": "300"})
+    try:
+        deadline = time.monotonic() + 60
+        while "watching" not in (tmp_path / "watch.log").read_text() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        paths = make_series(DEGRADED, tmp_path / "staging", 3)
+        data = paths[0].read_bytes()
+        slow = inbox / "exam" / "slow.dcm"
+        slow.parent.mkdir()
+        with open(slow, "wb") as f:  # a file still being written is not read half-way
+            f.write(data[:4096])
+            f.flush()
+            time.sleep(1.5)
+            f.write(data[4096:])
+        for p in paths[1:]:
+            shutil.copyfile(p, inbox / "exam" / p.name)
+        (inbox / "notes.txt").write_text("not DICOM")
+        before = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in inbox.rglob("*") if p.is_file()}
+        events_path = tmp_path / "results.sqlite.events.jsonl"
+        deadline = time.monotonic() + 30
+        while not events_path.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(0.5)
+        (event,) = [json.loads(line) for line in events_path.read_text().splitlines()]
+        assert event["series"][0]["n_slices"] == 3 and event["series"][0]["alert"]
+        assert {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in inbox.rglob("*") if p.is_file()} == before
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+        log.close()
+    output = (tmp_path / "watch.log").read_text()
+    assert "notes.txt: not a readable DICOM file" in output

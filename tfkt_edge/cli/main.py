@@ -12,7 +12,7 @@ from .demo import demo
 from .evaluate import evaluate
 from .models import models
 from .score import score
-from .serve import results, serve
+from .serve import results, serve, watch
 
 app = typer.Typer(name="tfkt-edge", help="Reference-free CT image quality at the scanner: score slices 0-4, alert on non-diagnostic series.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -21,6 +21,7 @@ app.command()(demo)
 app.command()(evaluate)
 app.command()(models)
 app.command()(serve)
+app.command()(watch)
 app.command()(results)
 app.add_typer(train.app, name="train")
 app.add_typer(export.app, name="export")

@@ -34,6 +34,37 @@ def _wait_for_signal() -> None:
     stop.wait()
 
 
+def _run(make_service, banner: str) -> None:
+    """Build and start the service, print the banner, run until SIGINT/SIGTERM, stop cleanly."""
+    err = Console(stderr=True)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
+    logging.getLogger("pynetdicom").setLevel(logging.ERROR)
+    try:
+        service = make_service()
+    except (TfktEdgeError, ValueError, OSError) as exc:
+        err.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    try:
+        service.start()
+    except OSError as exc:
+        service.stop()
+        err.print(f"[red]error:[/] {exc.strerror or exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    Console().print(banner, highlight=False, soft_wrap=True)
+    try:
+        _wait_for_signal()
+    finally:
+        service.stop()
+
+
+def _config(store, db, events, series_timeout, threshold, min_run, webhook, backend, model, batch_size, workers, decoders):
+    from ..service.runner import ServiceConfig
+
+    return ServiceConfig(store=store, db=db, events=events, series_timeout=series_timeout,
+                         policy=AlertPolicy(threshold, min_run), webhook=webhook, backend=backend, model=model,
+                         batch_size=batch_size, workers=workers, decoders=decoders.value)
+
+
 def serve(
     ae_title: Annotated[str, typer.Option("--ae-title", help="This node's AE title.")] = "TFKT",
     port: Annotated[int, typer.Option("--port", min=1, max=65535, help="TCP port to listen on.")] = 11112,
@@ -54,38 +85,46 @@ def serve(
 ) -> None:
     """Run a DICOM node (C-ECHO, C-STORE of CT and Enhanced CT) that scores slices as they arrive and
     prints a verdict per series once no instance has arrived for --series-timeout seconds. Stop with Ctrl-C."""
-    from ..service.runner import Service, ServiceConfig
+    from ..service.runner import Service
     from ..service.scp import ScpConfig
 
-    err = Console(stderr=True)
     if len(ae_title.strip()) == 0 or len(ae_title) > 16:
-        err.print(f"[red]error:[/] --ae-title must be 1-16 characters, not {ae_title!r}", highlight=False)
+        Console(stderr=True).print(f"[red]error:[/] --ae-title must be 1-16 characters, not {ae_title!r}", highlight=False)
         raise typer.Exit(2)
     callers = [c.strip() for c in (allowed_callers or "").split(",") if c.strip()]
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
-    logging.getLogger("pynetdicom").setLevel(logging.ERROR)
-    config = ServiceConfig(store=store, db=db, events=events, series_timeout=series_timeout,
-                           policy=AlertPolicy(threshold, min_run), webhook=webhook, backend=backend, model=model,
-                           batch_size=batch_size, workers=workers, decoders=decoders.value)
-    try:
-        service = Service(config, ScpConfig(ae_title, host, port, callers))
-    except (TfktEdgeError, ValueError, OSError) as exc:
-        err.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
-        raise typer.Exit(2) from None
-    try:
-        service.start()
-    except OSError as exc:
-        service.stop()
-        err.print(f"[red]error:[/] cannot listen on {host}:{port}: {exc.strerror or exc}", highlight=False, soft_wrap=True)
-        raise typer.Exit(2) from None
-    Console().print(f"tfkt-edge: listening as {ae_title} on {host}:{port}; store {store}, database {db}, "
-                    f"series complete after {series_timeout:g} s", highlight=False, soft_wrap=True)
-    try:
-        _wait_for_signal()
-    finally:
-        service.stop()
+    config = _config(store, db, events, series_timeout, threshold, min_run, webhook, backend, model, batch_size, workers,
+                     decoders)
+    _run(lambda: Service(config, scp=ScpConfig(ae_title, host, port, callers)),
+         f"tfkt-edge: listening as {ae_title} on {host}:{port}; store {store}, database {db}, "
+         f"series complete after {series_timeout:g} s")
 
 
+def watch(
+    folder: Annotated[Path, typer.Argument(help="Folder the scanner exports to (watched recursively; files are never moved or changed).", show_default=False)],
+    settle: Annotated[float, typer.Option("--settle", min=0.0, help="Seconds a file's size and time must stay unchanged before it is read.")] = 1.0,
+    db: DbOpt = Path("tfkt-results.sqlite"),
+    series_timeout: TimeoutOpt = 2.0,
+    threshold: ThresholdOpt = 2.0,
+    min_run: MinRunOpt = 3,
+    webhook: WebhookOpt = None,
+    events: EventsOpt = None,
+    backend: BackendOpt = "onnxruntime",
+    model: ModelOpt = None,
+    batch_size: BatchOpt = 16,
+    workers: WorkersOpt = 2,
+    decoders: DecodersOpt = Decoders.threads,
+) -> None:
+    """Score CT files as they appear in a folder, with the same pipeline and verdicts as `serve`. Stop with Ctrl-C."""
+    from ..service.runner import Service
+
+    if not folder.is_dir():
+        Console(stderr=True).print(f"[red]error:[/] {folder} is not a folder", highlight=False, soft_wrap=True)
+        raise typer.Exit(2)
+    config = _config(Path("tfkt-store"), db, events,  # no store: watched files are scored where they are
+                     series_timeout, threshold, min_run, webhook, backend, model, batch_size,
+                     workers, decoders)
+    _run(lambda: Service(config, watch=folder.resolve(), settle=settle),
+         f"tfkt-edge: watching {folder} (settle {settle:g} s); database {db}, series complete after {series_timeout:g} s")
 
 
 def results(

@@ -123,6 +123,9 @@ class Database:
              (series, study, now, now)),
         ])
 
+    def instance_paths(self) -> list[Path]:
+        return [Path(r[0]) for r in self._read("SELECT path FROM instances")]
+
     # scoring
     def unprocessed(self, limit: int) -> list[tuple[str, str, Path]]:
         rows = self._read("SELECT sop_instance_uid, series_instance_uid, path FROM instances WHERE processed_at IS NULL"

@@ -14,6 +14,7 @@ from .database import Database
 from .scp import ScpConfig, StorageServer
 from .sinks import ConsoleSink, JsonlSink, Sink, WebhookSink
 from .store import InstanceStore
+from .watch import FolderWatcher
 from .worker import DeliveryWorker, ScoringWorker
 
 log = logging.getLogger("tfkt_edge.service")
@@ -39,11 +40,11 @@ class ServiceConfig:
 
 
 class Service:
-    """Everything behind ``tfkt-edge serve`` and ``tfkt-edge watch``; ``scp`` is None for a watched folder."""
+    """Everything behind ``tfkt-edge serve`` (``scp``) and ``tfkt-edge watch`` (``watch``: the folder)."""
 
-    def __init__(self, config: ServiceConfig, scp: ScpConfig | None = None, console_sink: Sink | None = None):
+    def __init__(self, config: ServiceConfig, scp: ScpConfig | None = None, watch: Path | None = None,
+                 console_sink: Sink | None = None, settle: float = 1.0):
         self.config = config
-        self.store = InstanceStore(config.store)
         self.db = Database(config.db)
         self.backend = create_backend(config.backend, config.model)
         sinks: list[Sink] = [console_sink or ConsoleSink(), JsonlSink(config.events_path)]
@@ -56,7 +57,10 @@ class Service:
         self.scoring = ScoringWorker(self.db, self.backend, config.policy, config.series_timeout,
                                      [s.name for s in sinks], self.pool, config.batch_size, self.wake, delivered)
         self.delivery = DeliveryWorker(self.db, sinks, delivered)
-        self.server = StorageServer(scp, self.store, self.db, self.received) if scp is not None else None
+        self.server = None
+        if scp is not None:
+            self.server = StorageServer(scp, InstanceStore(config.store), self.db, self.received)
+        self.watcher = FolderWatcher(watch, self.db, self.received, settle) if watch is not None else None
 
     def received(self, series_uid: str) -> None:
         self.wake.set()
@@ -67,11 +71,16 @@ class Service:
         self.delivery.start()
         if self.server is not None:
             self.server.start()
+        if self.watcher is not None:
+            self.watcher.start()
 
     def stop(self) -> None:
         """Stop listening first, then let scoring and delivery finish their current step."""
         if self.server is not None:
             self.server.stop()
+        if self.watcher is not None:
+            self.watcher.stop()
+            self.watcher.join(timeout=30)
         self.scoring.stop()
         self.delivery.stop()
         self.scoring.join(timeout=30)

@@ -1,0 +1,229 @@
+"""Feeding the service from a folder that a scanner exports to, instead of from the network.
+
+A file is taken once it is written and closed. On Linux the kernel says so
+(inotify IN_CLOSE_WRITE, or IN_MOVED_TO for a file renamed into place): a
+file created while watching is taken when its writer closes it, however long
+the writer pauses. Files that inotify cannot vouch for (those already there
+at start, in folders created meanwhile, on network shares written by another
+host, or everything where inotify is unavailable) are taken once their size
+and modification time have not changed for ``settle`` seconds and no process
+on this machine holds them open for writing (/proc). Files are
+scored where they are: nothing in the watched folder is moved, renamed or
+altered. Files already recorded in the database (before a restart) are not
+taken again.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import logging
+import os
+import struct
+import threading
+import time
+from pathlib import Path
+from typing import Callable
+
+import pydicom
+from pydicom.errors import InvalidDicomError
+
+from .database import Database
+from .scp import STORAGE_CLASSES
+from .store import InvalidUID, check_uid
+
+log = logging.getLogger("tfkt_edge.service")
+HEADER_TAGS = ["SOPClassUID", "SOPInstanceUID", "SeriesInstanceUID", "StudyInstanceUID"]
+
+
+IN_MODIFY, IN_CLOSE_WRITE, IN_MOVED_TO, IN_CREATE = 0x2, 0x8, 0x80, 0x100
+IN_Q_OVERFLOW, IN_ISDIR = 0x4000, 0x40000000
+EVENT = struct.Struct("iIII")
+
+
+class Inotify:
+    """Just enough of Linux inotify (through libc) to learn which files were closed after writing."""
+
+    def __init__(self):
+        name = ctypes.util.find_library("c")
+        self._libc = ctypes.CDLL(name, use_errno=True) if name else None
+        if self._libc is None or not hasattr(self._libc, "inotify_init1"):
+            raise OSError("inotify is not available here")
+        self.fd = self._libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
+        if self.fd < 0:
+            raise OSError(ctypes.get_errno(), "inotify_init1 failed")
+        self._dirs: dict[int, Path] = {}
+
+    def watch(self, folder: Path) -> None:
+        wd = self._libc.inotify_add_watch(self.fd, os.fsencode(folder), IN_MODIFY | IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE)
+        if wd >= 0:
+            self._dirs[wd] = folder
+
+    def read(self) -> tuple[set[Path], set[Path], set[Path], bool]:
+        """(closed after writing or moved in, being written, new folders, events were lost)."""
+        closed, writing, folders, lost = set(), set(), set(), False
+        while True:
+            try:
+                data = os.read(self.fd, 1 << 16)
+            except BlockingIOError:
+                break
+            offset = 0
+            while offset < len(data):
+                wd, mask, _, length = EVENT.unpack_from(data, offset)
+                name = data[offset + EVENT.size: offset + EVENT.size + length].rstrip(b"\0")
+                offset += EVENT.size + length
+                if mask & IN_Q_OVERFLOW:
+                    lost = True
+                    continue
+                if wd not in self._dirs or not name:
+                    continue
+                path = self._dirs[wd] / os.fsdecode(name)
+                if mask & IN_ISDIR:
+                    if mask & (IN_CREATE | IN_MOVED_TO):
+                        folders.add(path)
+                elif mask & (IN_CLOSE_WRITE | IN_MOVED_TO):
+                    closed.add(path)
+                    writing.discard(path)
+                elif mask & (IN_CREATE | IN_MODIFY):
+                    writing.add(path)
+        return closed, writing, folders, lost
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+def open_for_writing(folder: Path) -> set[Path] | None:
+    """Files under ``folder`` that some process on this machine holds open for writing (Linux /proc);
+    None where /proc cannot tell. Used for files inotify could not vouch for."""
+    proc = Path("/proc")
+    if not (proc / "self" / "fd").is_dir():
+        return None
+    prefix, found = str(folder) + os.sep, set()
+    for fd_dir in proc.glob("[0-9]*/fd"):
+        try:
+            entries = list(os.scandir(fd_dir))
+        except OSError:
+            continue  # gone, or not ours to read
+        for entry in entries:
+            try:
+                target = os.readlink(entry.path)
+                if not target.startswith(prefix):
+                    continue
+                flags = int((fd_dir.parent / "fdinfo" / entry.name).read_text().split("flags:")[1].split()[0], 8)
+            except (OSError, IndexError, ValueError):
+                continue
+            if flags & (os.O_WRONLY | os.O_RDWR):
+                found.add(Path(target))
+    return found
+
+
+def ingest(path: Path, db: Database) -> str | None:
+    """Record one settled file as a received instance; return why it was not taken, or None."""
+    try:
+        ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=HEADER_TAGS)
+    except (InvalidDicomError, OSError, ValueError, EOFError) as exc:
+        return f"not a readable DICOM file ({type(exc).__name__})"
+    sop_class = str(ds.get("SOPClassUID", ""))
+    if sop_class not in STORAGE_CLASSES:
+        return f"SOP class {sop_class or '(none)'} is not CT or Enhanced CT Image Storage"
+    try:
+        sop = check_uid(ds.get("SOPInstanceUID"), "SOPInstanceUID")
+        series = check_uid(ds.get("SeriesInstanceUID"), "SeriesInstanceUID")
+        study = check_uid(ds.get("StudyInstanceUID"), "StudyInstanceUID")
+    except InvalidUID as exc:
+        return str(exc)
+    db.record_instance(sop, series, study, path, "watch")
+    return None
+
+
+class FolderWatcher(threading.Thread):
+    def __init__(self, folder: Path, db: Database, received: Callable[[str], None], settle: float = 1.0,
+                 poll: float = 0.25):
+        super().__init__(name="watch", daemon=True)
+        self.folder, self.db, self.received, self.settle, self.poll = folder, db, received, settle, poll
+        self.taken: set[Path] = set(db.instance_paths())
+        self.refused: set[Path] = set()
+        self._seen: dict[Path, tuple[int, int, float]] = {}  # path -> (size, mtime_ns, unchanged since)
+        self._closed: set[Path] = set()  # inotify: written and closed, not yet taken
+        self._writing: set[Path] = set()  # inotify: opened for writing, not yet closed
+        self._halt = threading.Event()
+        try:
+            self.inotify: Inotify | None = Inotify()
+            for root, dirs, _ in os.walk(folder):
+                self.inotify.watch(Path(root))
+        except OSError as exc:
+            log.warning("inotify unavailable (%s): files are taken after %.1f s without change", exc, settle)
+            self.inotify = None
+
+    def stop(self) -> None:
+        self._halt.set()
+
+    def run(self) -> None:
+        try:
+            while not self._halt.is_set():
+                try:
+                    self.scan_once(time.monotonic())
+                except Exception:
+                    log.exception("watching %s failed; trying again", self.folder)
+                self._halt.wait(self.poll)
+        finally:
+            if self.inotify is not None:
+                self.inotify.close()
+
+    def _read_inotify(self) -> None:
+        closed, writing, folders, lost = self.inotify.read()
+        for folder in folders:
+            for root, _, _ in os.walk(folder):
+                self.inotify.watch(Path(root))  # files written before this watch fall back to settling
+        self._writing = (self._writing | writing) - closed
+        self._closed |= closed
+        if lost:  # the kernel queue overflowed: trust settling for everything until it is drained
+            self._writing.clear()
+
+    def scan_once(self, now: float) -> int:
+        """Take every settled new file; return how many were taken."""
+        taken = 0
+        busy: set[Path] | None = None  # files open for writing, looked up once per scan when needed
+        if self.inotify is not None:
+            self._read_inotify()
+        for root, dirs, files in os.walk(self.folder):
+            dirs[:] = [d for d in dirs if not d.startswith(".")]
+            for name in files:
+                path = Path(root) / name
+                if name.startswith(".") or path in self.taken or path in self.refused:
+                    continue
+                if path in self._closed:
+                    self._closed.discard(path)
+                    self._seen.pop(path, None)
+                elif path in self._writing:
+                    continue  # its writer has not closed it yet
+                elif not self._settled(path, now):
+                    continue
+                else:
+                    busy = open_for_writing(self.folder) if busy is None else busy
+                    if path in (busy or ()):
+                        self._seen.pop(path, None)
+                        continue  # quiet, but its writer still holds it open
+                reason = ingest(path, self.db)
+                if reason is None:
+                    self.taken.add(path)
+                    taken += 1
+                    self.received("")
+                else:
+                    self.refused.add(path)
+                    log.warning("skipped %s: %s", path, reason)
+        return taken
+
+    def _settled(self, path: Path, now: float) -> bool:
+        try:
+            stat = path.stat()
+        except OSError:
+            return False  # renamed or removed meanwhile
+        size, mtime, since = self._seen.get(path, (-1, -1, now))
+        if (stat.st_size, stat.st_mtime_ns) != (size, mtime):
+            self._seen[path] = (stat.st_size, stat.st_mtime_ns, now)
+            return False
+        if now - since < self.settle:
+            return False
+        del self._seen[path]
+        return True
