@@ -319,3 +319,34 @@ def test_watch_folder_scores_written_and_closed_files_in_place(tmp_path):
         log.close()
     output = (tmp_path / "watch.log").read_text()
     assert "notes.txt: not a readable DICOM file" in output
+
+
+def test_basic_text_sr_reaches_the_destination_archive(server, tmp_path):
+    """A real Storage SCP (pynetdicom's storescp app, as a process) receives the result as a Basic Text SR."""
+    from pynetdicom.sop_class import BasicTextSRStorage
+
+    archive_port, received = free_port(), tmp_path / "archive"
+    received.mkdir()
+    archive = subprocess.Popen([sys.executable, "-m", "pynetdicom", "storescp", str(archive_port), "-aet", "ARCHIVE",
+                                "-od", str(received)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        srv = server("--sr-destination", f"ARCHIVE@127.0.0.1:{archive_port}")
+        paths = make_series(DEGRADED, tmp_path / "s", 3)
+        send(srv.port, paths)
+        srv.wait_events(1)
+        deadline = time.monotonic() + 20
+        while not list(received.iterdir()) and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        archive.terminate()
+        archive.wait(timeout=10)
+    (sr_file,) = list(received.iterdir())
+    sr = pydicom.dcmread(sr_file)
+    source = pydicom.dcmread(paths[0])
+    assert sr.SOPClassUID == BasicTextSRStorage and sr.Modality == "SR" and sr.VerificationFlag == "UNVERIFIED"
+    assert sr.StudyInstanceUID == source.StudyInstanceUID and sr.PatientID == source.PatientID
+    texts = {item.ConceptNameCodeSequence[0].CodeMeaning: item.TextValue for item in sr.ContentSequence}
+    assert texts["Verdict"].startswith("RESCAN ALERT") and "NOT radiologist scores" in texts["Method"]
+    evidence = sr.CurrentRequestedProcedureEvidenceSequence[0].ReferencedSeriesSequence[0]
+    assert evidence.SeriesInstanceUID == source.SeriesInstanceUID
+    assert {i.ReferencedSOPInstanceUID for i in evidence.ReferencedSOPSequence} == {pydicom.dcmread(p).SOPInstanceUID for p in paths}

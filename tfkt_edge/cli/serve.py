@@ -24,6 +24,7 @@ StoreOpt = Annotated[Path, typer.Option("--store", help="Folder for received ins
 DbOpt = Annotated[Path, typer.Option("--db", help="SQLite file of instances, scores and results.")]
 TimeoutOpt = Annotated[float, typer.Option("--series-timeout", min=0.1, help="A series is complete when no instance has arrived for this many seconds.")]
 WebhookOpt = Annotated[Optional[str], typer.Option("--webhook", help="POST each series result as JSON to this URL (retried with backoff).")]
+SrOpt = Annotated[Optional[str], typer.Option("--sr-destination", help="Also send each result as a DICOM Basic Text SR to ARCHIVE@host:port (retried with backoff).")]
 EventsOpt = Annotated[Optional[Path], typer.Option("--events", help="JSON-lines log of results (default: DB.events.jsonl).")]
 
 
@@ -57,12 +58,14 @@ def _run(make_service, banner: str) -> None:
         service.stop()
 
 
-def _config(store, db, events, series_timeout, threshold, min_run, webhook, backend, model, batch_size, workers, decoders):
+def _config(store, db, events, series_timeout, threshold, min_run, webhook, sr_destination, calling_ae, backend, model,
+            batch_size, workers, decoders):
     from ..service.runner import ServiceConfig
 
     return ServiceConfig(store=store, db=db, events=events, series_timeout=series_timeout,
-                         policy=AlertPolicy(threshold, min_run), webhook=webhook, backend=backend, model=model,
-                         batch_size=batch_size, workers=workers, decoders=decoders.value)
+                         policy=AlertPolicy(threshold, min_run), webhook=webhook, sr_destination=sr_destination,
+                         calling_ae=calling_ae, backend=backend, model=model, batch_size=batch_size, workers=workers,
+                         decoders=decoders.value)
 
 
 def serve(
@@ -76,6 +79,7 @@ def serve(
     threshold: ThresholdOpt = 2.0,
     min_run: MinRunOpt = 3,
     webhook: WebhookOpt = None,
+    sr_destination: SrOpt = None,
     events: EventsOpt = None,
     backend: BackendOpt = "onnxruntime",
     model: ModelOpt = None,
@@ -92,8 +96,8 @@ def serve(
         Console(stderr=True).print(f"[red]error:[/] --ae-title must be 1-16 characters, not {ae_title!r}", highlight=False)
         raise typer.Exit(2)
     callers = [c.strip() for c in (allowed_callers or "").split(",") if c.strip()]
-    config = _config(store, db, events, series_timeout, threshold, min_run, webhook, backend, model, batch_size, workers,
-                     decoders)
+    config = _config(store, db, events, series_timeout, threshold, min_run, webhook, sr_destination, ae_title, backend,
+                     model, batch_size, workers, decoders)
     _run(lambda: Service(config, scp=ScpConfig(ae_title, host, port, callers)),
          f"tfkt-edge: listening as {ae_title} on {host}:{port}; store {store}, database {db}, "
          f"series complete after {series_timeout:g} s")
@@ -107,6 +111,7 @@ def watch(
     threshold: ThresholdOpt = 2.0,
     min_run: MinRunOpt = 3,
     webhook: WebhookOpt = None,
+    sr_destination: SrOpt = None,
     events: EventsOpt = None,
     backend: BackendOpt = "onnxruntime",
     model: ModelOpt = None,
@@ -121,7 +126,7 @@ def watch(
         Console(stderr=True).print(f"[red]error:[/] {folder} is not a folder", highlight=False, soft_wrap=True)
         raise typer.Exit(2)
     config = _config(Path("tfkt-store"), db, events,  # no store: watched files are scored where they are
-                     series_timeout, threshold, min_run, webhook, backend, model, batch_size,
+                     series_timeout, threshold, min_run, webhook, sr_destination, "TFKT", backend, model, batch_size,
                      workers, decoders)
     _run(lambda: Service(config, watch=folder.resolve(), settle=settle),
          f"tfkt-edge: watching {folder} (settle {settle:g} s); database {db}, series complete after {series_timeout:g} s")

@@ -11,6 +11,7 @@ from ..backends import create_backend
 from ..policy import AlertPolicy
 from ..scoring import decoder_pool
 from .database import Database
+from .report_sr import DicomSrSink
 from .scp import ScpConfig, StorageServer
 from .sinks import ConsoleSink, JsonlSink, Sink, WebhookSink
 from .store import InstanceStore
@@ -28,6 +29,8 @@ class ServiceConfig:
     series_timeout: float = 2.0
     policy: AlertPolicy = field(default_factory=AlertPolicy)
     webhook: str | None = None
+    sr_destination: str | None = None  # AE@host:port
+    calling_ae: str = "TFKT"
     backend: str = "onnxruntime"
     model: Path | None = None
     batch_size: int = 16
@@ -50,6 +53,8 @@ class Service:
         sinks: list[Sink] = [console_sink or ConsoleSink(), JsonlSink(config.events_path)]
         if config.webhook:
             sinks.append(WebhookSink(config.webhook))
+        if config.sr_destination:
+            sinks.append(DicomSrSink(config.sr_destination, config.calling_ae))
         self.sinks = sinks
         self.wake = threading.Event()
         delivered = threading.Event()
