@@ -25,7 +25,7 @@ import pydicom
 import pytest
 from pydicom.uid import generate_uid
 from pynetdicom import AE
-from pynetdicom.sop_class import CTImageStorage, MRImageStorage, Verification
+from pynetdicom.sop_class import CTImageStorage, EnhancedCTImageStorage, MRImageStorage, Verification
 
 from tfkt_edge.cli.demo import EXAMPLES
 
@@ -121,7 +121,7 @@ def server(tmp_path):
         s.stop()
 
 
-def associate(port: int, ae_title: str = "SCU", contexts=(CTImageStorage, Verification)):
+def associate(port: int, ae_title: str = "SCU", contexts=(CTImageStorage, EnhancedCTImageStorage, Verification)):
     ae = AE(ae_title=ae_title)
     for context in contexts:
         ae.add_requested_context(context)
@@ -350,3 +350,12 @@ def test_basic_text_sr_reaches_the_destination_archive(server, tmp_path):
     evidence = sr.CurrentRequestedProcedureEvidenceSequence[0].ReferencedSeriesSequence[0]
     assert evidence.SeriesInstanceUID == source.SeriesInstanceUID
     assert {i.ReferencedSOPInstanceUID for i in evidence.ReferencedSOPSequence} == {pydicom.dcmread(p).SOPInstanceUID for p in paths}
+
+
+def test_enhanced_ct_frames_are_scored_as_slices(server, real, tmp_path):
+    srv = server()
+    assert send(srv.port, [real["enhanced_ct"]]) == [0]
+    (event,) = srv.wait_events(1)
+    frames = pydicom.dcmread(real["enhanced_ct"], stop_before_pixels=True).NumberOfFrames
+    series = event["series"][0]
+    assert series["n_slices"] == frames and sorted(s["frame"] for s in series["slices"]) == list(range(frames))

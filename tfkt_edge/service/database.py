@@ -183,11 +183,11 @@ class Database:
         return event_id
 
     # delivering
-    def pending_deliveries(self, now: float) -> list[tuple[int, str, int, dict]]:
+    def pending_deliveries(self, sink: str, now: float) -> list[tuple[int, int, dict]]:
         rows = self._read(
-            "SELECT d.event_id, d.sink, d.attempts, e.payload FROM deliveries d JOIN events e ON e.id = d.event_id"
-            " WHERE d.delivered_at IS NULL AND d.next_attempt <= ? ORDER BY d.event_id", (now,))
-        return [(event_id, sink, attempts, json.loads(payload)) for event_id, sink, attempts, payload in rows]
+            "SELECT d.event_id, d.attempts, e.payload FROM deliveries d JOIN events e ON e.id = d.event_id"
+            " WHERE d.sink = ? AND d.delivered_at IS NULL AND d.next_attempt <= ? ORDER BY d.event_id", (sink, now))
+        return [(event_id, attempts, json.loads(payload)) for event_id, attempts, payload in rows]
 
     def delivered(self, event_id: int, sink: str) -> None:
         self._write([("UPDATE deliveries SET delivered_at = ?, attempts = attempts + 1 WHERE event_id = ? AND sink = ?",

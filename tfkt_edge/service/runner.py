@@ -57,11 +57,11 @@ class Service:
             sinks.append(DicomSrSink(config.sr_destination, config.calling_ae))
         self.sinks = sinks
         self.wake = threading.Event()
-        delivered = threading.Event()
         self.pool = decoder_pool(config.workers, config.decoders)
+        self.deliveries = [DeliveryWorker(self.db, sink) for sink in sinks]
         self.scoring = ScoringWorker(self.db, self.backend, config.policy, config.series_timeout,
-                                     [s.name for s in sinks], self.pool, config.batch_size, self.wake, delivered)
-        self.delivery = DeliveryWorker(self.db, sinks, delivered)
+                                     [s.name for s in sinks], self.pool, config.batch_size, self.wake,
+                                     on_result=lambda: [d.wake.set() for d in self.deliveries])
         self.server = None
         if scp is not None:
             self.server = StorageServer(scp, InstanceStore(config.store), self.db, self.received)
@@ -73,7 +73,8 @@ class Service:
     def start(self) -> None:
         """Resume unfinished work from the database, then listen."""
         self.scoring.start()
-        self.delivery.start()
+        for delivery in self.deliveries:
+            delivery.start()
         if self.server is not None:
             self.server.start()
         if self.watcher is not None:
@@ -87,9 +88,11 @@ class Service:
             self.watcher.stop()
             self.watcher.join(timeout=30)
         self.scoring.stop()
-        self.delivery.stop()
+        for delivery in self.deliveries:
+            delivery.stop()
         self.scoring.join(timeout=30)
-        self.delivery.join(timeout=30)
+        for delivery in self.deliveries:
+            delivery.join(timeout=30)
         self.pool.shutdown()
         self.backend.close()
         self.db.close()

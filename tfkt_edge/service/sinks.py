@@ -31,7 +31,7 @@ def one_line(payload: dict) -> tuple[bool, str]:
     """(alert, a one-line verdict) for a result payload."""
     series = payload["series"][0] if payload.get("series") else {}
     description = series.get("description") or "(no description)"
-    uid = series.get("series_instance_uid", "?")
+    uid = payload.get("series_instance_uid") or series.get("series_instance_uid", "?")
     if not series:
         return False, f"series {uid}: nothing scorable ({len(payload.get('skipped', []))} instance(s) skipped)"
     verdict = "RESCAN ALERT" if series["alert"] else "pass"

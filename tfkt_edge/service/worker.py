@@ -15,6 +15,7 @@ import logging
 import threading
 import time
 from concurrent.futures import Executor
+from typing import Callable
 
 import numpy as np
 
@@ -34,12 +35,12 @@ RETRY_DELAYS = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)  # then every 60 s
 class ScoringWorker(threading.Thread):
     def __init__(self, db: Database, backend: Backend, policy: AlertPolicy, series_timeout: float, sinks: list[str],
                  pool: Executor, batch_size: int = 16, wake: threading.Event | None = None,
-                 delivered: threading.Event | None = None):
+                 on_result: Callable[[], None] = lambda: None):
         super().__init__(name="scoring", daemon=True)
         self.db, self.backend, self.policy, self.timeout = db, backend, policy, series_timeout
         self.sinks, self.pool, self.batch_size = sinks, pool, batch_size
         self.wake = wake or threading.Event()
-        self.results_ready = delivered or threading.Event()
+        self.on_result = on_result
         self._halt = threading.Event()
 
     def stop(self) -> None:
@@ -103,14 +104,17 @@ class ScoringWorker(threading.Thread):
         alert = any(r.verdict.alert for r in results)
         event = self.db.complete_series(series_uid, alert, payload, self.sinks)
         if event is not None:
-            self.results_ready.set()
+            self.on_result()
         return event is not None
 
 
 class DeliveryWorker(threading.Thread):
-    def __init__(self, db: Database, sinks: list[Sink], wake: threading.Event):
-        super().__init__(name="delivery", daemon=True)
-        self.db, self.sinks, self.wake = db, {s.name: s for s in sinks}, wake
+    """Delivers results to one sink, so a slow sink (a webhook timing out) never delays another (the console)."""
+
+    def __init__(self, db: Database, sink: Sink):
+        super().__init__(name=f"deliver-{sink.name}", daemon=True)
+        self.db, self.sink = db, sink
+        self.wake = threading.Event()
         self._halt = threading.Event()
 
     def stop(self) -> None:
@@ -122,20 +126,19 @@ class DeliveryWorker(threading.Thread):
             try:
                 self.deliver_due()
             except Exception:
-                log.exception("delivery step failed")
+                log.exception("%s delivery step failed", self.sink.name)
             self.wake.wait(0.2)
             self.wake.clear()
 
     def deliver_due(self) -> None:
-        for event_id, name, attempts, payload in self.db.pending_deliveries(time.time()):
-            sink = self.sinks.get(name)
-            if sink is None:
-                continue  # configured on an earlier run, not now: left pending
+        for event_id, attempts, payload in self.db.pending_deliveries(self.sink.name, time.time()):
+            if self._halt.is_set():
+                return
             try:
-                sink.deliver(event_id, payload)
+                self.sink.deliver(event_id, payload)
             except Exception as exc:
                 delay = RETRY_DELAYS[min(attempts, len(RETRY_DELAYS) - 1)]
-                log.warning("%s delivery of result %d failed (%s); retrying in %.0f s", name, event_id, exc, delay)
-                self.db.failed(event_id, name, str(exc), time.time() + delay)
+                log.warning("%s delivery of result %d failed (%s); retrying in %.0f s", self.sink.name, event_id, exc, delay)
+                self.db.failed(event_id, self.sink.name, str(exc), time.time() + delay)
             else:
-                self.db.delivered(event_id, name)
+                self.db.delivered(event_id, self.sink.name)
