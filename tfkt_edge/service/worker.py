@@ -32,15 +32,15 @@ log = logging.getLogger("tfkt_edge.service")
 RETRY_DELAYS = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)  # then every 60 s
 
 
-class ScoringWorker(threading.Thread):
-    def __init__(self, db: Database, backend: Backend, policy: AlertPolicy, series_timeout: float, sinks: list[str],
-                 pool: Executor, batch_size: int = 16, wake: threading.Event | None = None,
-                 on_result: Callable[[], None] = lambda: None):
-        super().__init__(name="scoring", daemon=True)
-        self.db, self.backend, self.policy, self.timeout = db, backend, policy, series_timeout
-        self.sinks, self.pool, self.batch_size = sinks, pool, batch_size
+class Loop(threading.Thread):
+    """Runs ``step`` until stopped; sleeps until woken (or ``idle`` s) when a step found no work.
+    A failing step is logged and tried again: the work it left stays in the database."""
+
+    idle = 0.1
+
+    def __init__(self, name: str, wake: threading.Event | None = None):
+        super().__init__(name=name, daemon=True)
         self.wake = wake or threading.Event()
-        self.on_result = on_result
         self._halt = threading.Event()
 
     def stop(self) -> None:
@@ -51,12 +51,25 @@ class ScoringWorker(threading.Thread):
         while not self._halt.is_set():
             try:
                 busy = self.step()
-            except Exception:  # keep serving; the instance stays unscored and is retried
-                log.exception("scoring step failed")
+            except Exception:
+                log.exception("%s step failed", self.name)
                 busy = False
             if not busy:
-                self.wake.wait(0.1)
+                self.wake.wait(self.idle)
                 self.wake.clear()
+
+    def step(self) -> bool:
+        raise NotImplementedError
+
+
+class ScoringWorker(Loop):
+    def __init__(self, db: Database, backend: Backend, policy: AlertPolicy, series_timeout: float, sinks: list[str],
+                 pool: Executor, batch_size: int = 16, wake: threading.Event | None = None,
+                 on_result: Callable[[], None] = lambda: None):
+        super().__init__("scoring", wake)
+        self.db, self.backend, self.policy, self.timeout = db, backend, policy, series_timeout
+        self.sinks, self.pool, self.batch_size = sinks, pool, batch_size
+        self.on_result = on_result
 
     def step(self) -> bool:
         """Score one batch of new instances and complete due series; True if there was work."""
@@ -108,32 +121,19 @@ class ScoringWorker(threading.Thread):
         return event is not None
 
 
-class DeliveryWorker(threading.Thread):
+class DeliveryWorker(Loop):
     """Delivers results to one sink, so a slow sink (a webhook timing out) never delays another (the console)."""
 
+    idle = 0.2
+
     def __init__(self, db: Database, sink: Sink):
-        super().__init__(name=f"deliver-{sink.name}", daemon=True)
+        super().__init__(f"deliver-{sink.name}")
         self.db, self.sink = db, sink
-        self.wake = threading.Event()
-        self._halt = threading.Event()
 
-    def stop(self) -> None:
-        self._halt.set()
-        self.wake.set()
-
-    def run(self) -> None:
-        while not self._halt.is_set():
-            try:
-                self.deliver_due()
-            except Exception:
-                log.exception("%s delivery step failed", self.sink.name)
-            self.wake.wait(0.2)
-            self.wake.clear()
-
-    def deliver_due(self) -> None:
+    def step(self) -> bool:
         for event_id, attempts, payload in self.db.pending_deliveries(self.sink.name, time.time()):
             if self._halt.is_set():
-                return
+                break
             try:
                 self.sink.deliver(event_id, payload)
             except Exception as exc:
@@ -142,3 +142,4 @@ class DeliveryWorker(threading.Thread):
                 self.db.failed(event_id, self.sink.name, str(exc), time.time() + delay)
             else:
                 self.db.delivered(event_id, self.sink.name)
+        return False  # wait for the next result, or the next retry time
