@@ -359,3 +359,24 @@ def test_enhanced_ct_frames_are_scored_as_slices(server, real, tmp_path):
     frames = pydicom.dcmread(real["enhanced_ct"], stop_before_pixels=True).NumberOfFrames
     series = event["series"][0]
     assert series["n_slices"] == frames and sorted(s["frame"] for s in series["slices"]) == list(range(frames))
+
+
+def test_serve_and_watch_usage_errors_are_one_line(tmp_path):
+    from typer.testing import CliRunner
+
+    from tfkt_edge.cli.main import app
+
+    runner = CliRunner()
+    common = ["--db", str(tmp_path / "r.sqlite"), "--store", str(tmp_path / "store")]
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        taken = runner.invoke(app, ["serve", "--port", str(busy.getsockname()[1]), *common])
+    assert taken.exit_code == 2 and "cannot listen on 127.0.0.1" in taken.stderr
+    for extra, says in ((["--webhook", "ftp://example"], "webhook URL must start with http"),
+                        (["--sr-destination", "PACS"], "ARCHIVE@host:port"),
+                        (["--ae-title", "A" * 17], "--ae-title must be 1-16 characters")):
+        result = runner.invoke(app, ["serve", "--port", str(free_port()), *common, *extra])
+        assert result.exit_code == 2 and says in result.stderr and result.stderr.count("\n") == 1
+    missing = runner.invoke(app, ["watch", str(tmp_path / "absent")])
+    assert missing.exit_code == 2 and "is not a folder" in missing.stderr

@@ -35,7 +35,7 @@ def _wait_for_signal() -> None:
     stop.wait()
 
 
-def _run(make_service, banner: str) -> None:
+def _run(make_service, banner: str, starting: str) -> None:
     """Build and start the service, print the banner, run until SIGINT/SIGTERM, stop cleanly."""
     err = Console(stderr=True)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
@@ -49,7 +49,7 @@ def _run(make_service, banner: str) -> None:
         service.start()
     except OSError as exc:
         service.stop()
-        err.print(f"[red]error:[/] {exc.strerror or exc}", highlight=False, soft_wrap=True)
+        err.print(f"[red]error:[/] {starting}: {exc.strerror or exc}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
     Console().print(banner, highlight=False, soft_wrap=True)
     try:
@@ -100,7 +100,7 @@ def serve(
                      model, batch_size, workers, decoders)
     _run(lambda: Service(config, scp=ScpConfig(ae_title, host, port, callers)),
          f"tfkt-edge: listening as {ae_title} on {host}:{port}; store {store}, database {db}, "
-         f"series complete after {series_timeout:g} s")
+         f"series complete after {series_timeout:g} s", f"cannot listen on {host}:{port}")
 
 
 def watch(
@@ -129,7 +129,8 @@ def watch(
                      series_timeout, threshold, min_run, webhook, sr_destination, "TFKT", backend, model, batch_size,
                      workers, decoders)
     _run(lambda: Service(config, watch=folder.resolve(), settle=settle),
-         f"tfkt-edge: watching {folder} (settle {settle:g} s); database {db}, series complete after {series_timeout:g} s")
+         f"tfkt-edge: watching {folder} (settle {settle:g} s); database {db}, series complete after {series_timeout:g} s",
+         f"cannot watch {folder}")
 
 
 def results(
