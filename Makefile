@@ -18,17 +18,21 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/tfkt-edge demo
 
-# dcmtk (storescu, echoscu) is the DICOM peer of the service tests; they skip, saying so, without it.
+# dcmtk (storescu, echoscu) is the DICOM peer of the service tests, and headless Chromium renders the
+# HTML report in its test; where they cannot be installed those tests skip, saying so.
+APT_INSTALL = command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
+	{ apt-get install -y -q $(1) >/dev/null 2>&1 || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q $(1) >/dev/null 2>&1; }; }
 tools:
-	@command -v storescu >/dev/null || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
-	  { apt-get install -y -q dcmtk >/dev/null 2>&1 || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q dcmtk >/dev/null 2>&1; }; }; } || \
+	@command -v storescu >/dev/null || { $(call APT_INSTALL,dcmtk); } || \
 	  echo "dcmtk not installed: the tests that use storescu will be skipped"
+	@command -v chromium >/dev/null || { $(call APT_INSTALL,chromium); } || \
+	  echo "chromium not installed: the report screenshot test will be skipped"
 
 test: $(STAMP) tools
 	$(BIN)/python -m pytest -q
 
 benchmark: $(STAMP)
-	$(BIN)/python benchmarks/cpu_throughput.py
+	bash benchmarks/run_cpu.sh
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tfkt_edge.benchmark import Timing, h2d_ms, time_batches
 from tfkt_edge.dicom import load_hu, scan
 from tfkt_edge.machine import host
 from tfkt_edge.model_file import ModelInfo
@@ -44,43 +45,6 @@ from tfkt_edge.scoring import decode_slice, decoder_pool, score_paths
 # process imports this module again; at the top, every worker would pay for importing torch.
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "tfkt_edge" / "examples" / "clinical" / "abdomen.dcm"
-
-
-def percentile(values: list[float], q: float) -> float:
-    return round(float(np.percentile(values, q)), 3)
-
-
-def time_batches(backend, batch: np.ndarray, duration: float, repeats: int) -> dict:
-    for _ in range(5):
-        backend.infer(batch)
-    rates, latencies = [], []
-    for _ in range(repeats):
-        count, started = 0, time.perf_counter()
-        while time.perf_counter() - started < duration:
-            t = time.perf_counter()
-            backend.infer(batch)
-            latencies.append((time.perf_counter() - t) * 1000)
-            count += 1
-        rates.append(count * len(batch) / (time.perf_counter() - started))
-    return {"slices_per_s": round(statistics.median(rates), 1), "min_slices_per_s": round(min(rates), 1),
-            "max_slices_per_s": round(max(rates), 1), "p50_ms": percentile(latencies, 50),
-            "p95_ms": percentile(latencies, 95), "p99_ms": percentile(latencies, 99), "batches": len(latencies)}
-
-
-def h2d_ms(batch: np.ndarray) -> float:
-    """Median time to copy ``batch`` from pinned host memory to the GPU."""
-    import torch
-
-    pinned = torch.from_numpy(batch).pin_memory()
-    device = torch.empty(batch.shape, device="cuda")
-    times = []
-    for _ in range(50):
-        torch.cuda.synchronize()
-        t = time.perf_counter()
-        device.copy_(pinned, non_blocking=True)
-        torch.cuda.synchronize()
-        times.append((time.perf_counter() - t) * 1000)
-    return round(statistics.median(times), 3)
 
 
 def edge_backend(precision: str):
@@ -107,7 +71,7 @@ def model_only(image: np.ndarray, batch_sizes: list[int], duration: float, repea
             for bs in batch_sizes:
                 batch = np.repeat(image[None, None], bs, axis=0)
                 emit({"backend": "torch", "model": model, "mode": "model-only", "precision": precision, "batch_size": bs,
-                      **time_batches(backend, batch, duration, repeats), "h2d_ms": h2d_ms(batch)})
+                      **time_batches(backend.infer, batch, Timing(duration, repeats, warmup=5)), "h2d_ms": h2d_ms(batch)})
             backend.close()
 
 

@@ -8,9 +8,11 @@ import warnings
 import typer
 
 from . import export, train
+from .benchmark import benchmark
 from .demo import demo
 from .evaluate import evaluate
 from .models import models
+from .report import report
 from .score import score
 from .serve import results, serve, watch
 
@@ -23,6 +25,8 @@ app.command()(models)
 app.command()(serve)
 app.command()(watch)
 app.command()(results)
+app.command()(benchmark)
+app.command()(report)
 app.add_typer(train.app, name="train")
 app.add_typer(export.app, name="export")
 

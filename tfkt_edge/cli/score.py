@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 from contextlib import closing
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
@@ -51,15 +51,17 @@ def score(
     model: ModelOpt = None,
     backend: BackendOpt = "onnxruntime",
     decoders: DecodersOpt = Decoders.threads,
+    report: Annotated[Optional[Path], typer.Option("--report", help="Also write the visual HTML report (profiles, worst slices) here.")] = None,
 ) -> None:
     """Score CT slices 0-4 (higher is better) per series and flag series that need a rescan.
 
     Exit code 0: every series passes; 1: at least one rescan alert; 2: nothing scorable or bad usage.
     """
     err = Console(stderr=True)
-    if output is not None and (output.is_dir() or not output.parent.is_dir()):
-        err.print(f"[red]error:[/] cannot write {output}: not a file in an existing folder", highlight=False)
-        raise typer.Exit(EXIT_NOTHING)
+    for target in (output, report):
+        if target is not None and (target.is_dir() or not target.parent.is_dir()):
+            err.print(f"[red]error:[/] cannot write {target}: not a file in an existing folder", highlight=False)
+            raise typer.Exit(EXIT_NOTHING)
     try:
         run = run_scoring(paths, model, AlertPolicy(threshold, min_run), batch_size, workers, backend, err, decoders.value)
     except TfktEdgeError as exc:
@@ -81,6 +83,10 @@ def score(
         except OSError as exc:
             err.print(f"[red]error:[/] cannot write {output}: {exc.strerror}", highlight=False)
             raise typer.Exit(EXIT_NOTHING) from None
+    if report is not None and run.results:
+        from .report import save_report
+
+        save_report(run, AlertPolicy(threshold, min_run), report, None, err)
     if not run.results:
         err.print(f"[red]error:[/] nothing scorable in {', '.join(map(str, paths))} ({len(run.skipped)} file(s) skipped)", highlight=False)
         raise typer.Exit(EXIT_NOTHING)

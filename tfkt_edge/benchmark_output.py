@@ -1,0 +1,77 @@
+"""A benchmark result as a rich table, Markdown and a PNG plot of slices/s against batch size."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.table import Table
+
+COLUMNS = ("backend", "model", "mode", "precision", "batch", "slices/s", "min-max", "p50 ms", "p95 ms", "p99 ms", "h2d ms")
+
+
+def _cells(row: dict) -> list[str]:
+    if "skipped" in row:
+        return [row["backend"], row["model"], row["mode"], row.get("precision", ""), str(row.get("batch_size") or ""),
+                "skipped: " + row["skipped"], "", "", "", "", ""]
+
+    def ms(key: str) -> str:
+        return "" if row.get(key) is None else f"{row[key]:.2f}"
+
+    return [row["backend"], row["model"], row["mode"], row.get("precision", ""), str(row.get("batch_size") or "-"),
+            f"{row['slices_per_s']:.1f}", f"{row['min_slices_per_s']:.1f}-{row['max_slices_per_s']:.1f}",
+            ms("p50_ms"), ms("p95_ms"), ms("p99_ms"), ms("h2d_ms")]
+
+
+def table(result: dict) -> Table:
+    machine = result["machine"]
+    gpu = f", {machine['gpu']}" if "gpu" in machine else ""
+    out = Table(title=f"tfkt-edge benchmark on {machine['cpu']} ({machine['cores']} cores{gpu})")
+    for name in COLUMNS:
+        out.add_column(name, justify="right" if name not in ("backend", "model", "mode", "precision") else "left",
+                       overflow="fold")
+    for row in result["rows"]:
+        out.add_row(*_cells(row))
+    return out
+
+
+def markdown(result: dict) -> str:
+    machine = result["machine"]
+    libraries = ", ".join(f"{k} {v}" for k, v in machine.get("libraries", {}).items())
+    lines = [f"Machine: {machine['cpu']}, {machine['cores']} cores"
+             + (f", {machine['gpu']} (driver {machine.get('driver', '?')})" if "gpu" in machine else ", no GPU")
+             + f"; Python {machine['python']}; {libraries}.", "",
+             f"Command: `{result['command']}`; peak resident memory {result['peak_rss_mb']} MB.", "",
+             "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join(_cells(row)) + " |" for row in result["rows"]]
+    return "\n".join(lines) + "\n"
+
+
+def plot(result: dict, path: Path) -> Path:
+    """Model-only slices/s by batch size, one line per backend, model and precision (log scale)."""
+    from .plots import _pyplot
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=100)
+    series: dict[tuple, list[tuple[int, float]]] = {}
+    for row in result["rows"]:
+        if row["mode"] == "model-only" and "slices_per_s" in row:
+            series.setdefault((row["backend"], row["model"], row["precision"]), []).append(
+                (row["batch_size"], row["slices_per_s"]))
+    for (backend, model, precision), points in sorted(series.items()):
+        points.sort()
+        ax.plot([b for b, _ in points], [r for _, r in points], marker="o",
+                linestyle="--" if model == "tfkt_v2" else "-", label=f"{model} / {backend} {precision}")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("batch size")
+    ax.set_ylabel("slices/s (model only)")
+    ax.grid(True, which="both", alpha=0.3)
+    if series:
+        ax.legend(fontsize=8)
+    ax.set_title(f"{result['machine']['cpu']}" + (f" + {result['machine']['gpu']}" if "gpu" in result["machine"] else ""),
+                 fontsize=9)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path

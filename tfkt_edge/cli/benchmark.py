@@ -1,0 +1,141 @@
+"""`tfkt-edge benchmark`: slices/s of the edge model beside the TFKT V2 reference, per backend."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from ..errors import TfktEdgeError
+from .options import Decoders, DecodersOpt, WorkersOpt
+
+MODES = ("model-only", "end-to-end")
+
+
+def parse_sizes(text: str) -> list[int]:
+    try:
+        sizes = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise typer.BadParameter(f"expected comma-separated integers like 1,8,32, not {text!r}") from None
+    if not sizes or min(sizes) < 1 or max(sizes) > 1024:
+        raise typer.BadParameter("batch sizes must be between 1 and 1024")
+    return sorted(set(sizes))
+
+
+def open_edge(backend: str, model: Path | None, precision: str | None):
+    """The edge model on ``backend`` at ``precision`` (None: the backend's own)."""
+    from ..backends import create_backend
+
+    if backend == "torch":
+        from ..backends.pytorch import TorchBackend
+
+        return TorchBackend(model, precision=precision)
+    if precision is not None and precision != {"onnxruntime": "fp32", "tensorrt": "fp16"}.get(backend, precision):
+        raise TfktEdgeError(f"the {backend} backend runs {'fp32' if backend == 'onnxruntime' else 'fp16'} only")
+    return create_backend(backend, model)
+
+
+def precision_of(backend) -> str:
+    return getattr(backend, "precision", None) or ("fp16" if backend.name == "tensorrt" else "fp32")
+
+
+def benchmark(
+    backends: Annotated[Optional[list[str]], typer.Option("--backend", help="Backend to measure; repeat for several (default: onnxruntime).")] = None,
+    model: Annotated[Optional[Path], typer.Option("--model", help="Edge model file for the backend (default: the backend's shipped model).")] = None,
+    reference: Annotated[bool, typer.Option("--reference/--no-reference", help="Also time the TFKT V2 reference architecture on the same backend.")] = True,
+    reference_model: Annotated[Optional[Path], typer.Option("--reference-model", help="TFKT V2 file for the backend (ONNX, engine or checkpoint); default: built or cached.")] = None,
+    batch_sizes: Annotated[str, typer.Option("--batch-sizes", help="Comma-separated model-only batch sizes.")] = "1,8,32",
+    precision: Annotated[Optional[str], typer.Option("--precision", help="fp32 or fp16 (default: the backend's: fp32 on onnxruntime and the CPU, fp16 on CUDA and TensorRT).")] = None,
+    data: Annotated[Optional[Path], typer.Option("--data", help="DICOM folder for end to end (default: a temporary series of --slices real CT files).")] = None,
+    slices: Annotated[int, typer.Option("--slices", min=1, help="Files in the temporary end-to-end series.")] = 200,
+    modes: Annotated[str, typer.Option("--modes", help="model-only, end-to-end, or both comma-separated.")] = "model-only,end-to-end",
+    duration: Annotated[float, typer.Option("--duration", min=0.0, help="Seconds per timed run (at least one batch each).")] = 3.0,
+    repeats: Annotated[int, typer.Option("--repeats", min=1, help="Timed runs per measurement.")] = 3,
+    e2e_batch: Annotated[int, typer.Option("--e2e-batch", min=1, help="Scoring batch end to end.")] = 16,
+    workers: WorkersOpt = 2,
+    decoders: DecodersOpt = Decoders.threads,
+    json_path: Annotated[Optional[Path], typer.Option("--json", help="Write the result as JSON here.")] = None,
+    markdown_path: Annotated[Optional[Path], typer.Option("--markdown", help="Write a Markdown table here.")] = None,
+    plot_path: Annotated[Optional[Path], typer.Option("--plot", help="Write a PNG of slices/s by batch size here.")] = None,
+) -> None:
+    """Measure slices/s model-only (in-memory batches) and end to end (DICOM on disk), the edge model beside
+    the TFKT V2 reference, with latency percentiles, the decode-only bound, peak memory and the machine."""
+    from .. import benchmark as bench
+    from ..benchmark_output import markdown, plot, table
+
+    err, out = Console(stderr=True, highlight=False, soft_wrap=True), Console(highlight=False)
+    if not out.is_terminal:
+        out = Console(highlight=False, width=160)  # a file or pipe gets the whole table
+    wanted = [m.strip() for m in modes.split(",") if m.strip()]
+    if not wanted or set(wanted) - set(MODES):
+        err.print(f"[red]error:[/] --modes takes {', '.join(MODES)}, not {modes!r}")
+        raise typer.Exit(2)
+    if precision not in (None, "fp32", "fp16"):
+        err.print(f"[red]error:[/] --precision must be fp32 or fp16, not {precision!r}")
+        raise typer.Exit(2)
+    if data is not None and not data.is_dir():
+        err.print(f"[red]error:[/] --data {data}: not a folder")
+        raise typer.Exit(2)
+    for target in (json_path, markdown_path, plot_path):
+        if target is not None and (target.is_dir() or not target.parent.is_dir()):
+            err.print(f"[red]error:[/] cannot write {target}: not a file in an existing folder")
+            raise typer.Exit(2)
+    sizes = parse_sizes(batch_sizes)
+    timing = bench.Timing(duration, repeats)
+    # The command line as typed (console script or python -m tfkt_edge); empty when called in-process (tests).
+    argv = sys.argv[1:] if sys.argv and Path(sys.argv[0]).name in ("tfkt-edge", "__main__.py") else []
+    result = {"machine": bench.machine(), "rows": [], "command": "tfkt-edge " + " ".join(argv)}
+
+    def note(row: dict) -> None:
+        result["rows"].append(row)
+        rate = f"{row['slices_per_s']:.1f} slices/s" if "slices_per_s" in row else f"skipped: {row['skipped']}"
+        err.print(f"  {row['model']} {row['backend']} {row['mode']} batch {row.get('batch_size') or '-'}: {rate}")
+
+    files = None
+    try:
+        if "end-to-end" in wanted:
+            files = bench.SeriesOnDisk(data, slices)
+            if files.n_slices == 0:
+                raise TfktEdgeError(f"no CT slices in {data}")
+            note(bench.decode_only(files, workers, decoders.value, timing))
+        for name in backends or ["onnxruntime"]:
+            edge = open_edge(name, model, precision)
+            label = {"backend": name, "model": edge.model.name, "precision": precision_of(edge)}
+            try:
+                if "model-only" in wanted:
+                    bench.model_only(edge, label, sizes, timing, note)
+                if files is not None:
+                    note(bench.end_to_end(edge, label, files, e2e_batch, workers, decoders.value, timing))
+            finally:
+                edge.close()
+            if reference and "model-only" in wanted:
+                from ..reference import NAME, reference_backend
+
+                try:
+                    ref = reference_backend(name, precision, reference_model, log=err.print)
+                except TfktEdgeError as exc:
+                    note({"backend": name, "model": NAME, "mode": "model-only", "precision": label["precision"],
+                          "batch_size": None, "skipped": str(exc)})
+                    continue
+                try:
+                    bench.model_only(ref, {**label, "model": NAME}, sizes, timing, note)
+                finally:
+                    ref.close()
+    except (TfktEdgeError, OSError, RuntimeError) as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+    finally:
+        if files is not None:
+            files.close()
+    result["peak_rss_mb"] = bench.peak_rss_mb()
+    out.print(table(result))
+    if json_path:
+        json_path.write_text(json.dumps(result, indent=2) + "\n")
+    if markdown_path:
+        markdown_path.write_text(markdown(result))
+    if plot_path:
+        plot(result, plot_path)

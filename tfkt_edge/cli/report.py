@@ -1,0 +1,65 @@
+"""`tfkt-edge report`: score series and write the visual report (self-contained HTML, profile PNGs)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from ..errors import TfktEdgeError
+from ..policy import AlertPolicy
+from .options import BackendOpt, BatchOpt, MinRunOpt, ModelOpt, ThresholdOpt, WorkersOpt
+from .score import EXIT_ALERT, EXIT_NOTHING, EXIT_PASS, run_scoring
+
+ReportOpt = Annotated[Optional[Path], typer.Option("--report", help="Also write the visual HTML report here.")]
+ProfilesOpt = Annotated[Optional[Path], typer.Option("--profiles", help="Also write each series' quality profile as a PNG into this folder.")]
+
+
+def writable(path: Path | None, err: Console) -> None:
+    if path is not None and (path.is_dir() or not path.parent.is_dir()):
+        err.print(f"[red]error:[/] cannot write {path}: not a file in an existing folder", highlight=False, soft_wrap=True)
+        raise typer.Exit(EXIT_NOTHING)
+
+
+def save_report(run, policy: AlertPolicy, output: Path, profiles: Path | None, err: Console) -> list[Path]:
+    from ..report_html import write_report
+
+    try:
+        return write_report(run, policy, output, profiles)
+    except OSError as exc:
+        err.print(f"[red]error:[/] cannot write the report {output}: {exc.strerror or exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(EXIT_NOTHING) from None
+
+
+def report(
+    paths: Annotated[list[Path], typer.Argument(help="DICOM files, folders or DICOMDIR files.", show_default=False)],
+    output: Annotated[Path, typer.Option("--output", "-o", help="HTML file to write.")] = Path("report.html"),
+    profiles: ProfilesOpt = None,
+    threshold: ThresholdOpt = 2.0,
+    min_run: MinRunOpt = 3,
+    batch_size: BatchOpt = 16,
+    workers: WorkersOpt = 2,
+    model: ModelOpt = None,
+    backend: BackendOpt = "onnxruntime",
+) -> None:
+    """Score series and write a self-contained HTML report: per series the verdict and reason, the quality
+    profile along the patient axis, and the worst slices. Exit code as for `score` (0 pass, 1 alert, 2 nothing)."""
+    err = Console(stderr=True)
+    writable(output, err)
+    policy = AlertPolicy(threshold, min_run)
+    try:
+        run = run_scoring(paths, model, policy, batch_size, workers, backend, err)
+    except TfktEdgeError as exc:
+        err.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(EXIT_NOTHING) from None
+    if not run.results:
+        err.print(f"[red]error:[/] nothing scorable in {', '.join(map(str, paths))} ({len(run.skipped)} file(s) skipped)",
+                  highlight=False, soft_wrap=True)
+        raise typer.Exit(EXIT_NOTHING)
+    written = save_report(run, policy, output, profiles, err)
+    alerts = sum(r.verdict.alert for r in run.results)
+    Console().print(f"report: {written[0]} ({len(run.results)} series, {alerts} rescan alert(s))"
+                    + (f"; {len(written) - 1} profile PNG(s) in {profiles}" if profiles else ""), highlight=False)
+    raise typer.Exit(EXIT_ALERT if alerts else EXIT_PASS)
