@@ -62,6 +62,10 @@ def plot(result: dict, path: Path) -> Path:
         ax.plot([b for b, _ in points], [r for _, r in points], marker="o",
                 linestyle="--" if model == "tfkt_v2" else "-", label=f"{model} / {backend} {precision}")
     ax.set_xscale("log", base=2)
+    sizes = sorted({b for points in series.values() for b, _ in points})
+    if sizes:
+        ax.set_xticks(sizes, [str(b) for b in sizes])
+        ax.minorticks_off()
     ax.set_yscale("log")
     ax.set_xlabel("batch size")
     ax.set_ylabel("slices/s (model only)")
