@@ -27,6 +27,7 @@ from pydicom.uid import generate_uid
 from pynetdicom import AE
 from pynetdicom.sop_class import CTImageStorage, EnhancedCTImageStorage, MRImageStorage, Verification
 
+from tfkt_edge.benchmark import write_series
 from tfkt_edge.cli.demo import EXAMPLES
 
 from .conftest import PYDICOM_FILES
@@ -44,18 +45,7 @@ def free_port() -> int:
 
 def make_series(source: Path, folder: Path, n: int) -> list[Path]:
     """n uncompressed copies of a real slice as one new series, positions 0..n-1 mm."""
-    folder.mkdir(parents=True, exist_ok=True)
-    ds = pydicom.dcmread(source)
-    ds.decompress()
-    ds.SeriesInstanceUID = generate_uid()
-    paths = []
-    for i in range(n):
-        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
-        ds.InstanceNumber = i + 1
-        ds.ImagePositionPatient = [0.0, 0.0, float(i)]
-        paths.append(folder / f"{i:03d}.dcm")
-        ds.save_as(paths[-1], enforce_file_format=True)
-    return paths
+    return write_series(folder, n, source)
 
 
 class Server:

@@ -112,14 +112,16 @@ def model_only(backend: Backend, label: dict, batch_sizes: list[int], timing: Ti
     return rows
 
 
-def write_series(folder: Path, n: int) -> list[Path]:
-    """n copies of the bundled clinical slice as one uncompressed series (as most scanners send)."""
+def write_series(folder: Path, n: int, source: Path | None = None) -> list[Path]:
+    """n copies of a real CT slice (default: the bundled clinical example) as one new uncompressed series
+    (as most scanners send), with new UIDs and positions 0..n-1 mm."""
     import pydicom
     from pydicom.uid import generate_uid
 
     from .cli.demo import EXAMPLES
 
-    ds = pydicom.dcmread(EXAMPLES / "clinical" / "abdomen.dcm")
+    folder.mkdir(parents=True, exist_ok=True)
+    ds = pydicom.dcmread(source or EXAMPLES / "clinical" / "abdomen.dcm")
     ds.decompress()
     ds.SeriesInstanceUID = generate_uid()
     paths = []
