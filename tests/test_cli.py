@@ -132,3 +132,30 @@ def test_training_commands_without_torch_name_the_extra():
             "from tfkt_edge.cli.main import main; main()")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "tfkt-edge[train]" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_text_from_files_and_errors_is_printed_verbatim(tmp_path):
+    """Brackets in a series description or an error message are text, not console markup."""
+    import pydicom
+
+    ds = pydicom.dcmread(EXAMPLES / "clinical" / "abdomen.dcm")
+    ds.SeriesDescription = "Abdomen [contrast] 1.0"
+    ds.save_as(tmp_path / "a.dcm")
+    table = runner.invoke(app, ["score", str(tmp_path)], env={"COLUMNS": "200"})
+    assert table.exit_code == 0 and "Abdomen [contrast] 1.0" in table.stdout
+
+    from tfkt_edge.engine_file import EngineSidecar, GpuIdentity, sha256, sidecar_path
+    from tfkt_edge.preprocess import LDCTIQAC
+
+    try:
+        import tensorrt  # noqa: F401
+        pytest.skip("TensorRT is installed here")
+    except ImportError:
+        pass
+    engine = tmp_path / "m.engine"
+    engine.write_bytes(b"engine")
+    sidecar_path(engine).write_text(EngineSidecar("10.8.0.43", GpuIdentity("GPU", "9.0"), "fp16",
+                                                  {"min": [1, 1, 512, 512], "opt": [1, 1, 512, 512], "max": [1, 1, 512, 512]},
+                                                  "x", sha256(engine), LDCTIQAC.to_json(), "m").to_json())
+    missing = runner.invoke(app, ["score", str(EXAMPLES), "--backend", "tensorrt", "--model", str(engine)])
+    assert missing.exit_code == 2 and "pip install 'tfkt-edge[gpu]'" in missing.stderr

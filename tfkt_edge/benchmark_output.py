@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rich.markup import escape
 from rich.table import Table
 
 COLUMNS = ("backend", "model", "mode", "precision", "batch", "slices/s", "min-max", "p50 ms", "p95 ms", "p99 ms", "h2d ms")
@@ -30,7 +31,7 @@ def table(result: dict) -> Table:
         out.add_column(name, justify="right" if name not in ("backend", "model", "mode", "precision") else "left",
                        overflow="fold")
     for row in result["rows"]:
-        out.add_row(*_cells(row))
+        out.add_row(*(escape(cell) for cell in _cells(row)))
     return out
 
 

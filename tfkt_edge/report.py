@@ -9,6 +9,7 @@ from typing import Sequence
 
 import numpy as np
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from .dicom import Skip
@@ -76,7 +77,7 @@ def print_table(console: Console, results: Sequence[SeriesResult], skipped: Sequ
     if skipped:
         console.print(f"[yellow]skipped {len(skipped)} file(s):[/]")
         for skip in skipped[:20]:
-            console.print(f"  [dim]{skip.path}[/]: {skip.reason}", highlight=False, soft_wrap=True)
+            console.print(f"  [dim]{escape(str(skip.path))}[/]: {escape(skip.reason)}", highlight=False, soft_wrap=True)
         if len(skipped) > 20:
             console.print(f"  ... and {len(skipped) - 20} more (use --format json for the full list)")
 
@@ -92,9 +93,11 @@ def _print_series(console: Console, results: Sequence[SeriesResult], threshold: 
     for number, result in enumerate(results, 1):
         scores = result.scores
         verdict = "[bold red]RESCAN ALERT[/]" if result.verdict.alert else "[green]pass[/]"
-        table.add_row(str(number), verdict, result.series.description or "(no description)", result.series.kernel or "-",
+        table.add_row(str(number), verdict, escape(result.series.description or "(no description)"),
+                      escape(result.series.kernel or "-"),
                       str(len(result.slices)), f"{np.median(scores):.2f}", f"{scores.min():.2f}")
     console.print(table)
     for number, result in enumerate(results, 1):
         colour = "red" if result.verdict.alert else "green"
-        console.print(f"[{colour}]#{number}[/] {result.verdict.reason} [dim]({result.series.series_instance_uid})[/]", highlight=False)
+        console.print(f"[{colour}]#{number}[/] {escape(result.verdict.reason)} [dim]({result.series.series_instance_uid})[/]",
+                      highlight=False)

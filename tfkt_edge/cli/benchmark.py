@@ -9,6 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from ..errors import TfktEdgeError
 from .options import Decoders, DecodersOpt, WorkersOpt
@@ -72,17 +73,17 @@ def benchmark(
         out = Console(highlight=False, width=160)  # a file or pipe gets the whole table
     wanted = [m.strip() for m in modes.split(",") if m.strip()]
     if not wanted or set(wanted) - set(MODES):
-        err.print(f"[red]error:[/] --modes takes {', '.join(MODES)}, not {modes!r}")
+        err.print("[red]error:[/] " + escape(f"--modes takes {', '.join(MODES)}, not {modes!r}"))
         raise typer.Exit(2)
     if precision not in (None, "fp32", "fp16"):
-        err.print(f"[red]error:[/] --precision must be fp32 or fp16, not {precision!r}")
+        err.print("[red]error:[/] " + escape(f"--precision must be fp32 or fp16, not {precision!r}"))
         raise typer.Exit(2)
     if data is not None and not data.is_dir():
-        err.print(f"[red]error:[/] --data {data}: not a folder")
+        err.print("[red]error:[/] " + escape(f"--data {data}: not a folder"))
         raise typer.Exit(2)
     for target in (json_path, markdown_path, plot_path):
         if target is not None and (target.is_dir() or not target.parent.is_dir()):
-            err.print(f"[red]error:[/] cannot write {target}: not a file in an existing folder")
+            err.print("[red]error:[/] " + escape(f"cannot write {target}: not a file in an existing folder"))
             raise typer.Exit(2)
     sizes = parse_sizes(batch_sizes)
     timing = bench.Timing(duration, repeats)
@@ -126,7 +127,7 @@ def benchmark(
                 finally:
                     ref.close()
     except (TfktEdgeError, OSError, RuntimeError) as exc:
-        err.print(f"[red]error:[/] {exc}")
+        err.print("[red]error:[/] " + escape(f"{exc}"))
         raise typer.Exit(2) from None
     finally:
         if files is not None:

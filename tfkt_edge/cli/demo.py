@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from ..errors import TfktEdgeError
 from ..policy import AlertPolicy
@@ -27,7 +28,7 @@ def demo() -> None:
     try:
         run = run_scoring([EXAMPLES / "clinical", EXAMPLES / "degraded"], None, AlertPolicy(), 16, 2, console=console)
     except TfktEdgeError as exc:
-        Console(stderr=True).print(f"[red]error:[/] {exc}", highlight=False)
+        Console(stderr=True).print("[red]error:[/] " + escape(f"{exc}"), highlight=False)
         raise typer.Exit(2) from None
     print_table(console, run.results, run.skipped, AlertPolicy().threshold)
     verdicts = {Path(r.series.slices[0].path).parent.name: r.verdict.alert for r in run.results}

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -43,7 +44,7 @@ def evaluate(
                 result = run_evaluation(folder, engine, batch_size, on_image=lambda: progress.advance(task))
         json_path, png_path = write_evaluation(result, output)
     except (TfktEdgeError, OSError) as exc:
-        err.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        err.print("[red]error:[/] " + escape(f"{exc}"), highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
     f = result.figures
     table = Table(title=f"{result.model} on {data} ({f['n']} images)")

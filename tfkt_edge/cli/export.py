@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from ..errors import TfktEdgeError
 from .training_extra import require_training_extra
@@ -26,12 +27,12 @@ def onnx(
 
     err = Console(stderr=True)
     if not checkpoint.is_file():
-        err.print(f"[red]error:[/] --checkpoint {checkpoint}: no such file", highlight=False, soft_wrap=True)
+        err.print("[red]error:[/] " + escape(f"--checkpoint {checkpoint}: no such file"), highlight=False, soft_wrap=True)
         raise typer.Exit(2)
     try:
         exported, difference = export_checkpoint(checkpoint, output)
     except (TfktEdgeError, OSError) as exc:
-        err.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        err.print("[red]error:[/] " + escape(f"{exc}"), highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
     out = Console(highlight=False, soft_wrap=True)
     out.print(f"onnx: {exported.path}")
@@ -58,7 +59,7 @@ def tensorrt(
 
     err = Console(stderr=True)
     if not onnx_model.is_file():
-        err.print(f"[red]error:[/] --onnx {onnx_model}: no such file", highlight=False, soft_wrap=True)
+        err.print("[red]error:[/] " + escape(f"--onnx {onnx_model}: no such file"), highlight=False, soft_wrap=True)
         raise typer.Exit(2)
     try:
         import tensorrt as _  # noqa: F401
@@ -73,7 +74,7 @@ def tensorrt(
     try:
         built = build_engine(onnx_model, output, settings, log=out.print)
     except (TfktEdgeError, BackendUnavailable, OSError) as exc:
-        err.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        err.print("[red]error:[/] " + escape(f"{exc}"), highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
     side = built.sidecar
     out.print(f"tensorrt: {built.engine} (sidecar {built.engine.name}.json)")

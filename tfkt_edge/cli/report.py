@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from ..errors import TfktEdgeError
 from ..policy import AlertPolicy
@@ -19,7 +20,7 @@ ProfilesOpt = Annotated[Optional[Path], typer.Option("--profiles", help="Also wr
 
 def writable(path: Path | None, err: Console) -> None:
     if path is not None and (path.is_dir() or not path.parent.is_dir()):
-        err.print(f"[red]error:[/] cannot write {path}: not a file in an existing folder", highlight=False, soft_wrap=True)
+        err.print("[red]error:[/] " + escape(f"cannot write {path}: not a file in an existing folder"), highlight=False, soft_wrap=True)
         raise typer.Exit(EXIT_NOTHING)
 
 
@@ -29,7 +30,7 @@ def save_report(run, policy: AlertPolicy, output: Path, profiles: Path | None, e
     try:
         return write_report(run, policy, output, profiles)
     except OSError as exc:
-        err.print(f"[red]error:[/] cannot write the report {output}: {exc.strerror or exc}", highlight=False, soft_wrap=True)
+        err.print("[red]error:[/] " + escape(f"cannot write the report {output}: {exc.strerror or exc}"), highlight=False, soft_wrap=True)
         raise typer.Exit(EXIT_NOTHING) from None
 
 
@@ -52,10 +53,10 @@ def report(
     try:
         run = run_scoring(paths, model, policy, batch_size, workers, backend, err)
     except TfktEdgeError as exc:
-        err.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        err.print("[red]error:[/] " + escape(f"{exc}"), highlight=False, soft_wrap=True)
         raise typer.Exit(EXIT_NOTHING) from None
     if not run.results:
-        err.print(f"[red]error:[/] nothing scorable in {', '.join(map(str, paths))} ({len(run.skipped)} file(s) skipped)",
+        err.print("[red]error:[/] " + escape(f"nothing scorable in {', '.join(map(str, paths))} ({len(run.skipped)} file(s) skipped)"),
                   highlight=False, soft_wrap=True)
         raise typer.Exit(EXIT_NOTHING)
     written = save_report(run, policy, output, profiles, err)

@@ -9,6 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from ..backends import create_backend
@@ -60,12 +61,12 @@ def score(
     err = Console(stderr=True)
     for target in (output, report):
         if target is not None and (target.is_dir() or not target.parent.is_dir()):
-            err.print(f"[red]error:[/] cannot write {target}: not a file in an existing folder", highlight=False)
+            err.print("[red]error:[/] " + escape(f"cannot write {target}: not a file in an existing folder"), highlight=False)
             raise typer.Exit(EXIT_NOTHING)
     try:
         run = run_scoring(paths, model, AlertPolicy(threshold, min_run), batch_size, workers, backend, err, decoders.value)
     except TfktEdgeError as exc:
-        err.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        err.print("[red]error:[/] " + escape(f"{exc}"), highlight=False, soft_wrap=True)
         raise typer.Exit(EXIT_NOTHING) from None
     if format is OutputFormat.table:
         console = Console(file=io.StringIO(), width=160) if output is not None else Console()
@@ -81,13 +82,13 @@ def score(
         try:
             output.write_text(text)
         except OSError as exc:
-            err.print(f"[red]error:[/] cannot write {output}: {exc.strerror}", highlight=False)
+            err.print("[red]error:[/] " + escape(f"cannot write {output}: {exc.strerror}"), highlight=False)
             raise typer.Exit(EXIT_NOTHING) from None
     if report is not None and run.results:
         from .report import save_report
 
         save_report(run, AlertPolicy(threshold, min_run), report, None, err)
     if not run.results:
-        err.print(f"[red]error:[/] nothing scorable in {', '.join(map(str, paths))} ({len(run.skipped)} file(s) skipped)", highlight=False)
+        err.print("[red]error:[/] " + escape(f"nothing scorable in {', '.join(map(str, paths))} ({len(run.skipped)} file(s) skipped)"), highlight=False)
         raise typer.Exit(EXIT_NOTHING)
     raise typer.Exit(EXIT_ALERT if any(r.verdict.alert for r in run.results) else EXIT_PASS)

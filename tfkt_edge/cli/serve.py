@@ -14,6 +14,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from ..errors import TfktEdgeError
@@ -43,13 +44,13 @@ def _run(make_service, banner: str, starting: str) -> None:
     try:
         service = make_service()
     except (TfktEdgeError, ValueError, OSError) as exc:
-        err.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        err.print("[red]error:[/] " + escape(f"{exc}"), highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
     try:
         service.start()
     except OSError as exc:
         service.stop()
-        err.print(f"[red]error:[/] {starting}: {exc.strerror or exc}", highlight=False, soft_wrap=True)
+        err.print("[red]error:[/] " + escape(f"{starting}: {exc.strerror or exc}"), highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
     Console().print(banner, highlight=False, soft_wrap=True)
     try:
@@ -93,7 +94,7 @@ def serve(
     from ..service.scp import ScpConfig
 
     if len(ae_title.strip()) == 0 or len(ae_title) > 16:
-        Console(stderr=True).print(f"[red]error:[/] --ae-title must be 1-16 characters, not {ae_title!r}", highlight=False)
+        Console(stderr=True).print("[red]error:[/] " + escape(f"--ae-title must be 1-16 characters, not {ae_title!r}"), highlight=False)
         raise typer.Exit(2)
     callers = [c.strip() for c in (allowed_callers or "").split(",") if c.strip()]
     config = _config(store, db, events, series_timeout, threshold, min_run, webhook, sr_destination, ae_title, backend,
@@ -123,7 +124,7 @@ def watch(
     from ..service.runner import Service
 
     if not folder.is_dir():
-        Console(stderr=True).print(f"[red]error:[/] {folder} is not a folder", highlight=False, soft_wrap=True)
+        Console(stderr=True).print("[red]error:[/] " + escape(f"{folder} is not a folder"), highlight=False, soft_wrap=True)
         raise typer.Exit(2)
     config = _config(Path("tfkt-store"), db, events,  # no store: watched files are scored where they are
                      series_timeout, threshold, min_run, webhook, sr_destination, "TFKT", backend, model, batch_size,
@@ -143,15 +144,15 @@ def results(
 
     err = Console(stderr=True)
     if format not in ("table", "json", "csv"):
-        err.print(f"[red]error:[/] --format must be table, json or csv, not {format!r}", highlight=False)
+        err.print("[red]error:[/] " + escape(f"--format must be table, json or csv, not {format!r}"), highlight=False)
         raise typer.Exit(2)
     if not db.is_file():
-        err.print(f"[red]error:[/] no results database at {db}", highlight=False, soft_wrap=True)
+        err.print("[red]error:[/] " + escape(f"no results database at {db}"), highlight=False, soft_wrap=True)
         raise typer.Exit(2)
     try:
         cutoff = parse_since(since)
     except ValueError as exc:
-        err.print(f"[red]error:[/] --since: {exc}", highlight=False)
+        err.print("[red]error:[/] " + escape(f"--since: {exc}"), highlight=False)
         raise typer.Exit(2) from None
     database = Database(db)
     try:
@@ -172,8 +173,9 @@ def results(
             table.add_column(name)
         for r in rows:
             verdict = "[bold red]RESCAN ALERT[/]" if r["alert"] else "[green]pass[/]"
-            table.add_row(r["completed_utc"], verdict, r["description"] or r["series_instance_uid"], str(r["n_slices"]),
-                          "" if r["median_score"] is None else f"{r['median_score']:.2f}", r["reason"])
+            table.add_row(r["completed_utc"], verdict, escape(r["description"] or r["series_instance_uid"]),
+                          str(r["n_slices"]), "" if r["median_score"] is None else f"{r['median_score']:.2f}",
+                          escape(r["reason"]))
         Console().print(table)
 
 

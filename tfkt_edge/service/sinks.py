@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Protocol
 
 from rich.console import Console
+from rich.markup import escape
 
 
 class Sink(Protocol):
@@ -48,7 +49,7 @@ class ConsoleSink:
     def deliver(self, event_id: int, payload: dict) -> None:
         alert, line = one_line(payload)
         style = "bold white on red" if alert else "green"
-        self.console.print(f"[{style}]{line}[/]", highlight=False, soft_wrap=True)
+        self.console.print(f"[{style}]{escape(line)}[/]", highlight=False, soft_wrap=True)
 
 
 class JsonlSink:
