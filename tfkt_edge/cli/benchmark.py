@@ -9,9 +9,9 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 
 from ..errors import TfktEdgeError
+from .console import error, require_writable
 from .options import Decoders, DecodersOpt, WorkersOpt
 
 MODES = ("model-only", "end-to-end")
@@ -73,18 +73,15 @@ def benchmark(
         out = Console(highlight=False, width=160)  # a file or pipe gets the whole table
     wanted = [m.strip() for m in modes.split(",") if m.strip()]
     if not wanted or set(wanted) - set(MODES):
-        err.print("[red]error:[/] " + escape(f"--modes takes {', '.join(MODES)}, not {modes!r}"))
+        error(f"--modes takes {', '.join(MODES)}, not {modes!r}")
         raise typer.Exit(2)
     if precision not in (None, "fp32", "fp16"):
-        err.print("[red]error:[/] " + escape(f"--precision must be fp32 or fp16, not {precision!r}"))
+        error(f"--precision must be fp32 or fp16, not {precision!r}")
         raise typer.Exit(2)
     if data is not None and not data.is_dir():
-        err.print("[red]error:[/] " + escape(f"--data {data}: not a folder"))
+        error(f"--data {data}: not a folder")
         raise typer.Exit(2)
-    for target in (json_path, markdown_path, plot_path):
-        if target is not None and (target.is_dir() or not target.parent.is_dir()):
-            err.print("[red]error:[/] " + escape(f"cannot write {target}: not a file in an existing folder"))
-            raise typer.Exit(2)
+    require_writable(json_path, markdown_path, plot_path)
     sizes = parse_sizes(batch_sizes)
     timing = bench.Timing(duration, repeats)
     # The command line as typed (console script or python -m tfkt_edge); empty when called in-process (tests).
@@ -127,7 +124,7 @@ def benchmark(
                 finally:
                     ref.close()
     except (TfktEdgeError, OSError, RuntimeError) as exc:
-        err.print("[red]error:[/] " + escape(f"{exc}"))
+        error(str(exc))
         raise typer.Exit(2) from None
     finally:
         if files is not None:

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 
 from ..errors import TfktEdgeError
 from ..policy import AlertPolicy
 from ..report import print_table
+from .console import error
 from .score import run_scoring
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -28,7 +28,7 @@ def demo() -> None:
     try:
         run = run_scoring([EXAMPLES / "clinical", EXAMPLES / "degraded"], None, AlertPolicy(), 16, 2, console=console)
     except TfktEdgeError as exc:
-        Console(stderr=True).print("[red]error:[/] " + escape(f"{exc}"), highlight=False)
+        error(str(exc))
         raise typer.Exit(2) from None
     print_table(console, run.results, run.skipped, AlertPolicy().threshold)
     verdicts = {Path(r.series.slices[0].path).parent.name: r.verdict.alert for r in run.results}

@@ -8,8 +8,13 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from ..backends import create_backend
@@ -17,6 +22,7 @@ from ..errors import TfktEdgeError
 from ..evaluate import evaluate as run_evaluation
 from ..evaluate import write_evaluation
 from ..ldctiqac import LAYOUT, find_labelled_folder
+from .console import error
 from .options import BackendOpt, BatchOpt, ModelOpt
 
 
@@ -44,7 +50,7 @@ def evaluate(
                 result = run_evaluation(folder, engine, batch_size, on_image=lambda: progress.advance(task))
         json_path, png_path = write_evaluation(result, output)
     except (TfktEdgeError, OSError) as exc:
-        err.print("[red]error:[/] " + escape(f"{exc}"), highlight=False, soft_wrap=True)
+        error(str(exc))
         raise typer.Exit(2) from None
     f = result.figures
     table = Table(title=f"{result.model} on {data} ({f['n']} images)")

@@ -7,9 +7,9 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 
 from ..errors import TfktEdgeError
+from .console import error
 from .training_extra import require_training_extra
 
 app = typer.Typer(help="Export trained checkpoints to deployable model files.", no_args_is_help=True)
@@ -25,14 +25,13 @@ def onnx(
     require_training_extra()
     from tfkt_edge.export.onnx import export_checkpoint
 
-    err = Console(stderr=True)
     if not checkpoint.is_file():
-        err.print("[red]error:[/] " + escape(f"--checkpoint {checkpoint}: no such file"), highlight=False, soft_wrap=True)
+        error(f"--checkpoint {checkpoint}: no such file")
         raise typer.Exit(2)
     try:
         exported, difference = export_checkpoint(checkpoint, output)
     except (TfktEdgeError, OSError) as exc:
-        err.print("[red]error:[/] " + escape(f"{exc}"), highlight=False, soft_wrap=True)
+        error(str(exc))
         raise typer.Exit(2) from None
     out = Console(highlight=False, soft_wrap=True)
     out.print(f"onnx: {exported.path}")
@@ -57,15 +56,14 @@ def tensorrt(
     contract); its layers are inspected and its scores checked against FP32 on real CT (limit 0.02)."""
     from tfkt_edge.errors import BackendUnavailable
 
-    err = Console(stderr=True)
     if not onnx_model.is_file():
-        err.print("[red]error:[/] " + escape(f"--onnx {onnx_model}: no such file"), highlight=False, soft_wrap=True)
+        error(f"--onnx {onnx_model}: no such file")
         raise typer.Exit(2)
     try:
         import tensorrt as _  # noqa: F401
     except ImportError:
-        err.print("[red]error:[/] TensorRT is not installed: pip install 'tfkt-edge\\[gpu]' on a machine with an NVIDIA GPU "
-                  "and driver (or score with --backend torch or onnxruntime)", highlight=False, soft_wrap=True)
+        error("TensorRT is not installed: pip install 'tfkt-edge[gpu]' on a machine with an NVIDIA GPU "
+              "and driver (or score with --backend torch or onnxruntime)")
         raise typer.Exit(2) from None
     from tfkt_edge.export.tensorrt import BuildSettings, build_engine
 
@@ -74,7 +72,7 @@ def tensorrt(
     try:
         built = build_engine(onnx_model, output, settings, log=out.print)
     except (TfktEdgeError, BackendUnavailable, OSError) as exc:
-        err.print("[red]error:[/] " + escape(f"{exc}"), highlight=False, soft_wrap=True)
+        error(str(exc))
         raise typer.Exit(2) from None
     side = built.sidecar
     out.print(f"tensorrt: {built.engine} (sidecar {built.engine.name}.json)")

@@ -26,6 +26,7 @@ MinRunOpt = Annotated[int, typer.Option("--min-run", min=1, help="Consecutive sl
 BatchOpt = Annotated[int, typer.Option("--batch-size", min=1, max=1024, help="Slices per inference batch.")]
 WorkersOpt = Annotated[int, typer.Option("--workers", min=1, max=64, help="Decoding workers feeding the batches (threads or processes: --decoders).")]
 FormatOpt = Annotated[OutputFormat, typer.Option("--format", "-f", help="table for people; json or csv for machines.")]
+ReportOpt = Annotated[Optional[Path], typer.Option("--report", help="Also write the visual HTML report (profiles, worst slices) here.")]
 OutputOpt = Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the result here instead of standard output.")]
 BackendOpt = Annotated[str, typer.Option("--backend", help="Inference backend: onnxruntime (CPU), tensorrt (NVIDIA GPU, FP16 engine) or torch (CUDA FP16, else CPU).")]
 DecodersOpt = Annotated[Decoders, typer.Option("--decoders", help="Decode with threads, or with processes: faster for compressed (JPEG 2000) series on hosts with spare cores, such as GPU hosts.")]

@@ -7,30 +7,23 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 
 from ..errors import TfktEdgeError
 from ..policy import AlertPolicy
+from .console import error, require_writable
 from .options import BackendOpt, BatchOpt, MinRunOpt, ModelOpt, ThresholdOpt, WorkersOpt
 from .score import EXIT_ALERT, EXIT_NOTHING, EXIT_PASS, run_scoring
 
-ReportOpt = Annotated[Optional[Path], typer.Option("--report", help="Also write the visual HTML report here.")]
 ProfilesOpt = Annotated[Optional[Path], typer.Option("--profiles", help="Also write each series' quality profile as a PNG into this folder.")]
 
 
-def writable(path: Path | None, err: Console) -> None:
-    if path is not None and (path.is_dir() or not path.parent.is_dir()):
-        err.print("[red]error:[/] " + escape(f"cannot write {path}: not a file in an existing folder"), highlight=False, soft_wrap=True)
-        raise typer.Exit(EXIT_NOTHING)
-
-
-def save_report(run, policy: AlertPolicy, output: Path, profiles: Path | None, err: Console) -> list[Path]:
+def save_report(run, policy: AlertPolicy, output: Path, profiles: Path | None) -> list[Path]:
     from ..report_html import write_report
 
     try:
         return write_report(run, policy, output, profiles)
     except OSError as exc:
-        err.print("[red]error:[/] " + escape(f"cannot write the report {output}: {exc.strerror or exc}"), highlight=False, soft_wrap=True)
+        error(f"cannot write the report {output}: {exc.strerror or exc}")
         raise typer.Exit(EXIT_NOTHING) from None
 
 
@@ -48,18 +41,17 @@ def report(
     """Score series and write a self-contained HTML report: per series the verdict and reason, the quality
     profile along the patient axis, and the worst slices. Exit code as for `score` (0 pass, 1 alert, 2 nothing)."""
     err = Console(stderr=True)
-    writable(output, err)
+    require_writable(output)
     policy = AlertPolicy(threshold, min_run)
     try:
         run = run_scoring(paths, model, policy, batch_size, workers, backend, err)
     except TfktEdgeError as exc:
-        err.print("[red]error:[/] " + escape(f"{exc}"), highlight=False, soft_wrap=True)
+        error(str(exc))
         raise typer.Exit(EXIT_NOTHING) from None
     if not run.results:
-        err.print("[red]error:[/] " + escape(f"nothing scorable in {', '.join(map(str, paths))} ({len(run.skipped)} file(s) skipped)"),
-                  highlight=False, soft_wrap=True)
+        error(f"nothing scorable in {', '.join(map(str, paths))} ({len(run.skipped)} file(s) skipped)")
         raise typer.Exit(EXIT_NOTHING)
-    written = save_report(run, policy, output, profiles, err)
+    written = save_report(run, policy, output, profiles)
     alerts = sum(r.verdict.alert for r in run.results)
     Console().print(f"report: {written[0]} ({len(run.results)} series, {alerts} rescan alert(s))"
                     + (f"; {len(written) - 1} profile PNG(s) in {profiles}" if profiles else ""), highlight=False)

@@ -5,19 +5,38 @@ from __future__ import annotations
 import io
 from contextlib import closing
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+)
 
 from ..backends import create_backend
 from ..errors import TfktEdgeError
 from ..policy import AlertPolicy
 from ..report import document, print_table, to_csv, to_json
 from ..scoring import ScoringRun, score_paths
-from .options import BackendOpt, BatchOpt, Decoders, DecodersOpt, FormatOpt, MinRunOpt, ModelOpt, OutputFormat, OutputOpt, ThresholdOpt, WorkersOpt
+from .console import error, require_writable
+from .options import (
+    BackendOpt,
+    BatchOpt,
+    Decoders,
+    DecodersOpt,
+    FormatOpt,
+    MinRunOpt,
+    ModelOpt,
+    OutputFormat,
+    OutputOpt,
+    ReportOpt,
+    ThresholdOpt,
+    WorkersOpt,
+)
 
 EXIT_PASS, EXIT_ALERT, EXIT_NOTHING = 0, 1, 2
 
@@ -52,21 +71,18 @@ def score(
     model: ModelOpt = None,
     backend: BackendOpt = "onnxruntime",
     decoders: DecodersOpt = Decoders.threads,
-    report: Annotated[Optional[Path], typer.Option("--report", help="Also write the visual HTML report (profiles, worst slices) here.")] = None,
+    report: ReportOpt = None,
 ) -> None:
     """Score CT slices 0-4 (higher is better) per series and flag series that need a rescan.
 
     Exit code 0: every series passes; 1: at least one rescan alert; 2: nothing scorable or bad usage.
     """
     err = Console(stderr=True)
-    for target in (output, report):
-        if target is not None and (target.is_dir() or not target.parent.is_dir()):
-            err.print("[red]error:[/] " + escape(f"cannot write {target}: not a file in an existing folder"), highlight=False)
-            raise typer.Exit(EXIT_NOTHING)
+    require_writable(output, report)
     try:
         run = run_scoring(paths, model, AlertPolicy(threshold, min_run), batch_size, workers, backend, err, decoders.value)
     except TfktEdgeError as exc:
-        err.print("[red]error:[/] " + escape(f"{exc}"), highlight=False, soft_wrap=True)
+        error(str(exc))
         raise typer.Exit(EXIT_NOTHING) from None
     if format is OutputFormat.table:
         console = Console(file=io.StringIO(), width=160) if output is not None else Console()
@@ -82,13 +98,13 @@ def score(
         try:
             output.write_text(text)
         except OSError as exc:
-            err.print("[red]error:[/] " + escape(f"cannot write {output}: {exc.strerror}"), highlight=False)
+            error(f"cannot write {output}: {exc.strerror}")
             raise typer.Exit(EXIT_NOTHING) from None
     if report is not None and run.results:
         from .report import save_report
 
-        save_report(run, AlertPolicy(threshold, min_run), report, None, err)
+        save_report(run, AlertPolicy(threshold, min_run), report, None)
     if not run.results:
-        err.print("[red]error:[/] " + escape(f"nothing scorable in {', '.join(map(str, paths))} ({len(run.skipped)} file(s) skipped)"), highlight=False)
+        error(f"nothing scorable in {', '.join(map(str, paths))} ({len(run.skipped)} file(s) skipped)")
         raise typer.Exit(EXIT_NOTHING)
     raise typer.Exit(EXIT_ALERT if any(r.verdict.alert for r in run.results) else EXIT_PASS)

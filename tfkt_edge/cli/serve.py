@@ -19,7 +19,17 @@ from rich.table import Table
 
 from ..errors import TfktEdgeError
 from ..policy import AlertPolicy
-from .options import BackendOpt, BatchOpt, Decoders, DecodersOpt, MinRunOpt, ModelOpt, ThresholdOpt, WorkersOpt
+from .console import error
+from .options import (
+    BackendOpt,
+    BatchOpt,
+    Decoders,
+    DecodersOpt,
+    MinRunOpt,
+    ModelOpt,
+    ThresholdOpt,
+    WorkersOpt,
+)
 
 StoreOpt = Annotated[Path, typer.Option("--store", help="Folder for received instances (named by UIDs).")]
 DbOpt = Annotated[Path, typer.Option("--db", help="SQLite file of instances, scores and results.")]
@@ -38,19 +48,18 @@ def _wait_for_signal() -> None:
 
 def _run(make_service, banner: str, starting: str) -> None:
     """Build and start the service, print the banner, run until SIGINT/SIGTERM, stop cleanly."""
-    err = Console(stderr=True)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
     logging.getLogger("pynetdicom").setLevel(logging.ERROR)
     try:
         service = make_service()
     except (TfktEdgeError, ValueError, OSError) as exc:
-        err.print("[red]error:[/] " + escape(f"{exc}"), highlight=False, soft_wrap=True)
+        error(str(exc))
         raise typer.Exit(2) from None
     try:
         service.start()
     except OSError as exc:
         service.stop()
-        err.print("[red]error:[/] " + escape(f"{starting}: {exc.strerror or exc}"), highlight=False, soft_wrap=True)
+        error(f"{starting}: {exc.strerror or exc}")
         raise typer.Exit(2) from None
     Console().print(banner, highlight=False, soft_wrap=True)
     try:
@@ -94,7 +103,7 @@ def serve(
     from ..service.scp import ScpConfig
 
     if len(ae_title.strip()) == 0 or len(ae_title) > 16:
-        Console(stderr=True).print("[red]error:[/] " + escape(f"--ae-title must be 1-16 characters, not {ae_title!r}"), highlight=False)
+        error(f"--ae-title must be 1-16 characters, not {ae_title!r}")
         raise typer.Exit(2)
     callers = [c.strip() for c in (allowed_callers or "").split(",") if c.strip()]
     config = _config(store, db, events, series_timeout, threshold, min_run, webhook, sr_destination, ae_title, backend,
@@ -124,7 +133,7 @@ def watch(
     from ..service.runner import Service
 
     if not folder.is_dir():
-        Console(stderr=True).print("[red]error:[/] " + escape(f"{folder} is not a folder"), highlight=False, soft_wrap=True)
+        error(f"{folder} is not a folder")
         raise typer.Exit(2)
     config = _config(Path("tfkt-store"), db, events,  # no store: watched files are scored where they are
                      series_timeout, threshold, min_run, webhook, sr_destination, "TFKT", backend, model, batch_size,
@@ -142,17 +151,16 @@ def results(
     """List the series results recorded by `tfkt-edge serve` / `watch`, oldest first."""
     from ..service.database import Database
 
-    err = Console(stderr=True)
     if format not in ("table", "json", "csv"):
-        err.print("[red]error:[/] " + escape(f"--format must be table, json or csv, not {format!r}"), highlight=False)
+        error(f"--format must be table, json or csv, not {format!r}")
         raise typer.Exit(2)
     if not db.is_file():
-        err.print("[red]error:[/] " + escape(f"no results database at {db}"), highlight=False, soft_wrap=True)
+        error(f"no results database at {db}")
         raise typer.Exit(2)
     try:
         cutoff = parse_since(since)
     except ValueError as exc:
-        err.print("[red]error:[/] " + escape(f"--since: {exc}"), highlight=False)
+        error(f"--since: {exc}")
         raise typer.Exit(2) from None
     database = Database(db)
     try:

@@ -8,10 +8,17 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
-from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from ..errors import TfktEdgeError
+from .console import error
 from .training_extra import require_training_extra
 
 app = typer.Typer(help="Train models: natural-image pre-training, then CT fine-tuning.", no_args_is_help=True)
@@ -77,7 +84,7 @@ def _run(stage: str, settings: dict, run_dir: Path | None, resume: bool) -> None
             train(config, train_set, val_set, run_dir, resume=resume,
                   callbacks=Callbacks(on_start=start, on_step=lambda *_: progress.advance(task), on_epoch=epoch_done))
     except TfktEdgeError as exc:
-        err.print("[red]error:[/] " + escape(f"{exc}"), highlight=False, soft_wrap=True)
+        error(str(exc))
         raise typer.Exit(2) from None
     except KeyboardInterrupt:
         # last.pt holds the last finished epoch; nothing of it is lost.

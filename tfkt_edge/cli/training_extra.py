@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import typer
-from rich.console import Console
+
+from .console import error
 
 
 def require_training_extra() -> None:
@@ -11,6 +12,5 @@ def require_training_extra() -> None:
     try:
         import torch  # noqa: F401
     except ImportError:
-        Console(stderr=True).print("[red]error:[/] this command needs torch: pip install 'tfkt-edge\\[train]' "
-                                   "(see the README for the CPU-only wheel)", highlight=False, soft_wrap=True)
+        error("this command needs torch: pip install 'tfkt-edge[train]' (see the README for the CPU-only wheel)")
         raise typer.Exit(2)
