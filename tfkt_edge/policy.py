@@ -42,6 +42,12 @@ def _runs_below(scores: np.ndarray, threshold: float) -> list[tuple[int, int]]:
     return runs
 
 
+def alerting_runs(scores, policy: AlertPolicy) -> list[tuple[int, int]]:
+    """(start, stop) of every run of at least ``policy.min_run`` consecutive slices below the threshold."""
+    values = np.asarray(scores, dtype=float)
+    return [run for run in _runs_below(values, policy.threshold) if run[1] - run[0] >= policy.min_run]
+
+
 def _name_slices(start: int, stop: int, labels: list[str]) -> str:
     if stop - start == 1:
         return f"slice {start + 1} ({labels[start]})"
@@ -59,7 +65,7 @@ def evaluate(scores, labels: list[str], policy: AlertPolicy = AlertPolicy()) -> 
     if values.size == 0:
         return Verdict(False, "no scored slices")
     median = float(np.median(values))
-    runs = [run for run in _runs_below(values, policy.threshold) if run[1] - run[0] >= policy.min_run]
+    runs = alerting_runs(values, policy)
     low = np.flatnonzero(values < policy.threshold)
     t = f"{policy.threshold:.2f}"
     if median < policy.threshold:

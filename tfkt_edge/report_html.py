@@ -20,24 +20,12 @@ from pathlib import Path
 import numpy as np
 
 from .dicom import load_hu
-from .policy import AlertPolicy
+from .policy import AlertPolicy, alerting_runs
 from .scoring import ScoringRun, SeriesResult
 
 WINDOW = (40.0, 400.0)  # level, width (HU): soft tissue, where low-dose noise shows
 THUMBNAILS = 4
 THUMB_SIZE = 192
-
-
-def _runs_below(scores: np.ndarray, threshold: float, min_run: int) -> list[tuple[int, int]]:
-    runs, start = [], None
-    for i, low in enumerate(list(scores < threshold) + [False]):
-        if low and start is None:
-            start = i
-        elif not low and start is not None:
-            if i - start >= min_run:
-                runs.append((start, i))
-            start = None
-    return runs
 
 
 def profile_png(result: SeriesResult, policy: AlertPolicy) -> bytes:
@@ -50,7 +38,7 @@ def profile_png(result: SeriesResult, policy: AlertPolicy) -> bytes:
     by_position = all(p is not None for p in positions) and len(set(positions)) == len(positions)
     x = np.array(positions, dtype=float) if by_position else np.arange(1, len(scores) + 1)
     fig, ax = plt.subplots(figsize=(8, 2.8), dpi=100)
-    for start, stop in _runs_below(scores, policy.threshold, policy.min_run):
+    for start, stop in alerting_runs(scores, policy):
         ax.axvspan(x[start] - 0.5 if not by_position else x[start], x[stop - 1] + (0.5 if not by_position else 0),
                    color="tab:red", alpha=0.15, lw=0)
     ax.plot(x, scores, color="tab:blue", lw=1.2, marker="o" if len(scores) <= 60 else None, ms=3)
@@ -87,7 +75,7 @@ def _data_uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode()
 
 
-def _series_html(number: int, result: SeriesResult, policy: AlertPolicy) -> str:
+def _series_html(number: int, result: SeriesResult, profile: bytes) -> str:
     series, verdict = result.series, result.verdict
     e = html.escape
     worst = np.argsort(result.scores, kind="stable")[:THUMBNAILS]
@@ -106,7 +94,7 @@ def _series_html(number: int, result: SeriesResult, policy: AlertPolicy) -> str:
   <p class="verdict {state}">{"RESCAN ALERT" if verdict.alert else "PASS"}: {e(verdict.reason)}</p>
   <p class="meta">{len(result.slices)} slices; median {float(np.median(result.scores)):.2f}, lowest {float(result.scores.min()):.2f};
      kernel {e(series.kernel or "-")}; series {e(series.series_instance_uid)}</p>
-  <img class="profile" alt="quality profile of series {number}" src="{_data_uri(profile_png(result, policy))}">
+  <img class="profile" alt="quality profile of series {number}" src="{_data_uri(profile)}">
   <h3>Worst slices (window L{WINDOW[0]:g} W{WINDOW[1]:g})</h3>
   <div class="thumbs">{"".join(thumbs)}</div>
 </section>"""
@@ -128,11 +116,15 @@ table { border-collapse: collapse; font-size: 13px; } td { padding: 2px 8px; bor
 """
 
 
-def render(run: ScoringRun, policy: AlertPolicy, title: str = "tfkt-edge CT image quality report") -> str:
+def render(run: ScoringRun, policy: AlertPolicy, title: str = "tfkt-edge CT image quality report",
+           profiles: list[bytes] | None = None) -> str:
+    """The report page; ``profiles`` are the series' profile PNGs when the caller has made them already."""
     e = html.escape
+    if profiles is None:
+        profiles = [profile_png(r, policy) for r in run.results]
     model = run.model
     alerts = sum(r.verdict.alert for r in run.results)
-    sections = "".join(_series_html(i, r, policy) for i, r in enumerate(run.results, 1))
+    sections = "".join(_series_html(i, r, png) for i, (r, png) in enumerate(zip(run.results, profiles), 1))
     skipped = "".join(f"<tr><td>{e(str(s.path))}</td><td>{e(s.reason)}</td></tr>" for s in run.skipped[:200])
     more = f"<p>... and {len(run.skipped) - 200} more.</p>" if len(run.skipped) > 200 else ""
     skipped_html = f"<h2>Skipped ({len(run.skipped)})</h2><table>{skipped}</table>{more}" if run.skipped else ""
@@ -157,15 +149,15 @@ def _slug(text: str) -> str:
 
 def write_report(run: ScoringRun, policy: AlertPolicy, output: Path, profiles: Path | None = None) -> list[Path]:
     """Write the HTML report (atomically) and, with ``profiles``, one profile PNG per series; return the paths."""
-    written = []
+    pngs = [profile_png(r, policy) for r in run.results]
     partial = output.with_name(f".{output.name}.partial")
-    partial.write_text(render(run, policy), encoding="utf-8")
+    partial.write_text(render(run, policy, profiles=pngs), encoding="utf-8")
     partial.replace(output)
-    written.append(output)
+    written = [output]
     if profiles is not None:
         profiles.mkdir(parents=True, exist_ok=True)
-        for i, result in enumerate(run.results, 1):
+        for i, (result, png) in enumerate(zip(run.results, pngs), 1):
             path = profiles / f"{i:02d}_{_slug(result.series.series_instance_uid)}.png"
-            path.write_bytes(profile_png(result, policy))
+            path.write_bytes(png)
             written.append(path)
     return written
