@@ -137,8 +137,13 @@ def score_series(
     pool: Executor | None = None,
 ) -> tuple[SeriesResult, list[Skip]]:
     scored, skipped = score_slices(series.slices, backend, batch_size, workers, on_slice, pool)
-    verdict = evaluate([s.score for s in scored], [s.label for s in scored], policy)
-    return SeriesResult(series, tuple(scored), verdict), skipped
+    return judge(series, scored, policy), skipped
+
+
+def judge(series: Series, scored: Iterable[SliceScore], policy: AlertPolicy) -> SeriesResult:
+    """Apply the alert policy to a series' slice scores, given in anatomical order."""
+    slices = tuple(scored)
+    return SeriesResult(series, slices, evaluate([s.score for s in slices], [s.label for s in slices], policy))
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,10 @@ import json
 import sqlite3
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
+from typing import Iterator
 
 from ..dicom import SliceRef
 
@@ -93,16 +95,22 @@ class Database:
         with self._lock:
             self._db.close()
 
-    def _write(self, statements: list[tuple[str, tuple]]) -> list[sqlite3.Cursor]:
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction, under the lock: committed on success, rolled back on any exception."""
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                cursors = [self._db.execute(sql, args) for sql, args in statements]
+                yield self._db
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
-            return cursors
+
+    def _write(self, statements: list[tuple[str, tuple]]) -> None:
+        with self._transaction() as db:
+            for sql, args in statements:
+                db.execute(sql, args)
 
     def _read(self, sql: str, args: tuple = ()) -> list[tuple]:
         with self._lock:
@@ -161,25 +169,17 @@ class Database:
     def complete_series(self, series: str, alert: bool, payload: dict, sinks: list[str]) -> int | None:
         """Close the series and create its one result event with a delivery per sink; None if already done."""
         now = time.time()
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                closed = self._db.execute("UPDATE series SET completed_at = ? WHERE series_instance_uid = ?"
-                                          " AND completed_at IS NULL", (now, series)).rowcount
-                if not closed:
-                    self._db.execute("ROLLBACK")
-                    return None
-                event = self._db.execute(
-                    "INSERT INTO events (series_instance_uid, created_at, alert, payload) VALUES (?, ?, ?, ?)"
-                    " ON CONFLICT (series_instance_uid) DO NOTHING", (series, now, int(alert), json.dumps(payload)))
-                event_id = event.lastrowid if event.rowcount else None
-                if event_id is not None:
-                    self._db.executemany("INSERT INTO deliveries (event_id, sink) VALUES (?, ?)",
-                                         [(event_id, sink) for sink in sinks])
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+        with self._transaction() as db:
+            closed = db.execute("UPDATE series SET completed_at = ? WHERE series_instance_uid = ?"
+                                " AND completed_at IS NULL", (now, series)).rowcount
+            if not closed:
+                return None  # nothing written: the empty transaction commits
+            event = db.execute(
+                "INSERT INTO events (series_instance_uid, created_at, alert, payload) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (series_instance_uid) DO NOTHING", (series, now, int(alert), json.dumps(payload)))
+            event_id = event.lastrowid if event.rowcount else None
+            if event_id is not None:
+                db.executemany("INSERT INTO deliveries (event_id, sink) VALUES (?, ?)", [(event_id, sink) for sink in sinks])
         return event_id
 
     # delivering

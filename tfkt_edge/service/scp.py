@@ -29,7 +29,7 @@ from pynetdicom import AE, evt
 from pynetdicom.sop_class import CTImageStorage, EnhancedCTImageStorage, Verification
 
 from .database import Database
-from .store import InstanceStore, InvalidUID, check_uid
+from .store import InstanceStore, InvalidUID, instance_uids
 
 TRANSFER_SYNTAXES = [ExplicitVRLittleEndian, ImplicitVRLittleEndian, JPEGLosslessSV1, JPEGLossless,
                      JPEG2000Lossless, JPEG2000, RLELossless]
@@ -60,14 +60,11 @@ def handle_store(event, store: InstanceStore, db: Database, received: Callable[[
     calling = event.assoc.requestor.ae_title.strip() if event.assoc else ""
     try:
         ds = event.dataset
-        ds.file_meta = event.file_meta
         sop_class = str(ds.get("SOPClassUID", ""))
         if sop_class != str(event.context.abstract_syntax):
             log.warning("refused instance from %s: SOPClassUID %s does not match the context", calling, sop_class)
             return DATA_SET_DOES_NOT_MATCH
-        sop = check_uid(ds.get("SOPInstanceUID"), "SOPInstanceUID")
-        series = check_uid(ds.get("SeriesInstanceUID"), "SeriesInstanceUID")
-        study = check_uid(ds.get("StudyInstanceUID"), "StudyInstanceUID")
+        sop, series, study = instance_uids(ds)
     except InvalidUID as exc:
         log.warning("refused instance from %s: %s", calling, exc)
         return CANNOT_UNDERSTAND

@@ -22,6 +22,17 @@ def check_uid(value: object, name: str) -> str:
     return text
 
 
+def instance_uids(ds) -> tuple[str, str, str]:
+    """(SOP, series, study) instance UIDs of a dataset, each checked.
+
+    Raises:
+        InvalidUID: naming the first one that is missing or malformed.
+    """
+    return (check_uid(ds.get("SOPInstanceUID"), "SOPInstanceUID"),
+            check_uid(ds.get("SeriesInstanceUID"), "SeriesInstanceUID"),
+            check_uid(ds.get("StudyInstanceUID"), "StudyInstanceUID"))
+
+
 class InstanceStore:
     """``root/<StudyInstanceUID>/<SeriesInstanceUID>/<SOPInstanceUID>.dcm``."""
 

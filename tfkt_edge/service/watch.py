@@ -30,7 +30,7 @@ from pydicom.errors import InvalidDicomError
 
 from .database import Database
 from .scp import STORAGE_CLASSES
-from .store import InvalidUID, check_uid
+from .store import InvalidUID, instance_uids
 
 log = logging.getLogger("tfkt_edge.service")
 HEADER_TAGS = ["SOPClassUID", "SOPInstanceUID", "SeriesInstanceUID", "StudyInstanceUID"]
@@ -127,9 +127,7 @@ def ingest(path: Path, db: Database) -> str | None:
     if sop_class not in STORAGE_CLASSES:
         return f"SOP class {sop_class or '(none)'} is not CT or Enhanced CT Image Storage"
     try:
-        sop = check_uid(ds.get("SOPInstanceUID"), "SOPInstanceUID")
-        series = check_uid(ds.get("SeriesInstanceUID"), "SeriesInstanceUID")
-        study = check_uid(ds.get("StudyInstanceUID"), "StudyInstanceUID")
+        sop, series, study = instance_uids(ds)
     except InvalidUID as exc:
         return str(exc)
     db.record_instance(sop, series, study, path, "watch")

@@ -22,9 +22,9 @@ import numpy as np
 from ..backends import Backend
 from ..dicom import Skip, group_series
 from ..dicom.slices import read_slices
-from ..policy import AlertPolicy, evaluate
+from ..policy import AlertPolicy
 from ..report import document
-from ..scoring import SeriesResult, SliceScore, decode_slice
+from ..scoring import SliceScore, decode_slice, judge
 from .database import Database
 from .sinks import Sink
 
@@ -107,11 +107,9 @@ class ScoringWorker(Loop):
         rows = self.db.series_slices(series_uid)
         skips = [Skip(path, reason) for path, reason in self.db.series_skips(series_uid)]
         scores = {(ref.sop_instance_uid, ref.frame): score for ref, score in rows}
-        results = []
-        for series in group_series([ref for ref, _ in rows]):  # anatomical order, as `score` orders
-            slices = tuple(SliceScore(ref, scores[(ref.sop_instance_uid, ref.frame)]) for ref in series.slices)
-            verdict = evaluate([s.score for s in slices], [s.label for s in slices], self.policy)
-            results.append(SeriesResult(series, slices, verdict))
+        results = [judge(series, (SliceScore(ref, scores[(ref.sop_instance_uid, ref.frame)]) for ref in series.slices),
+                         self.policy)
+                   for series in group_series([ref for ref, _ in rows])]  # anatomical order, as `score` orders
         payload = document(self.backend.model, results, skips, self.policy.threshold)
         payload["series_instance_uid"] = series_uid
         alert = any(r.verdict.alert for r in results)
