@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tfkt_edge.benchmark import Timing, h2d_ms, time_batches
+from tfkt_edge.benchmark import Timing, h2d_ms, time_batches, write_series
 from tfkt_edge.dicom import load_hu, scan
 from tfkt_edge.machine import host
 from tfkt_edge.model_file import ModelInfo
@@ -75,23 +75,6 @@ def model_only(image: np.ndarray, batch_sizes: list[int], duration: float, repea
             backend.close()
 
 
-def write_series(folder: Path, n: int, uncompressed: bool) -> None:
-    """N copies of the bundled clinical slice (JPEG 2000 lossless as shipped, or decompressed to
-    Explicit VR Little Endian, as many scanners send) with new UIDs and positions."""
-    import pydicom
-    from pydicom.uid import generate_uid
-
-    ds = pydicom.dcmread(EXAMPLE)
-    if uncompressed:
-        ds.decompress()
-    ds.SeriesInstanceUID = generate_uid()
-    for i in range(n):
-        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
-        ds.InstanceNumber = i + 1
-        ds.ImagePositionPatient = [0.0, 0.0, float(i)]
-        ds.save_as(folder / f"{i:05d}.dcm")
-
-
 def decode_only(folder: Path, workers: int, decoders: str) -> float:
     """Slices/s of header scan, decode and preprocessing alone, with the scoring pipeline's workers."""
     started = time.perf_counter()
@@ -106,7 +89,7 @@ def end_to_end(n: int, batch_size: int, workers: int, repeats: int, emit) -> Non
     for syntax in ("explicit-vr-le", "jpeg2000-lossless"):
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
-            write_series(folder, n, uncompressed=syntax == "explicit-vr-le")
+            write_series(folder, n, EXAMPLE, decompress=syntax == "explicit-vr-le")
             for decoders in ("threads", "processes"):
                 decode_only(folder, workers, decoders)  # warm the page cache
                 decode = [decode_only(folder, workers, decoders) for _ in range(repeats)]

@@ -112,9 +112,9 @@ def model_only(backend: Backend, label: dict, batch_sizes: list[int], timing: Ti
     return rows
 
 
-def write_series(folder: Path, n: int, source: Path | None = None) -> list[Path]:
-    """n copies of a real CT slice (default: the bundled clinical example) as one new uncompressed series
-    (as most scanners send), with new UIDs and positions 0..n-1 mm."""
+def write_series(folder: Path, n: int, source: Path | None = None, decompress: bool = True) -> list[Path]:
+    """n copies of a real CT slice (default: the bundled clinical example) as one new series, with new UIDs
+    and positions 0..n-1 mm; uncompressed (as most scanners send) unless ``decompress`` is False."""
     import pydicom
     from pydicom.uid import generate_uid
 
@@ -122,7 +122,8 @@ def write_series(folder: Path, n: int, source: Path | None = None) -> list[Path]
 
     folder.mkdir(parents=True, exist_ok=True)
     ds = pydicom.dcmread(source or EXAMPLES / "clinical" / "abdomen.dcm")
-    ds.decompress()
+    if decompress:
+        ds.decompress()
     ds.SeriesInstanceUID = generate_uid()
     paths = []
     for i in range(n):

@@ -15,6 +15,7 @@ from .console import error, require_writable
 from .options import Decoders, DecodersOpt, WorkersOpt
 
 MODES = ("model-only", "end-to-end")
+FIXED_PRECISION = {"onnxruntime": "fp32", "tensorrt": "fp16"}  # torch runs either
 
 
 def parse_sizes(text: str) -> list[int]:
@@ -35,13 +36,14 @@ def open_edge(backend: str, model: Path | None, precision: str | None):
         from ..backends.pytorch import TorchBackend
 
         return TorchBackend(model, precision=precision)
-    if precision is not None and precision != {"onnxruntime": "fp32", "tensorrt": "fp16"}.get(backend, precision):
-        raise TfktEdgeError(f"the {backend} backend runs {'fp32' if backend == 'onnxruntime' else 'fp16'} only")
+    only = FIXED_PRECISION.get(backend)
+    if precision is not None and only is not None and precision != only:
+        raise TfktEdgeError(f"the {backend} backend runs {only} only")
     return create_backend(backend, model)
 
 
 def precision_of(backend) -> str:
-    return getattr(backend, "precision", None) or ("fp16" if backend.name == "tensorrt" else "fp32")
+    return getattr(backend, "precision", None) or FIXED_PRECISION.get(backend.name, "fp32")
 
 
 def benchmark(
