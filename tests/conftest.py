@@ -109,3 +109,14 @@ def write_series(source: Path, folder: Path, positions, instances, orientation=N
         paths.append(folder / f"file{i:02d}.dcm")
         ds.save_as(paths[-1])
     return paths
+
+
+@pytest.fixture(scope="session")
+def realct() -> Path:
+    """The shared real multi-vendor CT folder (../shared/realct beside the checkout, or $TFKT_REALCT)."""
+    from tfkt_edge.train.realct import realct_folder
+
+    folder = realct_folder()
+    if folder is None:
+        pytest.skip("needs the shared real CT folder ../shared/realct (or TFKT_REALCT)")
+    return folder

@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from .domain import Domain
 from .errors import ModelError
 from .preprocess import METADATA_KEY, PreprocessContract
 
@@ -23,6 +24,17 @@ class ModelInfo:
     name: str
     contract: PreprocessContract
     card: dict
+
+    @property
+    def domain(self) -> Domain | None:
+        """The validated domain recorded in the card; None for a model file that records none."""
+        data = self.card.get("domain")
+        return Domain.from_dict(data) if isinstance(data, dict) else None
+
+    @property
+    def identity(self) -> str:
+        """Name and version: what a baseline file is calibrated for."""
+        return f"{self.name} {self.card.get('version', '')}".strip()
 
     def summary(self) -> dict:
         return {"name": self.name, "path": str(self.path), "preprocess": json.loads(self.contract.to_json()),

@@ -15,17 +15,36 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .baselines import Baselines
+
 
 @dataclass(frozen=True)
 class AlertPolicy:
     threshold: float = 2.0
     min_run: int = 3
+    baselines: Baselines | None = None  # per-protocol alert lines (tfkt-edge calibrate)
+
+
+PASS, ALERT, OUTSIDE = "pass", "alert", "outside-domain"
+# How each status reads on a console, in a report and in an SR.
+STATUS_TEXT = {PASS: "pass", ALERT: "RESCAN ALERT", OUTSIDE: "OUTSIDE DOMAIN"}
 
 
 @dataclass(frozen=True)
 class Verdict:
     alert: bool
     reason: str
+    status: str = ""  # PASS, ALERT or OUTSIDE; derived from ``alert`` when not given
+
+    def __post_init__(self) -> None:
+        if not self.status:
+            object.__setattr__(self, "status", ALERT if self.alert else PASS)
+
+
+def outside_domain(reasons, median: float | None) -> Verdict:
+    """The verdict for a series the model was not validated on: never an alert on an uncalibrated score."""
+    score = f"; median score {median:.2f} not judged" if median is not None else ""
+    return Verdict(False, f"outside the validated domain: {'; '.join(reasons)}{score}", OUTSIDE)
 
 
 def _runs_below(scores: np.ndarray, threshold: float) -> list[tuple[int, int]]:

@@ -60,7 +60,7 @@ def _resample_matrix(n_in: int, n_out: int) -> np.ndarray:
     return weights.astype(np.float32)
 
 
-def _pad_square(image: np.ndarray, fill: float) -> np.ndarray:
+def pad_square(image: np.ndarray, fill: float) -> np.ndarray:
     rows, cols = image.shape
     side = max(rows, cols)
     if rows == cols:
@@ -96,7 +96,7 @@ def fit_to_size(image: np.ndarray, contract: PreprocessContract = LDCTIQAC) -> n
     grey natural photograph during pre-training) and return it as contiguous float32."""
     image = np.asarray(image, dtype=np.float32)
     if image.shape != (contract.size, contract.size):
-        square = _pad_square(image, 0.0)
+        square = pad_square(image, 0.0)
         matrix = _resample_matrix(square.shape[0], contract.size)
         image = matrix @ square @ matrix.T
     return np.ascontiguousarray(image, dtype=np.float32)

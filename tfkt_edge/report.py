@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from dataclasses import asdict
 from typing import Sequence
 
 import numpy as np
@@ -14,10 +15,14 @@ from rich.table import Table
 
 from .dicom import Skip
 from .model_file import ModelInfo
+from .baselines import Protocol
+from .policy import ALERT, OUTSIDE, PASS, STATUS_TEXT
 from .scoring import SeriesResult
 
+STATUS_STYLE = {PASS: "green", ALERT: "bold red", OUTSIDE: "yellow"}
+
 CSV_FIELDS = ["series_instance_uid", "description", "path", "sop_instance_uid", "instance_number", "frame",
-              "score", "series_alert", "skip_reason"]
+              "score", "series_alert", "series_status", "skip_reason"]
 
 
 def _series_doc(result: SeriesResult) -> dict:
@@ -31,8 +36,11 @@ def _series_doc(result: SeriesResult) -> dict:
         "mean_score": round(float(scores.mean()), 4) if scores.size else None,
         "median_score": round(float(np.median(scores)), 4) if scores.size else None,
         "min_score": round(float(scores.min()), 4) if scores.size else None,
+        "status": result.verdict.status,
         "alert": result.verdict.alert,
         "reason": result.verdict.reason,
+        "domain": result.domain.to_dict(),
+        "protocol": asdict(Protocol.of(result.series)) if result.series.slices else None,
         "slices": [
             {"path": str(s.ref.path), "sop_instance_uid": s.ref.sop_instance_uid, "instance_number": s.ref.instance_number,
              "frame": s.ref.frame, "score": round(s.score, 4)}
@@ -64,7 +72,8 @@ def to_csv(results: Sequence[SeriesResult], skipped: Sequence[Skip]) -> str:
             writer.writerow({"series_instance_uid": result.series.series_instance_uid, "description": result.series.description,
                              "path": str(s.ref.path), "sop_instance_uid": s.ref.sop_instance_uid,
                              "instance_number": s.ref.instance_number, "frame": s.ref.frame, "score": f"{s.score:.4f}",
-                             "series_alert": int(result.verdict.alert), "skip_reason": ""})
+                             "series_alert": int(result.verdict.alert), "series_status": result.verdict.status,
+                             "skip_reason": ""})
     for skip in skipped:
         writer.writerow({"path": str(skip.path), "skip_reason": skip.reason})
     return out.getvalue()
@@ -92,12 +101,13 @@ def _print_series(console: Console, results: Sequence[SeriesResult], threshold: 
         table.add_column(column, justify="right")
     for number, result in enumerate(results, 1):
         scores = result.scores
-        verdict = "[bold red]RESCAN ALERT[/]" if result.verdict.alert else "[green]pass[/]"
+        status = result.verdict.status
+        verdict = f"[{STATUS_STYLE[status]}]{STATUS_TEXT[status]}[/]"
         table.add_row(str(number), verdict, escape(result.series.description or "(no description)"),
                       escape(result.series.kernel or "-"),
                       str(len(result.slices)), f"{np.median(scores):.2f}", f"{scores.min():.2f}")
     console.print(table)
     for number, result in enumerate(results, 1):
-        colour = "red" if result.verdict.alert else "green"
+        colour = STATUS_STYLE[result.verdict.status]
         console.print(f"[{colour}]#{number}[/] {escape(result.verdict.reason)} [dim]({result.series.series_instance_uid})[/]",
                       highlight=False)

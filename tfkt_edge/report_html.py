@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from .dicom import load_hu
-from .policy import AlertPolicy, alerting_runs
+from .policy import STATUS_TEXT, AlertPolicy, alerting_runs
 from .scoring import ScoringRun, SeriesResult
 
 WINDOW = (40.0, 400.0)  # level, width (HU): soft tissue, where low-dose noise shows
@@ -87,11 +87,11 @@ def _series_html(number: int, result: SeriesResult, profile: bytes) -> str:
         except Exception:  # the file changed or vanished since scoring: say so instead of failing the report
             img = '<div class="missing">image unavailable</div>'
         thumbs.append(f'<figure>{img}<figcaption>{e(s.label)}: <b>{s.score:.2f}</b></figcaption></figure>')
-    state = "alert" if verdict.alert else "pass"
+    state = verdict.status
     return f"""
 <section class="series {state}">
   <h2>#{number} {e(series.description or "(no description)")}</h2>
-  <p class="verdict {state}">{"RESCAN ALERT" if verdict.alert else "PASS"}: {e(verdict.reason)}</p>
+  <p class="verdict {state}">{STATUS_TEXT[verdict.status].upper()}: {e(verdict.reason)}</p>
   <p class="meta">{len(result.slices)} slices; median {float(np.median(result.scores)):.2f}, lowest {float(result.scores.min()):.2f};
      kernel {e(series.kernel or "-")}; series {e(series.series_instance_uid)}</p>
   <img class="profile" alt="quality profile of series {number}" src="{_data_uri(profile)}">
@@ -105,6 +105,8 @@ body { font-family: system-ui, sans-serif; margin: 24px; color: #111; background
 h1 { font-size: 22px; } h2 { font-size: 18px; margin-bottom: 4px; } h3 { font-size: 14px; color: #444; }
 .series { border: 1px solid #ccc; border-left: 10px solid #2e7d32; padding: 8px 16px; margin: 16px 0; }
 .series.alert { border-left-color: #c62828; }
+.series.outside-domain { border-left-color: #f9a825; }
+.verdict.outside-domain { background: #8d6e00; }
 .verdict { font-size: 17px; font-weight: bold; padding: 6px 10px; display: inline-block; color: #fff; background: #2e7d32; }
 .verdict.alert { background: #c62828; }
 .meta, .model, footer { color: #444; font-size: 13px; }

@@ -17,7 +17,7 @@ import multiprocessing
 from collections import deque
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -25,8 +25,9 @@ import numpy as np
 
 from .backends import Backend
 from .dicom import Series, Skip, SliceRef, load_hu, reasons, scan
+from .domain import Domain, DomainStatus, ImageStats, check_series, image_stats
 from .model_file import ModelInfo
-from .policy import AlertPolicy, Verdict, evaluate
+from .policy import AlertPolicy, Verdict, evaluate, outside_domain
 from .preprocess import PreprocessContract, preprocess
 
 
@@ -34,6 +35,7 @@ from .preprocess import PreprocessContract, preprocess
 class SliceScore:
     ref: SliceRef
     score: float
+    stats: ImageStats | None = None
 
     @property
     def label(self) -> str:
@@ -46,6 +48,7 @@ class SeriesResult:
     series: Series
     slices: tuple[SliceScore, ...]
     verdict: Verdict
+    domain: DomainStatus = DomainStatus(True)
 
     @property
     def scores(self) -> np.ndarray:
@@ -90,14 +93,14 @@ def score_slices(
     batch_size = max(1, min(batch_size, limit) if limit else batch_size)
     size = backend.model.contract.size
     batch = np.empty((batch_size, 1, size, size), dtype=np.float32)
-    pending: list[SliceRef] = []
+    pending: list[tuple[SliceRef, ImageStats]] = []
     scored: list[SliceScore] = []
     skipped: list[Skip] = []
 
     def flush() -> None:
         if pending:
             values = backend.infer(batch[: len(pending)])
-            scored.extend(SliceScore(ref, float(v)) for ref, v in zip(pending, values))
+            scored.extend(SliceScore(ref, float(v), stats) for (ref, stats), v in zip(pending, values))
             pending.clear()
 
     prefetch = max(2 * batch_size, 2 * workers)
@@ -118,7 +121,7 @@ def score_slices(
                 skipped.append(image)
             else:
                 batch[len(pending), 0] = image
-                pending.append(ref)
+                pending.append((ref, image_stats(image, backend.model.contract)))
                 if len(pending) == batch_size:
                     flush()
             if on_slice is not None:
@@ -137,13 +140,25 @@ def score_series(
     pool: Executor | None = None,
 ) -> tuple[SeriesResult, list[Skip]]:
     scored, skipped = score_slices(series.slices, backend, batch_size, workers, on_slice, pool)
-    return judge(series, scored, policy), skipped
+    return judge(series, scored, policy, backend.model.domain), skipped
 
 
-def judge(series: Series, scored: Iterable[SliceScore], policy: AlertPolicy) -> SeriesResult:
-    """Apply the alert policy to a series' slice scores, given in anatomical order."""
+def judge(series: Series, scored: Iterable[SliceScore], policy: AlertPolicy, domain: Domain | None = None) -> SeriesResult:
+    """Check the series against the model's validated domain, then apply the alert policy to its
+    slice scores (given in anatomical order). Outside the domain there is no alert."""
     slices = tuple(scored)
-    return SeriesResult(series, slices, evaluate([s.score for s in slices], [s.label for s in slices], policy))
+    status = check_series([s.ref for s in slices], [s.stats for s in slices], domain)
+    if slices and not status.inside:
+        return SeriesResult(series, slices, outside_domain(status.reasons, float(np.median([s.score for s in slices]))),
+                            status)
+    baseline = policy.baselines.lookup(series) if policy.baselines is not None and slices else None
+    if baseline is None:
+        return SeriesResult(series, slices, evaluate([s.score for s in slices], [s.label for s in slices], policy), status)
+    own = replace(policy, threshold=baseline.low)
+    verdict = evaluate([s.score for s in slices], [s.label for s in slices], own)
+    note = (f" [protocol baseline: accepted series score {baseline.median:.2f} (n={baseline.n_series}); "
+            f"alert line {baseline.low:.2f} instead of {policy.threshold:.2f}]")
+    return SeriesResult(series, slices, replace(verdict, reason=verdict.reason + note), status)
 
 
 @dataclass(frozen=True)
@@ -172,6 +187,8 @@ def score_paths(
         on_scan_done: called once with the number of slices to score.
         on_slice: called after each slice is scored or skipped.
     """
+    if policy.baselines is not None:
+        policy.baselines.require_model(backend.model.identity)
     found = scan(paths, on_file=on_file)
     if on_scan_done is not None:
         on_scan_done(found.n_slices)

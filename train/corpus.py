@@ -1,8 +1,14 @@
-"""The built-in CT corpus: real slices and phantoms degraded at graded severities.
+"""The built-in CT corpus: real multi-vendor clinical slices degraded at graded severities.
 
-Each source is split whole into train or held-out, so no anatomy is shared
-between training and evaluation. Images are stored preprocessed (the runtime's
-own `preprocess`) as float16, with their labels and degradation parameters.
+Sources are the clinical slices of the shared `realct` folder (GE, Siemens,
+Toshiba, Philips; soft to sharp kernels; 0.5-5 mm) and the slices shipped by
+pydicom and pydicom-data, split whole by patient group (`realct.HELDOUT_GROUPS`).
+Each training slice is also reconstructed with a sharper and a smoother kernel
+(`ctnoise.kernel_variants`): all three are routine-dose images, labelled 4.
+Dose-reduction noise is inserted with each image's own noise texture and at the
+level physics gives relative to its own noise; sparse-view streaks come from
+the sinogram simulator (`ctsim`). Held-out slices get a fixed dose ladder.
+Images are stored preprocessed (the runtime's own `preprocess`) as float16.
 """
 
 from __future__ import annotations
@@ -15,99 +21,88 @@ from pathlib import Path
 import numpy as np
 
 from tfkt_edge.dicom import load_hu, scan
-from tfkt_edge.preprocess import LDCTIQAC, preprocess
+from tfkt_edge.preprocess import LDCTIQAC, pad_square, preprocess
 
-from . import phantoms
-from .ctsim import FULL_VIEWS, Degradation, SliceSimulator, label_from_noise
-from .sources import real_ct_slices
+from .ctnoise import KernelVariant, TexturedSimulator, kernel_variants
+from .ctsim import FULL_VIEWS, Degradation
+from .realct import training_slices
 
 SPARSE_VIEWS = (240, 180, 120, 90, 60, 45)
+LADDER = (1.0, 0.5, 0.25, 0.1, 0.05, 0.02)
+HELDOUT_SPARSE = (180, 90)
+NOISE_DRAWS = 3
+DEFAULT_PIXEL_MM = 0.7
 
 
 @dataclass(frozen=True)
 class Source:
     name: str
     split: str
-    kind: str  # "real" or a phantom family
+    kind: str  # "real"
     seed: int
     n_degradations: int
     path: str = ""
-    zoom: float = 1.0  # real slices: field-of-view variants, resampled before simulation
+    zoom: float = 1.0
+    group: str = ""
+    kernel: str = ""
+    manufacturer: str = ""
 
 
-REAL_ZOOMS = (1.0, 0.8, 1.25)
-
-
-def default_sources(n_phantoms: int = 48, real_degradations: int = 40, phantom_degradations: int = 30, held_out_real: str = "skull-base") -> list[Source]:
-    """Real slices (each at three fields of view) and phantoms, split whole by source."""
+def default_sources(n_degradations: int = 14) -> list[Source]:
+    """One source per real clinical slice, named by its patient group and file."""
     sources = []
-    for i, (name, path) in enumerate(real_ct_slices().items()):
-        held_out = name == held_out_real
-        for j, zoom in enumerate((1.0,) if held_out else REAL_ZOOMS):
-            label = name if zoom == 1.0 else f"{name}-zoom{zoom:g}"
-            sources.append(Source(label, "heldout" if held_out else "train", "real", 1000 + 10 * i + j,
-                                  2 * real_degradations if held_out else real_degradations, str(path), zoom))
-    for i in range(n_phantoms):
-        family = "abdomen" if i % 3 else "head"
-        split = "heldout" if i % 4 == 3 else "train"
-        sources.append(Source(f"phantom-{family}-{i:02d}", split, family, 2000 + i, phantom_degradations))
+    for i, s in enumerate(training_slices()):
+        name = s.group if s.group.endswith(".dcm") or s.group.startswith("pydicom/") else f"{s.group}/{s.path.parent.name}/{s.path.stem}"
+        if s.group == "totalsegmentator":
+            name = f"totalsegmentator/{s.path.stem[-12:]}"
+        sources.append(Source(name.replace("/", "__"), s.split, "real", 1000 + i, n_degradations, str(s.path),
+                              group=s.group, kernel=s.kernel, manufacturer=s.manufacturer))
     return sources
 
 
 def sample_degradation(rng: np.random.Generator) -> Degradation:
-    dose = 1.0 if rng.random() < 0.25 else float(np.exp(rng.uniform(np.log(0.02), 0.0)))
-    views = FULL_VIEWS if rng.random() < 0.55 else int(rng.choice(SPARSE_VIEWS))
+    dose = 1.0 if rng.random() < 0.2 else float(np.exp(rng.uniform(np.log(0.02), 0.0)))
+    views = FULL_VIEWS if rng.random() < 0.6 else int(rng.choice(SPARSE_VIEWS))
     return Degradation(dose, views)
 
 
 def _source_image(source: Source, rng: np.random.Generator) -> tuple[np.ndarray, float, bool]:
-    """(HU image, pixel size mm, is_phantom)."""
-    if source.kind == "real":
-        ref = scan([Path(source.path)]).series[0].slices[0]
-        hu, spacing = load_hu(ref), ref.pixel_spacing or phantoms.PIXEL_MM
-        if source.zoom != 1.0:
-            hu, spacing = _zoom(hu, source.zoom), spacing / source.zoom
-        return hu, spacing, False
-    return phantoms.PHANTOMS[source.kind](rng), phantoms.PIXEL_MM, True
+    """(HU image, square, pixel size mm, is_phantom)."""
+    ref = scan([Path(source.path)]).series[0].slices[0]
+    return pad_square(load_hu(ref), -1000.0), ref.pixel_spacing or DEFAULT_PIXEL_MM, False
 
 
-def _zoom(hu: np.ndarray, zoom: float) -> np.ndarray:
-    """Magnify (zoom > 1, centre crop) or shrink (zoom < 1, padded with air), same matrix size."""
-    from scipy.ndimage import zoom as resample
-
-    n = hu.shape[0]
-    scaled = resample(hu, zoom, order=1)
-    m = scaled.shape[0]
-    if m >= n:
-        start = (m - n) // 2
-        return scaled[start : start + n, start : start + n].astype(np.float32)
-    out = np.full_like(hu, -1000.0)
-    start = (n - m) // 2
-    out[start : start + m, start : start + m] = scaled
-    return out
+def _plan(source: Source, rng: np.random.Generator) -> list[Degradation]:
+    if source.split == "heldout":
+        return [Degradation(d) for d in LADDER] + [Degradation(1.0, v) for v in HELDOUT_SPARSE]
+    return [Degradation(1.0)] + [sample_degradation(rng) for _ in range(source.n_degradations)]
 
 
 def build_source(source: Source) -> dict:
+    """Every kernel variant of one slice at every planned degradation, with labels and parameters."""
     rng = np.random.default_rng(source.seed)
-    hu, pixel_mm, is_phantom = _source_image(source, rng)
-    sim = SliceSimulator(hu, pixel_mm)
-    base = hu
-    if is_phantom:
-        # Give the noise-free phantom the texture of a routine-dose scan first; routine
-        # protocols differ, so its tube current varies between half and twice the reference.
-        native = Degradation(float(np.exp(rng.uniform(np.log(0.5), np.log(2.0)))))
-        base = hu + sim.delta_hu(native, rng, increment=False)
-    images, labels, doses, views, sigmas = [], [], [], [], []
-    for _ in range(source.n_degradations):
-        degradation = sample_degradation(rng)
-        image, sigma = sim.degrade(degradation, rng, base=base)
-        images.append(preprocess(image, LDCTIQAC).astype(np.float16))
-        labels.append(label_from_noise(sigma))
-        doses.append(degradation.dose)
-        views.append(degradation.views)
-        sigmas.append(sigma)
-    return dict(images=np.stack(images), labels=np.array(labels, np.float32), dose=np.array(doses, np.float32),
-                views=np.array(views, np.int32), sigma=np.array(sigmas, np.float32))
+    hu, pixel_mm, _ = _source_image(source, rng)
+    sim = TexturedSimulator(hu, pixel_mm, rng, NOISE_DRAWS)
+    variants = kernel_variants(rng) if source.split == "train" else (KernelVariant("native"),)
+    plan = _plan(source, rng)
+    out: dict[str, list] = {k: [] for k in ("images", "labels", "dose", "views", "variant", "native_sigma", "added_rms")}
+    for v, variant in enumerate(variants):
+        image = variant.apply(hu)
+        prepared = sim.prepare(image)
+        for k, degradation in enumerate(plan):
+            degraded, label, rms = sim.degrade(image, prepared, degradation.dose, degradation.views, draw=k)
+            out["images"].append(preprocess(degraded, LDCTIQAC).astype(np.float16))
+            out["labels"].append(label)
+            out["dose"].append(degradation.dose)
+            out["views"].append(degradation.views)
+            out["variant"].append(v)
+            out["native_sigma"].append(prepared[0].sigma)
+            out["added_rms"].append(rms)
+    return dict(images=np.stack(out["images"]), labels=np.array(out["labels"], np.float32),
+                dose=np.array(out["dose"], np.float32), views=np.array(out["views"], np.int32),
+                variant=np.array(out["variant"], np.int8), native_sigma=np.array(out["native_sigma"], np.float32),
+                added_rms=np.array(out["added_rms"], np.float32),
+                variant_names=np.array([f"{x.name}:{x.strength:g}" for x in variants]))
 
 
 def build_corpus(out_dir: Path, sources: list[Source], workers: int = 2, progress=None) -> None:

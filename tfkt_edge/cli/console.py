@@ -11,6 +11,19 @@ from rich.text import Text
 EXIT_USAGE = 2
 
 
+def make_policy(threshold: float, min_run: int, baselines: Path | None = None):
+    """The alert policy of a command's options; a bad baseline file is one error line and exit 2."""
+    from ..baselines import load
+    from ..errors import TfktEdgeError
+    from ..policy import AlertPolicy
+
+    try:
+        return AlertPolicy(threshold, min_run, load(baselines) if baselines is not None else None)
+    except TfktEdgeError as exc:
+        error(str(exc))
+        raise typer.Exit(EXIT_USAGE) from None
+
+
 def error(message: str) -> None:
     """``error: <message>`` on one line; the message is text, never read as console markup
     (an extra like ``tfkt-edge[gpu]`` or a series description in brackets stays as written)."""

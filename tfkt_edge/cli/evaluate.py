@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from contextlib import closing
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
@@ -23,20 +23,33 @@ from ..evaluate import evaluate as run_evaluation
 from ..evaluate import write_evaluation
 from ..ldctiqac import LAYOUT, find_labelled_folder
 from .console import error
-from .options import BackendOpt, BatchOpt, ModelOpt
+from ..policy import AlertPolicy
+from .options import BackendOpt, BatchOpt, MinRunOpt, ModelOpt, ThresholdOpt
 
 
 def evaluate(
-    data: Annotated[Path, typer.Option("--data", help=f"Labelled folder: {LAYOUT}.", show_default=False)],
+    data: Annotated[Optional[Path], typer.Option("--data", help=f"Labelled folder: {LAYOUT}.", show_default=False)] = None,
+    series: Annotated[Optional[Path], typer.Option("--series", help="Series mode: a folder with series.csv (path,source,ladder,dose,label,expected), e.g. from python -m tfkt_edge.train.ladders.", show_default=False)] = None,
     model: ModelOpt = None,
-    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for predictions.json and scatter.png.")] = Path("evaluation"),
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for predictions.json and scatter.png (series mode: series.json).")] = Path("evaluation"),
     batch_size: BatchOpt = 16,
     backend: BackendOpt = "onnxruntime",
+    threshold: ThresholdOpt = 2.0,
+    min_run: MinRunOpt = 3,
 ) -> None:
-    """PLCC, SROCC, KROCC and their sum (the LDCTIQAC overall score) of a model on labelled CT slices.
+    """PLCC, SROCC, KROCC and their sum (the LDCTIQAC overall score) of a model on labelled CT slices;
+    or, with --series, the false-alert and miss rates of the rescan alert on whole series, per source.
 
     Writes per-image predictions (JSON) and a predicted-vs-label scatter plot (PNG). Exit code 2 on bad input.
+
+    Example: tfkt-edge evaluate --series /scratch/ladders -o evaluation/
     """
+    if (data is None) == (series is None):
+        error("give one of --data (labelled slices) or --series (a folder with series.csv)")
+        raise typer.Exit(2)
+    if series is not None:
+        _evaluate_series(series, model, output, batch_size, backend, AlertPolicy(threshold, min_run))
+        return
     err, console = Console(stderr=True), Console()
     try:
         folder = find_labelled_folder(data)
@@ -59,3 +72,37 @@ def evaluate(
     table.add_row(*(f"{f[k]:.4f}" for k in ("plcc", "srocc", "krocc", "overall")))
     console.print(table)
     console.print(f"predictions: {json_path}\nscatter plot: {png_path}", highlight=False)
+
+
+def _fmt(value, spec: str = ".2f") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def _evaluate_series(folder: Path, model, output: Path, batch_size: int, backend: str, policy: AlertPolicy) -> None:
+    from ..evaluate_series import evaluate_series, read_index, to_document, write_document
+
+    err, console = Console(stderr=True), Console()
+    try:
+        total = len(read_index(folder))
+        engine = create_backend(backend, model)
+        with Progress(TextColumn("series"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                      console=err, transient=True, disable=not err.is_terminal) as progress:
+            task = progress.add_task("", total=total)
+            with closing(engine):
+                outcomes = evaluate_series(folder, engine, policy, batch_size, on_series=lambda: progress.advance(task))
+                doc = to_document(outcomes, engine.model.name)
+        path = write_document(doc, output / "series.json")
+    except (TfktEdgeError, OSError) as exc:
+        error(str(exc))
+        raise typer.Exit(2) from None
+    table = Table(title=f"{doc['model']}: rescan alerts on {folder} (threshold {policy.threshold:.2f})")
+    for column in ("source", "diagnostic", "false alerts", "low-dose", "misses", "outside", "median (undegraded)",
+                   "min (undegraded)", "ladder SROCC", "slice SROCC"):
+        table.add_column(column, justify="right" if column != "source" else "left")
+    rows = {**doc["summary"]["sources"], "all": doc["summary"]["all"]}
+    for name, f in rows.items():
+        table.add_row(name, str(f["diagnostic_series"]), str(f["false_alerts"]), str(f["low_dose_series"]), str(f["misses"]),
+                      str(f["outside_domain"]), _fmt(f["undegraded_median_score"]), _fmt(f["undegraded_min_score"]),
+                      _fmt(f.get("ladder_srocc_mean"), ".3f"), _fmt(f.get("slices", {}).get("srocc"), ".3f"))
+    console.print(table)
+    console.print(f"series results: {path}", highlight=False)

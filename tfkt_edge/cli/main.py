@@ -9,6 +9,7 @@ import typer
 
 from . import export, train
 from .benchmark import benchmark
+from .calibrate import calibrate
 from .demo import demo
 from .evaluate import evaluate
 from .models import models
@@ -27,6 +28,7 @@ app.command()(watch)
 app.command()(results)
 app.command()(benchmark)
 app.command()(report)
+app.command()(calibrate)
 app.add_typer(train.app, name="train")
 app.add_typer(export.app, name="export")
 

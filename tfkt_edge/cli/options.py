@@ -29,4 +29,5 @@ FormatOpt = Annotated[OutputFormat, typer.Option("--format", "-f", help="table f
 ReportOpt = Annotated[Optional[Path], typer.Option("--report", help="Also write the visual HTML report (profiles, worst slices) here.")]
 OutputOpt = Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the result here instead of standard output.")]
 BackendOpt = Annotated[str, typer.Option("--backend", help="Inference backend: onnxruntime (CPU), tensorrt (NVIDIA GPU, FP16 engine) or torch (CUDA FP16, else CPU).")]
+BaselinesOpt = Annotated[Optional[Path], typer.Option("--baselines", help="Per-protocol baselines from tfkt-edge calibrate: a series of a calibrated protocol is judged against that protocol's normal range.")]
 DecodersOpt = Annotated[Decoders, typer.Option("--decoders", help="Decode with threads, or with processes: faster for compressed (JPEG 2000) series on hosts with spare cores, such as GPU hosts.")]

@@ -10,9 +10,9 @@ from rich.console import Console
 
 from ..errors import TfktEdgeError
 from ..policy import AlertPolicy
-from .console import error, require_writable
-from .options import BackendOpt, BatchOpt, MinRunOpt, ModelOpt, ThresholdOpt, WorkersOpt
-from .score import EXIT_ALERT, EXIT_NOTHING, EXIT_PASS, run_scoring
+from .console import error, make_policy, require_writable
+from .options import BackendOpt, BaselinesOpt, BatchOpt, MinRunOpt, ModelOpt, ThresholdOpt, WorkersOpt
+from .score import EXIT_NOTHING, run_scoring, verdict_exit_code
 
 ProfilesOpt = Annotated[Optional[Path], typer.Option("--profiles", help="Also write each series' quality profile as a PNG into this folder.")]
 
@@ -33,16 +33,17 @@ def report(
     profiles: ProfilesOpt = None,
     threshold: ThresholdOpt = 2.0,
     min_run: MinRunOpt = 3,
+    baselines: BaselinesOpt = None,
     batch_size: BatchOpt = 16,
     workers: WorkersOpt = 2,
     model: ModelOpt = None,
     backend: BackendOpt = "onnxruntime",
 ) -> None:
     """Score series and write a self-contained HTML report: per series the verdict and reason, the quality
-    profile along the patient axis, and the worst slices. Exit code as for `score` (0 pass, 1 alert, 2 nothing)."""
+    profile along the patient axis, and the worst slices. Exit code as for `score` (0 pass, 1 alert, 2 nothing, 3 outside the domain)."""
     err = Console(stderr=True)
     require_writable(output)
-    policy = AlertPolicy(threshold, min_run)
+    policy = make_policy(threshold, min_run, baselines)
     try:
         run = run_scoring(paths, model, policy, batch_size, workers, backend, err)
     except TfktEdgeError as exc:
@@ -55,4 +56,4 @@ def report(
     alerts = sum(r.verdict.alert for r in run.results)
     Console().print(f"report: {written[0]} ({len(run.results)} series, {alerts} rescan alert(s))"
                     + (f"; {len(written) - 1} profile PNG(s) in {profiles}" if profiles else ""), highlight=False)
-    raise typer.Exit(EXIT_ALERT if alerts else EXIT_PASS)
+    raise typer.Exit(verdict_exit_code(run.results))

@@ -19,11 +19,12 @@ from rich.progress import (
 
 from ..backends import create_backend
 from ..errors import TfktEdgeError
-from ..policy import AlertPolicy
+from ..policy import OUTSIDE, AlertPolicy
 from ..report import document, print_table, to_csv, to_json
 from ..scoring import ScoringRun, score_paths
-from .console import error, require_writable
+from .console import error, make_policy, require_writable
 from .options import (
+    BaselinesOpt,
     BackendOpt,
     BatchOpt,
     Decoders,
@@ -38,7 +39,14 @@ from .options import (
     WorkersOpt,
 )
 
-EXIT_PASS, EXIT_ALERT, EXIT_NOTHING = 0, 1, 2
+EXIT_PASS, EXIT_ALERT, EXIT_NOTHING, EXIT_OUTSIDE = 0, 1, 2, 3
+
+
+def verdict_exit_code(results) -> int:
+    """1 if any series alerts; else 3 if any lies outside the validated domain (not judged); else 0."""
+    if any(r.verdict.alert for r in results):
+        return EXIT_ALERT
+    return EXIT_OUTSIDE if any(r.verdict.status == OUTSIDE for r in results) else EXIT_PASS
 
 
 def run_scoring(paths: list[Path], model: Path | None, policy: AlertPolicy, batch_size: int, workers: int,
@@ -71,6 +79,7 @@ def score(
     model: ModelOpt = None,
     backend: BackendOpt = "onnxruntime",
     decoders: DecodersOpt = Decoders.threads,
+    baselines: BaselinesOpt = None,
     report: ReportOpt = None,
 ) -> None:
     """Score CT slices 0-4 (higher is better) per series and flag series that need a rescan.
@@ -79,8 +88,9 @@ def score(
     """
     err = Console(stderr=True)
     require_writable(output, report)
+    policy = make_policy(threshold, min_run, baselines)
     try:
-        run = run_scoring(paths, model, AlertPolicy(threshold, min_run), batch_size, workers, backend, err, decoders.value)
+        run = run_scoring(paths, model, policy, batch_size, workers, backend, err, decoders.value)
     except TfktEdgeError as exc:
         error(str(exc))
         raise typer.Exit(EXIT_NOTHING) from None
@@ -103,8 +113,8 @@ def score(
     if report is not None and run.results:
         from .report import save_report
 
-        save_report(run, AlertPolicy(threshold, min_run), report, None)
+        save_report(run, policy, report, None)
     if not run.results:
         error(f"nothing scorable in {', '.join(map(str, paths))} ({len(run.skipped)} file(s) skipped)")
         raise typer.Exit(EXIT_NOTHING)
-    raise typer.Exit(EXIT_ALERT if any(r.verdict.alert for r in run.results) else EXIT_PASS)
+    raise typer.Exit(verdict_exit_code(run.results))

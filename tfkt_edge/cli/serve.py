@@ -18,10 +18,11 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..errors import TfktEdgeError
-from ..policy import AlertPolicy
-from .console import error
+
+from .console import error, make_policy
 from .options import (
     BackendOpt,
+    BaselinesOpt,
     BatchOpt,
     Decoders,
     DecodersOpt,
@@ -69,11 +70,11 @@ def _run(make_service, banner: str, starting: str) -> None:
 
 
 def _config(store, db, events, series_timeout, threshold, min_run, webhook, sr_destination, calling_ae, backend, model,
-            batch_size, workers, decoders):
+            batch_size, workers, decoders, baselines=None):
     from ..service.runner import ServiceConfig
 
     return ServiceConfig(store=store, db=db, events=events, series_timeout=series_timeout,
-                         policy=AlertPolicy(threshold, min_run), webhook=webhook, sr_destination=sr_destination,
+                         policy=make_policy(threshold, min_run, baselines), webhook=webhook, sr_destination=sr_destination,
                          calling_ae=calling_ae, backend=backend, model=model, batch_size=batch_size, workers=workers,
                          decoders=decoders.value)
 
@@ -96,6 +97,7 @@ def serve(
     batch_size: BatchOpt = 16,
     workers: WorkersOpt = 2,
     decoders: DecodersOpt = Decoders.threads,
+    baselines: BaselinesOpt = None,
 ) -> None:
     """Run a DICOM node (C-ECHO, C-STORE of CT and Enhanced CT) that scores slices as they arrive and
     prints a verdict per series once no instance has arrived for --series-timeout seconds. Stop with Ctrl-C."""
@@ -107,7 +109,7 @@ def serve(
         raise typer.Exit(2)
     callers = [c.strip() for c in (allowed_callers or "").split(",") if c.strip()]
     config = _config(store, db, events, series_timeout, threshold, min_run, webhook, sr_destination, ae_title, backend,
-                     model, batch_size, workers, decoders)
+                     model, batch_size, workers, decoders, baselines)
     _run(lambda: Service(config, scp=ScpConfig(ae_title, host, port, callers)),
          f"tfkt-edge: listening as {ae_title} on {host}:{port}; store {store}, database {db}, "
          f"series complete after {series_timeout:g} s", f"cannot listen on {host}:{port}")
@@ -128,6 +130,7 @@ def watch(
     batch_size: BatchOpt = 16,
     workers: WorkersOpt = 2,
     decoders: DecodersOpt = Decoders.threads,
+    baselines: BaselinesOpt = None,
 ) -> None:
     """Score CT files as they appear in a folder, with the same pipeline and verdicts as `serve`. Stop with Ctrl-C."""
     from ..service.runner import Service
@@ -137,7 +140,7 @@ def watch(
         raise typer.Exit(2)
     config = _config(Path("tfkt-store"), db, events,  # no store: watched files are scored where they are
                      series_timeout, threshold, min_run, webhook, sr_destination, "TFKT", backend, model, batch_size,
-                     workers, decoders)
+                     workers, decoders, baselines)
     _run(lambda: Service(config, watch=folder.resolve(), settle=settle),
          f"tfkt-edge: watching {folder} (settle {settle:g} s); database {db}, series complete after {series_timeout:g} s",
          f"cannot watch {folder}")
@@ -180,14 +183,15 @@ def results(
         for name in ("completed (UTC)", "verdict", "series", "slices", "median", "reason"):
             table.add_column(name)
         for r in rows:
-            verdict = "[bold red]RESCAN ALERT[/]" if r["alert"] else "[green]pass[/]"
+            verdict = {"alert": "[bold red]RESCAN ALERT[/]", "outside-domain": "[yellow]OUTSIDE DOMAIN[/]",
+                       "nothing-scorable": "[yellow]nothing scorable[/]"}.get(r["status"], "[green]pass[/]")
             table.add_row(r["completed_utc"], verdict, escape(r["description"] or r["series_instance_uid"]),
                           str(r["n_slices"]), "" if r["median_score"] is None else f"{r['median_score']:.2f}",
                           escape(r["reason"]))
         Console().print(table)
 
 
-SUMMARY_FIELDS = ("event_id", "completed_utc", "series_instance_uid", "description", "alert", "n_slices",
+SUMMARY_FIELDS = ("event_id", "completed_utc", "series_instance_uid", "description", "alert", "status", "n_slices",
                   "median_score", "min_score", "reason", "skipped")
 
 
@@ -197,6 +201,7 @@ def summary(event: dict) -> dict:
             "completed_utc": datetime.fromtimestamp(event["created_at"], timezone.utc).strftime("%Y-%m-%d %H:%M:%S"),
             "series_instance_uid": event.get("series_instance_uid", series.get("series_instance_uid", "")),
             "description": series.get("description", ""), "alert": bool(series.get("alert", False)),
+            "status": series.get("status", "alert" if series.get("alert") else "pass") if series else "nothing-scorable",
             "n_slices": series.get("n_slices", 0), "median_score": series.get("median_score"),
             "min_score": series.get("min_score"), "reason": series.get("reason", "nothing scorable"),
             "skipped": len(event.get("skipped", []))}

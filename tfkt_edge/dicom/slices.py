@@ -41,6 +41,12 @@ class SliceRef:
     columns: int
     kernel: str
     pixel_spacing: float | None  # row spacing, mm
+    # Acquisition facts for the domain check and per-protocol baselines (defaults: not recorded).
+    thickness: float | None = None  # SliceThickness, mm
+    body_part: str = ""
+    manufacturer: str = ""
+    station: str = ""
+    phantom_header: bool = False  # a phantom or QA word in the patient, study, series or protocol text
 
 
 @dataclass(frozen=True)
@@ -111,8 +117,8 @@ def _int_or_none(value) -> int | None:
 
 def _classify(ds: Dataset) -> str | None:
     """The skip reason for a dataset, or None when it holds CT images to score."""
-    sop = str(ds.get("SOPClassUID", "") or "")
-    media_sop = str(getattr(getattr(ds, "file_meta", None), "MediaStorageSOPClassUID", ""))
+    media_sop = str(getattr(getattr(ds, "file_meta", None), "MediaStorageSOPClassUID", "") or "")
+    sop = _sop_class(ds)
     if MEDIA_DIRECTORY in (sop, media_sop) or "DirectoryRecordSequence" in ds:
         return reasons.DICOMDIR
     if not sop:
@@ -137,6 +143,34 @@ def _classify(ds: Dataset) -> str | None:
     if samples != 1 or not photometric.startswith("MONOCHROME"):
         return reasons.NOT_GREYSCALE.format(detail=f"{photometric}, {samples} samples per pixel")
     return None
+
+
+def _sop_class(ds: Dataset) -> str:
+    """SOPClassUID, else the file meta's MediaStorageSOPClassUID (some anonymisers blank the former)."""
+    return str(ds.get("SOPClassUID", "") or getattr(getattr(ds, "file_meta", None), "MediaStorageSOPClassUID", "") or "")
+
+
+def _sop_instance(ds: Dataset) -> str:
+    return str(ds.get("SOPInstanceUID", "") or getattr(getattr(ds, "file_meta", None), "MediaStorageSOPInstanceUID", "") or "")
+
+
+PHANTOM_WORDS = ("PHANTOM", "CATPHAN", "QA ", "QUALITY ASSURANCE", "WATER CYL", "CALIBRATION", "ACR ")
+
+
+def _acquisition(ds: Dataset) -> dict:
+    """Header facts for the domain check; each may be absent."""
+    text = " ".join(_text(ds.get(k)) for k in ("PatientName", "PatientID", "StudyDescription", "SeriesDescription",
+                                                "ProtocolName", "BodyPartExamined")).upper() + " "
+    thickness = ds.get("SliceThickness")
+    try:
+        thickness = float(thickness) if thickness not in (None, "") else None
+    except (TypeError, ValueError):
+        thickness = None
+    return dict(thickness=thickness if thickness is None or np.isfinite(thickness) else None,
+                body_part=_text(ds.get("BodyPartExamined")).strip().upper(),
+                manufacturer=_text(ds.get("Manufacturer")).strip(),
+                station=_text(ds.get("StationName")).strip(),
+                phantom_header=any(word in text for word in PHANTOM_WORDS))
 
 
 def _spacing(value) -> float | None:
@@ -205,7 +239,7 @@ def read_slices(path: Path) -> list[SliceRef] | Skip:
         if reason is not None:
             return Skip(path, reason)
         common = dict(
-            sop_instance_uid=str(ds.get("SOPInstanceUID", "")),
+            sop_instance_uid=_sop_instance(ds),
             series_instance_uid=str(ds.get("SeriesInstanceUID", "") or f"no-series-uid:{path.parent}"),
             series_description=str(ds.get("SeriesDescription", "") or ""),
             modality="CT",
@@ -213,8 +247,9 @@ def read_slices(path: Path) -> list[SliceRef] | Skip:
             rows=int(ds.Rows),
             columns=int(ds.Columns),
             kernel=_text(ds.get("ConvolutionKernel")),
+            **_acquisition(ds),
         )
-        if str(ds.SOPClassUID) == ENHANCED_CT_IMAGE:
+        if _sop_class(ds) == ENHANCED_CT_IMAGE:
             return _enhanced_frames(path, ds, common)
         return _single_frame(path, ds, common)
     except Exception as exc:  # malformed values (bad VR, missing Rows...): a reason, not a traceback

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Iterator
 
 from ..dicom import SliceRef
+from ..domain import ImageStats
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS instances (
@@ -41,6 +42,12 @@ CREATE TABLE IF NOT EXISTS slices (
     PRIMARY KEY (sop_instance_uid, frame)
 );
 CREATE INDEX IF NOT EXISTS slices_series ON slices (series_instance_uid);
+CREATE TABLE IF NOT EXISTS slice_stats (
+    sop_instance_uid TEXT NOT NULL,
+    frame INTEGER NOT NULL,
+    stats TEXT NOT NULL,
+    PRIMARY KEY (sop_instance_uid, frame)
+);
 CREATE TABLE IF NOT EXISTS series (
     series_instance_uid TEXT PRIMARY KEY,
     study_instance_uid TEXT NOT NULL,
@@ -140,12 +147,16 @@ class Database:
                           " ORDER BY received_at LIMIT ?", (limit,))
         return [(sop, series, Path(path)) for sop, series, path in rows]
 
-    def record_scores(self, scored: list[tuple[SliceRef, float]], skipped: dict[str, str], processed: list[str]) -> None:
-        """Store slice scores and mark instances processed, in one transaction."""
+    def record_scores(self, scored: list[tuple[SliceRef, float, ImageStats]], skipped: dict[str, str],
+                      processed: list[str]) -> None:
+        """Store slice scores and image statistics and mark instances processed, in one transaction."""
         now = time.time()
         statements = [("INSERT OR REPLACE INTO slices VALUES (?, ?, ?, ?, ?)",
                        (ref.sop_instance_uid, -1 if ref.frame is None else ref.frame, ref.series_instance_uid,
-                        ref_to_json(ref), score)) for ref, score in scored]
+                        ref_to_json(ref), score)) for ref, score, _ in scored]
+        statements += [("INSERT OR REPLACE INTO slice_stats VALUES (?, ?, ?)",
+                        (ref.sop_instance_uid, -1 if ref.frame is None else ref.frame, json.dumps(stats.to_dict())))
+                       for ref, _, stats in scored]
         statements += [("UPDATE instances SET processed_at = ?, skip_reason = ? WHERE sop_instance_uid = ?",
                         (now, skipped.get(sop), sop)) for sop in processed]
         self._write(statements)
@@ -158,9 +169,13 @@ class Database:
             " AND i.processed_at IS NULL) ORDER BY s.last_received", (quiet_since,))
         return [r[0] for r in rows]
 
-    def series_slices(self, series: str) -> list[tuple[SliceRef, float]]:
-        return [(ref_from_json(ref), score) for ref, score in
-                self._read("SELECT ref, score FROM slices WHERE series_instance_uid = ?", (series,))]
+    def series_slices(self, series: str) -> list[tuple[SliceRef, float, ImageStats | None]]:
+        """(ref, score, image statistics or None) for every scored slice of a series."""
+        rows = self._read("SELECT s.ref, s.score, t.stats FROM slices s LEFT JOIN slice_stats t"
+                          " ON t.sop_instance_uid = s.sop_instance_uid AND t.frame = s.frame"
+                          " WHERE s.series_instance_uid = ?", (series,))
+        return [(ref_from_json(ref), score, ImageStats(**json.loads(stats)) if stats else None)
+                for ref, score, stats in rows]
 
     def series_skips(self, series: str) -> list[tuple[Path, str]]:
         return [(Path(p), r) for p, r in self._read(

@@ -21,6 +21,8 @@ from pydicom.uid import ExplicitVRLittleEndian, PYDICOM_IMPLEMENTATION_UID, gene
 from pynetdicom import AE
 from pynetdicom.sop_class import BasicTextSRStorage
 
+from ..policy import OUTSIDE
+
 SUCCESS_OR_WARNING = {0x0000, 0xB000, 0xB006, 0xB007}
 COPIED = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyInstanceUID", "StudyDate", "StudyTime",
           "StudyID", "AccessionNumber", "ReferringPhysicianName")
@@ -88,7 +90,9 @@ def build_sr(event_id: int, payload: dict, now: dt.datetime | None = None) -> Da
     evidence.ReferencedSeriesSequence = Sequence([scanned])
     ds.CurrentRequestedProcedureEvidenceSequence = Sequence([evidence])
 
-    verdict = "RESCAN ALERT: series not of diagnostic quality" if series["alert"] else "Pass: diagnostic quality"
+    verdict = ("RESCAN ALERT: series not of diagnostic quality" if series["alert"] else
+               "Not judged: outside the validated domain of the model" if series.get("status") == OUTSIDE else
+               "Pass: diagnostic quality")
     ds.ValueType = "CONTAINER"
     ds.ContinuityOfContent = "SEPARATE"
     ds.ConceptNameCodeSequence = Sequence([_code(*TITLE)])

@@ -20,6 +20,8 @@ from typing import Protocol
 from rich.console import Console
 from rich.markup import escape
 
+from ..policy import STATUS_TEXT
+
 
 class Sink(Protocol):
     name: str
@@ -35,7 +37,7 @@ def one_line(payload: dict) -> tuple[bool, str]:
     uid = payload.get("series_instance_uid") or series.get("series_instance_uid", "?")
     if not series:
         return False, f"series {uid}: nothing scorable ({len(payload.get('skipped', []))} instance(s) skipped)"
-    verdict = "RESCAN ALERT" if series["alert"] else "pass"
+    verdict = STATUS_TEXT.get(series.get("status", ""), "RESCAN ALERT" if series["alert"] else "pass")
     return bool(series["alert"]), (f"{verdict}: {description} ({series['n_slices']} slices, median "
                                    f"{series['median_score']:.2f}) {series['reason']} [{uid}]")
 

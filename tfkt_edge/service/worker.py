@@ -24,6 +24,7 @@ from ..dicom import Skip, group_series
 from ..dicom.slices import read_slices
 from ..policy import AlertPolicy
 from ..report import document
+from ..domain import image_stats
 from ..scoring import SliceScore, decode_slice, judge
 from .database import Database
 from .sinks import Sink
@@ -67,6 +68,8 @@ class ScoringWorker(Loop):
                  pool: Executor, batch_size: int = 16, wake: threading.Event | None = None,
                  on_result: Callable[[], None] = lambda: None):
         super().__init__("scoring", wake)
+        if policy.baselines is not None:
+            policy.baselines.require_model(backend.model.identity)
         self.db, self.backend, self.policy, self.timeout = db, backend, policy, series_timeout
         self.sinks, self.pool, self.batch_size = sinks, pool, batch_size
         self.on_result = on_result
@@ -100,16 +103,17 @@ class ScoringWorker(Loop):
         for start in range(0, len(good), limit):
             chunk = good[start:start + limit]
             batch = np.stack([image for _, image in chunk])[:, None]
-            scored += [(ref, float(s)) for (ref, _), s in zip(chunk, self.backend.infer(batch))]
+            scored += [(ref, float(s), image_stats(image, contract))
+                       for (ref, image), s in zip(chunk, self.backend.infer(batch))]
         self.db.record_scores(scored, skipped, [sop for sop, _, _ in pending])
 
     def complete(self, series_uid: str) -> bool:
         rows = self.db.series_slices(series_uid)
         skips = [Skip(path, reason) for path, reason in self.db.series_skips(series_uid)]
-        scores = {(ref.sop_instance_uid, ref.frame): score for ref, score in rows}
-        results = [judge(series, (SliceScore(ref, scores[(ref.sop_instance_uid, ref.frame)]) for ref in series.slices),
-                         self.policy)
-                   for series in group_series([ref for ref, _ in rows])]  # anatomical order, as `score` orders
+        scores = {(ref.sop_instance_uid, ref.frame): (score, stats) for ref, score, stats in rows}
+        results = [judge(series, (SliceScore(ref, *scores[(ref.sop_instance_uid, ref.frame)]) for ref in series.slices),
+                         self.policy, self.backend.model.domain)
+                   for series in group_series([ref for ref, _, _ in rows])]  # anatomical order, as `score` orders
         payload = document(self.backend.model, results, skips, self.policy.threshold)
         payload["series_instance_uid"] = series_uid
         alert = any(r.verdict.alert for r in results)

@@ -1,0 +1,132 @@
+"""Per-protocol baselines: each protocol's normal score range, learnt from series a site accepted.
+
+Kernel, slice thickness, iterative reconstruction and patient mix move a
+protocol's typical score, while its images stay diagnostic. A site therefore
+records what its own accepted series score (`tfkt-edge calibrate`), per
+protocol: station, series description, kernel and slice thickness. With a
+baseline file, a series of a known protocol is judged against that protocol's
+normal range instead of the fixed threshold: the alert line is
+
+    low = median - max(3 x 1.4826 x MAD, margin)
+
+of the accepted series' median scores (at least ``min_series`` of them),
+clamped to [0.5, 3.5]. A degraded series of a protocol that normally scores
+3.6 alerts below its own range; a sharp-kernel protocol that normally scores
+1.8 no longer alerts on every series. Protocols without a baseline keep the
+fixed threshold.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+from .errors import InputError
+
+FORMAT = "tfkt-edge-baselines/1"
+MARGIN = 0.5
+MIN_SERIES = 3
+CLAMP = (0.5, 3.5)
+
+
+@dataclass(frozen=True)
+class Protocol:
+    station: str
+    description: str
+    kernel: str
+    thickness: float | None
+
+    @classmethod
+    def of(cls, series) -> "Protocol":
+        """The protocol of a scored series (a dicom.Series)."""
+        first = series.slices[0]
+        thickness = getattr(first, "thickness", None)
+        return cls(getattr(first, "station", "").strip(), (series.description or "").strip().upper(),
+                   (series.kernel or "").strip().upper(), None if thickness is None else round(float(thickness), 2))
+
+    def text(self) -> str:
+        thickness = "-" if self.thickness is None else f"{self.thickness:g} mm"
+        return f"{self.station or '-'} / {self.description or '-'} / {self.kernel or '-'} / {thickness}"
+
+
+@dataclass(frozen=True)
+class Baseline:
+    protocol: Protocol
+    n_series: int
+    median: float
+    mad: float
+    low: float
+
+
+@dataclass(frozen=True)
+class Baselines:
+    model: str
+    entries: tuple[Baseline, ...]
+
+    def require_model(self, identity: str) -> None:
+        """Raise InputError unless these baselines were learnt with the model ``identity``."""
+        if self.model != identity:
+            raise InputError(f"the baselines were calibrated with model {self.model!r}, not {identity!r}: "
+                             "run tfkt-edge calibrate again with this model")
+
+    def lookup(self, series) -> Baseline | None:
+        protocol = Protocol.of(series)
+        return next((b for b in self.entries if b.protocol == protocol), None)
+
+    def to_json(self) -> str:
+        return json.dumps({"format": FORMAT, "model": self.model, "created": datetime.now(timezone.utc).isoformat(),
+                           "rule": f"low = median - max(3 x 1.4826 x MAD, {MARGIN}), clamped to {list(CLAMP)}",
+                           "protocols": [asdict(b) for b in self.entries]}, indent=1) + "\n"
+
+
+def learn(series_medians: Iterable[tuple[Protocol, float]], model: str, min_series: int = MIN_SERIES,
+          margin: float = MARGIN) -> Baselines:
+    """Baselines from (protocol, median score) pairs of accepted series; protocols with too few series are left out."""
+    grouped: dict[Protocol, list[float]] = {}
+    for protocol, median in series_medians:
+        if median is not None and np.isfinite(median):
+            grouped.setdefault(protocol, []).append(float(median))
+    entries = []
+    for protocol, medians in sorted(grouped.items(), key=lambda item: item[0].text()):
+        if len(medians) < min_series:
+            continue
+        values = np.array(medians)
+        centre = float(np.median(values))
+        mad = float(np.median(np.abs(values - centre)))
+        low = float(np.clip(centre - max(3 * 1.4826 * mad, margin), *CLAMP))
+        entries.append(Baseline(protocol, len(values), round(centre, 4), round(mad, 4), round(low, 4)))
+    return Baselines(model, tuple(entries))
+
+
+def load(path: Path) -> Baselines:
+    """Read a baseline file; raise InputError (one line) when it is unreadable."""
+    try:
+        data = json.loads(Path(path).read_text())
+        if data.get("format") != FORMAT:
+            raise ValueError(f"format is {data.get('format')!r}, expected {FORMAT!r}")
+        entries = tuple(Baseline(Protocol(**b["protocol"]), int(b["n_series"]), float(b["median"]), float(b["mad"]),
+                                 float(b["low"])) for b in data["protocols"])
+    except OSError as exc:
+        raise InputError(f"cannot read baselines {path}: {exc.strerror or exc}") from None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InputError(f"{path} is not a tfkt-edge baseline file: {exc}") from None
+    if any(not np.isfinite(b.low) for b in entries):
+        raise InputError(f"{path}: a protocol has no finite alert line")
+    return Baselines(str(data.get("model")), entries)
+
+
+def save(baselines: Baselines, path: Path) -> Path:
+    """Write atomically: a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w") as handle:
+        handle.write(baselines.to_json())
+    os.replace(tmp, path)
+    return path

@@ -1,0 +1,100 @@
+"""`tfkt-edge calibrate`: per-protocol baselines from series a site has accepted."""
+
+from __future__ import annotations
+
+from contextlib import closing
+from pathlib import Path
+from typing import Annotated, Optional
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ..baselines import MIN_SERIES, Protocol, learn, save
+from ..errors import TfktEdgeError
+from .console import error, require_writable
+from .options import BackendOpt, BatchOpt, ModelOpt, WorkersOpt
+
+
+def _from_folders(paths: list[Path], model, backend: str, batch_size: int, workers: int, console: Console):
+    from ..policy import OUTSIDE, AlertPolicy
+    from .score import run_scoring
+
+    run = run_scoring(paths, model, AlertPolicy(), batch_size, workers, backend, console)
+    pairs = [(Protocol.of(r.series), float(np.median(r.scores))) for r in run.results if r.verdict.status != OUTSIDE]
+    return pairs, run.model.identity, len(run.results) - len(pairs)
+
+
+def _from_database(db: Path):
+    from ..service.database import Database
+
+    if not db.is_file():
+        raise TfktEdgeError(f"no results database at {db}")
+    database = Database(db)
+    try:
+        events = database.events()
+    finally:
+        database.close()
+    pairs, left_out = [], 0
+    for event in events:
+        for series in event.get("series", []):
+            protocol, median = series.get("protocol"), series.get("median_score")
+            if not protocol or median is None or series.get("status") == "outside-domain":
+                left_out += 1
+                continue
+            pairs.append((Protocol(**protocol), float(median)))
+    return pairs, left_out
+
+
+def calibrate(
+    paths: Annotated[Optional[list[Path]], typer.Argument(help="Folders of series the site has accepted as diagnostic.", show_default=False)] = None,
+    output: Annotated[Path, typer.Option("--output", "-o", help="The baseline file to write (JSON).")] = Path("baselines.json"),
+    db: Annotated[Optional[Path], typer.Option("--db", help="Also learn from every series judged by serve/watch in this results database.")] = None,
+    min_series: Annotated[int, typer.Option("--min-series", min=1, help="Accepted series a protocol needs before it gets a baseline.")] = MIN_SERIES,
+    model: ModelOpt = None,
+    backend: BackendOpt = "onnxruntime",
+    batch_size: BatchOpt = 16,
+    workers: WorkersOpt = 2,
+) -> None:
+    """Learn each protocol's normal score range (station, series description, kernel, slice thickness) from
+    series the site accepted, into a small JSON file that score, report, watch and serve take as --baselines.
+
+    Example: tfkt-edge calibrate /archive/accepted --db tfkt-results.sqlite -o baselines.json
+    """
+    if not paths and db is None:
+        error("give folders of accepted series, --db results.sqlite, or both")
+        raise typer.Exit(2)
+    require_writable(output)
+    err, console = Console(stderr=True), Console()
+    try:
+        from ..backends import create_backend
+
+        with closing(create_backend(backend, model)) as engine:
+            identity = engine.model.identity
+        pairs, left_out = [], 0
+        if paths:
+            found, identity, skipped = _from_folders(paths, model, backend, batch_size, workers, err)
+            pairs, left_out = pairs + found, left_out + skipped
+        if db is not None:
+            found, skipped = _from_database(db)
+            pairs, left_out = pairs + found, left_out + skipped
+        baselines = learn(pairs, identity, min_series)
+        save(baselines, output)
+    except (TfktEdgeError, OSError) as exc:
+        error(str(exc))
+        raise typer.Exit(2) from None
+    table = Table(title=f"baselines for {identity}: {len(baselines.entries)} protocol(s) from {len(pairs)} series")
+    for column in ("station / description / kernel / thickness", "series", "median", "MAD", "alert below"):
+        table.add_column(column, justify="left" if column.startswith("station") else "right")
+    for b in baselines.entries:
+        table.add_row(b.protocol.text(), str(b.n_series), f"{b.median:.2f}", f"{b.mad:.2f}", f"{b.low:.2f}")
+    console.print(table)
+    protocols = len({p for p, _ in pairs})
+    if protocols > len(baselines.entries):
+        console.print(f"{protocols - len(baselines.entries)} protocol(s) have fewer than {min_series} accepted series "
+                      "and keep the fixed threshold", highlight=False)
+    if left_out:
+        console.print(f"{left_out} series left out (outside the validated domain, or recorded without protocol facts)",
+                      highlight=False)
+    console.print(f"wrote {output}", highlight=False)

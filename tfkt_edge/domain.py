@@ -1,0 +1,185 @@
+"""The validated domain: is a series one the model was trained and tested to judge?
+
+A score is only a verdict inside the domain the model was validated on. Each
+series is checked against it from two sides:
+
+* **header facts**: kernel class, slice thickness, reconstructed field of
+  view, body region, and phantom/QA words in the patient, study, series or
+  protocol text;
+* **image statistics** of the model input itself (`image_stats`, computed on
+  the windowed 512x512 slice every backend receives, so training and runtime
+  measure the same thing): how much of the field of view the body fills, how
+  much of the body is fat and soft tissue, and how much structure that
+  tissue has (a uniform water phantom has almost none; an air-filled skull
+  phantom has no soft tissue at all).
+
+The limits travel inside the model file (`Domain`, in the card under
+"domain"), measured on the training slices. A series outside them is reported
+as "outside the validated domain" with the reasons, and never raises a rescan
+alert on an uncalibrated score.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from .preprocess import LDCTIQAC, PreprocessContract
+
+# Stats are taken on a 4x mean-pooled copy of the 512x512 input: 128x128 is enough and costs ~0.3 ms.
+POOL = 4
+BODY_HU = -500.0
+TISSUE_HU = (-200.0, 300.0)
+
+# Kernel classes by vendor naming (FIELD: GE STANDARD/SOFT/DETAIL soft, BONE/BONEPLUS/LUNG sharp; Siemens
+# B/Br/I/Qr/H + number, higher is sharper; Philips A/B/C/UB soft, D/E/YA/YB/L sharp; Toshiba/Canon FC01-FC18
+# soft body, FC30-FC35 bone, FC50-FC86 lung/sharp).
+_GE = {"SOFT": "soft", "STANDARD": "soft", "STND": "soft", "DETAIL": "soft", "CHST": "soft", "BONE": "sharp",
+       "BONEPLUS": "sharp", "LUNG": "sharp", "EDGE": "sharp", "HD STANDARD": "soft"}
+_PHILIPS = {"A": "soft", "B": "soft", "C": "soft", "UB": "soft", "CB": "soft", "D": "sharp", "E": "sharp",
+            "YA": "sharp", "YB": "sharp", "YC": "sharp", "L": "sharp", "EC": "sharp"}
+
+# Regions the model has not been validated on, as written in BodyPartExamined.
+NOT_VALIDATED_REGIONS = ("HAND", "WRIST", "FOREARM", "ELBOW", "ARM", "SHOULDER", "KNEE", "LEG", "ANKLE", "FOOT",
+                         "EXTREMITY", "BREAST", "HEART", "CARDIAC", "CORONARY", "TOOTH", "DENTAL", "EAR")
+
+
+def kernel_class(kernel: str) -> str:
+    """'soft', 'sharp' or 'unknown' for a ConvolutionKernel value (any vendor)."""
+    name = kernel.split("\\")[0].strip().upper()
+    if not name:
+        return "unknown"
+    if name in _GE:
+        return _GE[name]
+    if name in _PHILIPS:
+        return _PHILIPS[name]
+    if name.startswith("FC") and name[2:4].isdigit():
+        return "soft" if int(name[2:4]) < 30 else "sharp"
+    digits = "".join(ch for ch in name if ch.isdigit())
+    if name[0] in "BIQHDJ" and digits:  # Siemens B30f, Br38f, I40f, Qr40, H30s, Bv, Hr...
+        return "soft" if int(digits[:2]) < 50 else "sharp"
+    return "unknown"
+
+
+@dataclass(frozen=True)
+class ImageStats:
+    """Per-slice statistics of the model input (see the module docstring)."""
+
+    body_fraction: float  # of the field of view, inside the body outline
+    tissue_fraction: float  # of the body outline, fat and soft tissue (-200..300 HU)
+    structure_hu: float  # SD of the tissue on the pooled image: anatomy, not noise
+
+    def to_dict(self) -> dict:
+        return {k: round(float(v), 4) for k, v in asdict(self).items()}
+
+
+def _filled(mask: np.ndarray) -> np.ndarray:
+    """The outline of a mask filled row-wise and column-wise (closes lungs, skull, bowel gas)."""
+    def along(m: np.ndarray) -> np.ndarray:
+        idx = np.arange(m.shape[1])
+        first = np.where(m.any(axis=1), np.argmax(m, axis=1), m.shape[1])
+        last = np.where(m.any(axis=1), m.shape[1] - 1 - np.argmax(m[:, ::-1], axis=1), -1)
+        return (idx[None, :] >= first[:, None]) & (idx[None, :] <= last[:, None])
+
+    return along(mask) & along(mask.T).T
+
+
+def image_stats(image: np.ndarray, contract: PreprocessContract = LDCTIQAC) -> ImageStats:
+    """Statistics of one preprocessed slice (values in [0, 1], contract.size squared)."""
+    n = image.shape[0] - image.shape[0] % POOL
+    pooled = image[:n, :n].reshape(n // POOL, POOL, n // POOL, POOL).mean(axis=(1, 3))
+    hu = contract.hu_min + pooled * (contract.hu_max - contract.hu_min)
+    body = _filled(hu > BODY_HU)
+    if not body.any():
+        return ImageStats(0.0, 0.0, 0.0)
+    inside = hu[body]
+    tissue = inside[(inside > TISSUE_HU[0]) & (inside < TISSUE_HU[1])]
+    return ImageStats(float(body.mean()), float(tissue.size / inside.size), float(tissue.std()) if tissue.size > 8 else 0.0)
+
+
+@dataclass(frozen=True)
+class Domain:
+    """The validated domain; limits measured on the training slices, with margins."""
+
+    min_body_fraction: float = 0.03
+    min_tissue_fraction: float = 0.15
+    min_structure_hu: float = 15.0
+    thickness_mm: tuple[float, float] = (0.5, 5.0)
+    fov_mm: tuple[float, float] = (150.0, 520.0)
+    kernel_classes: tuple[str, ...] = ("soft", "sharp", "unknown")
+    validated: str = ""  # what the held-out figures cover, in words
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Domain":
+        known = {f.name for f in fields(cls)}
+        values = {k: (tuple(v) if isinstance(v, list) else v) for k, v in data.items() if k in known}
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class DomainStatus:
+    inside: bool
+    reasons: tuple[str, ...] = ()
+    stats: dict = field(default_factory=dict)
+
+    @property
+    def status(self) -> str:
+        return "inside" if self.inside else "outside"
+
+    def to_dict(self) -> dict:
+        return {"status": self.status, "reasons": list(self.reasons), "stats": self.stats}
+
+
+def _median(values: Iterable[float | None]) -> float | None:
+    present = [v for v in values if v is not None and np.isfinite(v)]
+    return float(np.median(present)) if present else None
+
+
+def check_series(refs: Sequence, stats: Sequence[ImageStats | None], domain: Domain | None) -> DomainStatus:
+    """Where a series lies against the model's validated domain.
+
+    Args:
+        refs: the series' SliceRefs (header facts).
+        stats: per-slice ImageStats, None where not measured.
+        domain: the model's domain; None (a model file without one) checks nothing.
+    """
+    measured = [s for s in stats if s is not None]
+    summary = {f.name: round(float(np.median([getattr(s, f.name) for s in measured])), 4)
+               for f in fields(ImageStats)} if measured else {}
+    if domain is None or not refs:
+        return DomainStatus(True, (), summary)
+    reasons = []
+    first = refs[0]
+    if any(getattr(r, "phantom_header", False) for r in refs):
+        reasons.append("a phantom or QA scan (header)")
+    region = (getattr(first, "body_part", "") or "").upper()
+    if any(word in region for word in NOT_VALIDATED_REGIONS):
+        reasons.append(f"body region {region} not validated")
+    kernel = kernel_class(first.kernel or "")
+    if kernel not in domain.kernel_classes:
+        reasons.append(f"{kernel} kernel {first.kernel} not validated")
+    thickness = _median(getattr(r, "thickness", None) for r in refs)
+    low, high = domain.thickness_mm
+    if thickness is not None and not low - 1e-6 <= thickness <= high + 1e-6:
+        reasons.append(f"slice thickness {thickness:g} mm outside {low:g}-{high:g} mm")
+    fov = _median((r.pixel_spacing or np.nan) * max(r.rows, r.columns) for r in refs)
+    low, high = domain.fov_mm
+    if fov is not None and not low <= fov <= high:
+        reasons.append(f"field of view {fov:.0f} mm outside {low:.0f}-{high:.0f} mm")
+    if summary:
+        if summary["body_fraction"] < domain.min_body_fraction:
+            reasons.append(f"body fills {100 * summary['body_fraction']:.0f}% of the image (validated from "
+                           f"{100 * domain.min_body_fraction:.0f}%)")
+        elif summary["tissue_fraction"] < domain.min_tissue_fraction:
+            reasons.append(f"{100 * summary['tissue_fraction']:.0f}% of the body is soft tissue (validated from "
+                           f"{100 * domain.min_tissue_fraction:.0f}%): not patient anatomy")
+        elif summary["structure_hu"] < domain.min_structure_hu:
+            reasons.append(f"uniform content (tissue SD {summary['structure_hu']:.0f} HU, validated from "
+                           f"{domain.min_structure_hu:.0f} HU): a phantom, not patient anatomy")
+    return DomainStatus(not reasons, tuple(reasons), summary)

@@ -1,0 +1,162 @@
+"""Series-level evaluation: false alerts on diagnostic series, misses on low-dose copies, per source.
+
+The input is a folder with a `series.csv` (written by `python -m
+tfkt_edge.train.ladders`, or by hand for a site's own marked series):
+
+    path,source,ladder,dose,label,expected
+    /data/ct/exam1,hospitalA,exam1,1.0,4.0,pass
+    /scratch/ladders/exam1/dose010,hospitalA,exam1,0.1,1.51,alert
+
+`path` is a folder, a file, or files joined by ";" (relative paths are taken
+from the csv's folder); `expected` is pass, alert, or either (scored, not
+counted). Per source it reports the false-alert rate (diagnostic series that
+alert), the miss rate (series that should alert and do not), the series found
+outside the validated domain, and beside them the per-slice correlations with
+the labels and the within-slice dose-ladder SROCC (each slice's copies ranked
+by dose against their scores).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .backends.base import Backend
+from .errors import InputError
+from .metrics import correlation_report, srocc
+from .policy import OUTSIDE, AlertPolicy
+from .scoring import score_paths
+
+INDEX = "series.csv"
+EXPECTED = ("pass", "alert", "either")
+
+
+@dataclass
+class SeriesOutcome:
+    source: str
+    ladder: str
+    dose: float
+    label: float
+    expected: str
+    status: str  # pass, alert, outside-domain, or nothing-scorable
+    median: float | None
+    slice_scores: list[float] = field(default_factory=list)
+
+
+def read_index(folder: Path) -> list[dict]:
+    """The rows of ``folder/series.csv``, checked; raise InputError naming the problem."""
+    index = folder / INDEX if folder.is_dir() else folder
+    if not index.is_file():
+        raise InputError(f"{index}: no {INDEX} (columns path,source,ladder,dose,label,expected)")
+    with open(index, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    if not rows:
+        raise InputError(f"{index}: no series listed")
+    for n, row in enumerate(rows, 2):
+        if row.get("expected") not in EXPECTED or not row.get("path"):
+            raise InputError(f"{index} line {n}: need a path and expected in {EXPECTED}")
+        try:
+            row["dose"], row["label"] = float(row.get("dose") or "nan"), float(row.get("label") or "nan")
+        except ValueError:
+            raise InputError(f"{index} line {n}: dose and label must be numbers") from None
+        row["paths"] = [p if Path(p).is_absolute() else index.parent / p for p in map(Path, row["path"].split(";"))]
+    return rows
+
+
+def evaluate_series(folder: Path, backend: Backend, policy: AlertPolicy = AlertPolicy(), batch_size: int = 16,
+                    workers: int = 2, on_series: Callable[[], None] | None = None) -> list[SeriesOutcome]:
+    """Score every listed series and record its verdict beside what was expected."""
+    outcomes = []
+    for row in read_index(folder):
+        run = score_paths(row["paths"], backend, policy, batch_size, workers)
+        results = run.results
+        scores = [s.score for r in results for s in r.slices]
+        if not results:
+            status = "nothing-scorable"
+        elif any(r.verdict.alert for r in results):
+            status = "alert"
+        elif any(r.verdict.status == OUTSIDE for r in results):
+            status = OUTSIDE
+        else:
+            status = "pass"
+        outcomes.append(SeriesOutcome(row["source"], row.get("ladder") or row["path"], row["dose"], row["label"],
+                                      row["expected"], status, float(np.median(scores)) if scores else None, scores))
+        if on_series is not None:
+            on_series()
+    return outcomes
+
+
+def _rate(hits: int, n: int) -> float | None:
+    return round(hits / n, 4) if n else None
+
+
+def summarise(outcomes: list[SeriesOutcome]) -> dict:
+    """Per source and overall: false-alert and miss rates, outside-domain counts, slice correlations."""
+    by_source: dict[str, list[SeriesOutcome]] = defaultdict(list)
+    for o in outcomes:
+        by_source[o.source].append(o)
+    table = {name: _figures(rows) for name, rows in sorted(by_source.items())}
+    return {"sources": table, "all": _figures(outcomes)}
+
+
+def _figures(rows: list[SeriesOutcome]) -> dict:
+    diagnostic = [o for o in rows if o.expected == "pass"]
+    low = [o for o in rows if o.expected == "alert"]
+    false_alerts = sum(o.status == "alert" for o in diagnostic)
+    misses = sum(o.status != "alert" for o in low)
+    figures = {
+        "diagnostic_series": len(diagnostic), "false_alerts": false_alerts,
+        "false_alert_rate": _rate(false_alerts, len(diagnostic)),
+        "low_dose_series": len(low), "misses": misses, "miss_rate": _rate(misses, len(low)),
+        "outside_domain": sum(o.status == OUTSIDE for o in rows),
+        "undegraded_median_score": _median([s for o in diagnostic for s in o.slice_scores]),
+        "undegraded_min_score": round(min((s for o in diagnostic for s in o.slice_scores), default=float("nan")), 4),
+    }
+    ladders = _ladder_sroccs(rows)
+    if ladders:
+        figures["ladder_srocc_mean"] = round(float(np.mean(ladders)), 4)
+        figures["ladder_srocc_min"] = round(float(np.min(ladders)), 4)
+        figures["ladder_slices"] = len(ladders)
+    pairs = [(s, o.label) for o in rows if np.isfinite(o.label) for s in o.slice_scores]
+    if len(pairs) > 2 and np.ptp([p[1] for p in pairs]) > 0:
+        scores, labels = np.array(pairs).T
+        figures["slices"] = {k: round(v, 4) if isinstance(v, float) else v for k, v in correlation_report(scores, labels).items()}
+    return figures
+
+
+def _median(values: list[float]) -> float | None:
+    return round(float(np.median(values)), 4) if values else None
+
+
+def _ladder_sroccs(rows: list[SeriesOutcome]) -> list[float]:
+    """SROCC of score against dose for each slice of each ladder (slices matched by position in the series)."""
+    ladders: dict[str, list[SeriesOutcome]] = defaultdict(list)
+    for o in rows:
+        if np.isfinite(o.dose):
+            ladders[o.ladder].append(o)
+    values = []
+    for members in ladders.values():
+        if len(members) < 3 or len({len(m.slice_scores) for m in members}) != 1:
+            continue
+        for i in range(len(members[0].slice_scores)):
+            values.append(srocc([m.dose for m in members], [m.slice_scores[i] for m in members]))
+    return [v for v in values if np.isfinite(v)]
+
+
+def to_document(outcomes: list[SeriesOutcome], model: str) -> dict:
+    return {"model": model, "summary": summarise(outcomes),
+            "series": [{"source": o.source, "ladder": o.ladder, "dose": o.dose, "label": o.label, "expected": o.expected,
+                        "status": o.status, "median_score": None if o.median is None else round(o.median, 4),
+                        "slice_scores": [round(s, 4) for s in o.slice_scores]} for o in outcomes]}
+
+
+def write_document(doc: dict, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc, indent=1) + "\n")
+    return path

@@ -1,0 +1,117 @@
+"""Write dose ladders of real diagnostic series: the input of `tfkt-edge evaluate --series`.
+
+    python -m tfkt_edge.train.ladders --output /tmp/ladders [--split heldout] [--doses 1,0.5,0.25,0.1,0.05,0.02]
+
+For every real clinical series of the chosen split (by default the held-out
+patient groups of `realct.HELDOUT_GROUPS`), the original files are listed as
+they are (dose 100%, expected to pass) and a simulated copy is written per
+lower dose: the same noise-in-its-own-texture simulator as training, as new
+DICOM series (new UIDs, "SIMULATED" in the description, DERIVED image type).
+`series.csv` lists every series with its source, dose, label and expected
+verdict. The copies are derived pixel data of the shared images: keep them
+out of this repository (write them to a scratch folder).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+from pathlib import Path
+
+import numpy as np
+import pydicom
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+from tfkt_edge.dicom import load_hu, scan
+from tfkt_edge.preprocess import pad_square
+
+from .ctnoise import TexturedSimulator
+from .ctsim import FULL_VIEWS
+from .realct import training_slices
+
+DOSES = (1.0, 0.5, 0.25, 0.1, 0.05, 0.02)
+ALERT_AT_OR_BELOW = 0.1
+FIELDS = ["path", "source", "ladder", "dose", "label", "expected"]
+
+
+def expected_verdict(dose: float) -> str:
+    """pass for the routine original, alert at 10% dose or less, 'either' in between (not counted)."""
+    if dose >= 1.0:
+        return "pass"
+    return "alert" if dose <= ALERT_AT_OR_BELOW + 1e-9 else "either"
+
+
+def _write_copy(path: Path, hu: np.ndarray, out: Path, series_uid: str, dose: float) -> None:
+    ds = pydicom.dcmread(path)
+    slope, intercept = float(ds.get("RescaleSlope", 1) or 1), float(ds.get("RescaleIntercept", 0) or 0)
+    stored = np.round((hu - intercept) / slope)
+    info = np.iinfo(np.int16 if ds.get("PixelRepresentation", 0) else np.uint16)
+    ds.PixelData = np.clip(stored, info.min, info.max).astype(info.dtype).tobytes()
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit = 16, 16, 15
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.SeriesInstanceUID = series_uid
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    ds.SeriesDescription = f"SIMULATED {dose:.0%} dose - not clinical"
+    ds.ImageType = ["DERIVED", "SECONDARY", "AXIAL"]
+    ds.DerivationDescription = f"tfkt-edge simulator: {dose:.0%} dose, noise in the image's own texture"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    ds.save_as(out, enforce_file_format=True)
+
+
+def write_ladders(output: Path, split: str = "heldout", doses=DOSES, seed: int = 11, progress=print) -> Path:
+    """Write the ladders under ``output`` and return the path of series.csv."""
+    groups: dict[str, list[Path]] = {}
+    for s in training_slices():
+        if s.split == split:
+            groups.setdefault(s.group, []).append(s.path)
+    rows = []
+    for g, (group, paths) in enumerate(sorted(groups.items())):
+        for k, series in enumerate(scan(paths).series):
+            ladder = f"{group}#{k}"
+            rows.append({"path": str(Path(series.slices[0].path).parent if len(series.slices) > 1 else series.slices[0].path),
+                         "source": group, "ladder": ladder, "dose": 1.0, "label": 4.0, "expected": "pass"})
+            if len(series.slices) > 1:  # list the files themselves: their folder may hold other series
+                rows[-1]["path"] = ";".join(str(r.path) for r in series.slices)
+            rng = np.random.default_rng(seed + 1000 * g + k)
+            uids = {dose: generate_uid() for dose in doses if dose < 1.0}
+            labels: dict[float, list[float]] = {dose: [] for dose in uids}
+            for i, ref in enumerate(series.slices):
+                hu = load_hu(ref)
+                square = pad_square(hu, -1000.0)
+                sim = TexturedSimulator(square, ref.pixel_spacing or 0.7, rng)
+                prepared = sim.prepare(square)
+                top, left = (square.shape[0] - hu.shape[0]) // 2, (square.shape[1] - hu.shape[1]) // 2
+                for dose in uids:
+                    image, label, _ = sim.degrade(square, prepared, dose, FULL_VIEWS)
+                    labels[dose].append(label)
+                    crop = image[top : top + hu.shape[0], left : left + hu.shape[1]]
+                    target = output / group.replace("/", "__") / f"series{k}" / f"dose{round(dose * 100):03d}" / f"{i:04d}.dcm"
+                    _write_copy(ref.path, crop, target, uids[dose], dose)
+            for dose in uids:
+                rows.append({"path": str(output / group.replace("/", "__") / f"series{k}" / f"dose{round(dose * 100):03d}"),
+                             "source": group, "ladder": ladder, "dose": dose,
+                             "label": round(float(np.mean(labels[dose])), 4), "expected": expected_verdict(dose)})
+            progress(f"{ladder}: {len(series.slices)} slice(s) x {len(uids)} doses")
+    output.mkdir(parents=True, exist_ok=True)
+    index = output / "series.csv"
+    with open(index, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+    return index
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--output", type=Path, required=True)
+    parser.add_argument("--split", default="heldout", choices=("heldout", "train"))
+    parser.add_argument("--doses", default=",".join(f"{d:g}" for d in DOSES))
+    args = parser.parse_args(argv)
+    doses = tuple(float(d) for d in args.doses.split(","))
+    print(write_ladders(args.output, args.split, doses))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

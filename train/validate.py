@@ -1,0 +1,96 @@
+"""What the model card states about real scans: the validated domain and the held-out series figures.
+
+    python -m tfkt_edge.train.validate [--model tfkt_edge/assets/tfkt_edge_s.onnx] [--ladders /tmp/ladders]
+
+* `measure_domain`: the limits of `tfkt_edge.domain.Domain`, measured on the
+  training slices (undegraded, native kernel) with margins.
+* `series_figures`: dose ladders of every held-out real series (`ladders.py`),
+  scored through `tfkt-edge evaluate --series`'s own code: false-alert and miss
+  rates per source, the undegraded scores, and the within-slice ladder SROCC,
+  plus each held-out slice's scores down its dose ladder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from collections import defaultdict
+from pathlib import Path
+
+from tfkt_edge.dicom import load_hu, scan
+from tfkt_edge.domain import Domain, image_stats
+from tfkt_edge.preprocess import LDCTIQAC, preprocess
+
+from .realct import HELDOUT_GROUPS, training_slices
+
+
+def measure_domain(split: str = "train") -> Domain:
+    """Limits from the clinical slices of ``split``: image statistics with margins, header ranges as trained."""
+    stats, thickness, fov, kernels, vendors = [], [], [], set(), set()
+    for s in training_slices():
+        if s.split != split:
+            continue
+        found = scan([s.path])
+        if not found.series:
+            continue
+        ref = found.series[0].slices[0]
+        stats.append(image_stats(preprocess(load_hu(ref), LDCTIQAC)))
+        if ref.thickness is not None:
+            thickness.append(ref.thickness)
+        if ref.pixel_spacing:
+            fov.append(ref.pixel_spacing * max(ref.rows, ref.columns))
+        kernels.add(s.kernel or "(none)")
+        vendors.add(s.manufacturer or "(unrecorded)")
+    body = min(x.body_fraction for x in stats)
+    tissue = min(x.tissue_fraction for x in stats)
+    structure = min(x.structure_hu for x in stats)
+    return Domain(
+        min_body_fraction=round(0.6 * body, 3), min_tissue_fraction=round(0.5 * tissue, 3),
+        min_structure_hu=round(0.75 * structure, 1),
+        thickness_mm=(min(thickness), max(thickness)), fov_mm=(round(0.75 * min(fov)), round(1.25 * max(fov))),
+        kernel_classes=("soft", "sharp", "unknown"),
+        validated=(f"trained on {len(stats)} real clinical slices (vendors: {', '.join(sorted(vendors))}; kernels: "
+                   f"{', '.join(sorted(kernels))}); held out by patient group: {', '.join(HELDOUT_GROUPS)}"),
+    )
+
+
+def series_figures(model: Path, ladders: Path | None = None) -> dict:
+    """Held-out series figures of ``model`` (ONNX Runtime), from ladders written to ``ladders`` (a temp dir if None)."""
+    from tfkt_edge.backends import create_backend
+    from tfkt_edge.evaluate_series import evaluate_series, summarise
+
+    from .ladders import write_ladders
+
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = ladders or Path(scratch)
+        if not (folder / "series.csv").exists():
+            write_ladders(folder, progress=lambda line: print(f"  ladder {line}", flush=True))
+        backend = create_backend("onnxruntime", model)
+        try:
+            outcomes = evaluate_series(folder, backend)
+        finally:
+            backend.close()
+    table: dict[str, dict[str, list[float]]] = defaultdict(dict)
+    for o in outcomes:
+        table[o.ladder][f"{o.dose:g}"] = [round(s, 3) for s in o.slice_scores]
+    return {"summary": summarise(outcomes), "dose_ladders": table}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", type=Path, default=Path(__file__).resolve().parents[1] / "tfkt_edge" / "assets" / "tfkt_edge_s.onnx")
+    parser.add_argument("--ladders", type=Path, default=None, help="reuse (or write) the ladders here")
+    parser.add_argument("--output", type=Path, default=None, help="write the figures as JSON here")
+    args = parser.parse_args(argv)
+    figures = {"domain": json.loads(measure_domain().to_json()), "heldout_series": series_figures(args.model, args.ladders)}
+    text = json.dumps(figures, indent=1)
+    if args.output:
+        args.output.write_text(text + "\n")
+    print(json.dumps(figures["heldout_series"]["summary"]["all"], indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
