@@ -147,7 +147,10 @@ def _classify(ds: Dataset) -> str | None:
 
 def _sop_class(ds: Dataset) -> str:
     """SOPClassUID, else the file meta's MediaStorageSOPClassUID (some anonymisers blank the former)."""
-    return str(ds.get("SOPClassUID", "") or getattr(getattr(ds, "file_meta", None), "MediaStorageSOPClassUID", "") or "")
+    own = str(ds.get("SOPClassUID", "") or "")
+    if own or "Modality" not in ds:  # a header cut short before Modality is unreadable, not anonymised
+        return own
+    return str(getattr(getattr(ds, "file_meta", None), "MediaStorageSOPClassUID", "") or "")
 
 
 def _sop_instance(ds: Dataset) -> str:

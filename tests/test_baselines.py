@@ -1,0 +1,97 @@
+"""Per-protocol baselines: learnt from accepted real series, applied by the alert policy, refused when wrong."""
+
+from __future__ import annotations
+
+import json
+
+import pydicom
+import pytest
+from typer.testing import CliRunner
+
+from tfkt_edge.baselines import Baseline, Baselines, Protocol, learn, load, save
+from tfkt_edge.cli.main import app
+from tfkt_edge.dicom import scan
+from tfkt_edge.errors import InputError
+from tfkt_edge.policy import AlertPolicy
+from tfkt_edge.scoring import SliceScore, judge
+
+runner = CliRunner()
+P = Protocol("CT1", "ABD 3MM", "FC17", 3.0)
+
+
+def test_learn_needs_enough_series_and_sets_the_alert_line_below_the_normal_range():
+    baselines = learn([(P, 3.5), (P, 3.6), (P, 3.7), (Protocol("CT2", "X", "B", 1.0), 3.0)], "m 1")
+    (entry,) = baselines.entries  # CT2 has one series only
+    assert entry.protocol == P and entry.n_series == 3 and entry.median == 3.6
+    assert entry.low == pytest.approx(3.6 - max(3 * 1.4826 * 0.1, 0.5))
+
+
+def test_file_round_trip_and_one_line_errors(tmp_path):
+    path = save(learn([(P, 1.7), (P, 1.8), (P, 1.9)], "m 1"), tmp_path / "b.json")
+    assert load(path).entries == learn([(P, 1.7), (P, 1.8), (P, 1.9)], "m 1").entries
+    bad = tmp_path / "bad.json"
+    for text in ("not json", json.dumps({"format": "other"}), json.dumps({"format": "tfkt-edge-baselines/1"})):
+        bad.write_text(text)
+        with pytest.raises(InputError, match="not a tfkt-edge baseline file"):
+            load(bad)
+    with pytest.raises(InputError, match="cannot read"):
+        load(tmp_path / "missing.json")
+    with pytest.raises(InputError, match="calibrated with model 'm 1'"):
+        load(path).require_model("tfkt_edge_s 9")
+
+
+def test_judge_uses_the_protocol_line_instead_of_the_threshold(real):
+    series = scan([real["abdomen_j2k"]]).series[0]
+    protocol = Protocol.of(series)
+    scored = [SliceScore(ref, 1.7) for ref in series.slices]
+    fixed = judge(series, scored, AlertPolicy())
+    assert fixed.verdict.alert  # 1.7 < 2.0
+    sharp_protocol = Baselines("m", (Baseline(protocol, 5, 1.8, 0.05, 1.3),))
+    calibrated = judge(series, scored, AlertPolicy(baselines=sharp_protocol))
+    assert not calibrated.verdict.alert and "protocol baseline" in calibrated.verdict.reason
+    strict = Baselines("m", (Baseline(protocol, 5, 3.8, 0.05, 3.3),))
+    assert judge(series, [SliceScore(ref, 3.0) for ref in series.slices], AlertPolicy(baselines=strict)).verdict.alert
+    other = Baselines("m", (Baseline(Protocol("X", "Y", "Z", 1.0), 5, 1.8, 0.05, 1.3),))
+    assert judge(series, scored, AlertPolicy(baselines=other)).verdict.alert  # no baseline for this protocol
+
+
+def _series_copies(source, folder, n, description):
+    """n copies of a real slice, each its own series of one protocol."""
+    paths = []
+    for i in range(n):
+        ds = pydicom.dcmread(source)
+        ds.SeriesInstanceUID = pydicom.uid.generate_uid()
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = pydicom.uid.generate_uid()
+        ds.SeriesDescription, ds.StationName = description, "CT1"
+        paths.append(folder / f"s{i}.dcm")
+        folder.mkdir(parents=True, exist_ok=True)
+        ds.save_as(paths[-1])
+    return paths
+
+
+def test_calibrate_then_score_with_baselines_on_real_series(real, tmp_path):
+    accepted = tmp_path / "accepted"
+    _series_copies(real["abdomen_j2k"], accepted, 3, "ABDOMEN ROUTINE")
+    out = tmp_path / "baselines.json"
+    result = runner.invoke(app, ["calibrate", str(accepted), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    data = json.loads(out.read_text())
+    assert len(data["protocols"]) == 1 and data["protocols"][0]["n_series"] == 3
+    assert data["protocols"][0]["protocol"]["description"] == "ABDOMEN ROUTINE"
+    new = tmp_path / "new"
+    _series_copies(real["abdomen_j2k"], new, 1, "ABDOMEN ROUTINE")
+    scored = runner.invoke(app, ["score", str(new), "--baselines", str(out), "--format", "json"])
+    assert scored.exit_code == 0, scored.output
+    assert "protocol baseline" in json.loads(scored.stdout)["series"][0]["reason"]
+
+
+def test_calibrate_and_score_refuse_bad_input(tmp_path, real):
+    assert runner.invoke(app, ["calibrate"]).exit_code == 2
+    bad = tmp_path / "b.json"
+    bad.write_text("{")
+    result = runner.invoke(app, ["score", str(real["abdomen_j2k"]), "--baselines", str(bad)])
+    assert result.exit_code == 2 and "not a tfkt-edge baseline file" in result.output
+    save(Baselines("another-model 0", ()), bad)
+    result = runner.invoke(app, ["score", str(real["abdomen_j2k"]), "--baselines", str(bad)])
+    assert result.exit_code == 2 and "calibrate again" in result.output
+    assert runner.invoke(app, ["calibrate", "--db", str(tmp_path / "none.sqlite")]).exit_code == 2
