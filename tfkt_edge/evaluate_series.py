@@ -160,3 +160,21 @@ def write_document(doc: dict, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(doc, indent=1) + "\n")
     return path
+
+
+COLUMNS = (("diagnostic_series", "diagnostic series"), ("false_alerts", "false alerts"),
+           ("low_dose_series", "copies at <= 10% dose"), ("misses", "missed"), ("outside_domain", "outside domain"),
+           ("undegraded_median_score", "undegraded median"), ("undegraded_min_score", "undegraded min"),
+           ("ladder_srocc_mean", "ladder SROCC mean"), ("ladder_srocc_min", "ladder SROCC min"))
+
+
+def markdown(summary: dict) -> str:
+    """The per-source table of `summarise`, as Markdown."""
+    lines = ["| source | " + " | ".join(title for _, title in COLUMNS) + " |",
+             "|---|" + "---:|" * len(COLUMNS)]
+    rows = {**summary["sources"], "**all**": summary["all"]}
+    for name, f in rows.items():
+        cells = ["-" if f.get(key) is None else (f"{f[key]:.3f}" if isinstance(f[key], float) else str(f[key]))
+                 for key, _ in COLUMNS]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"

@@ -63,6 +63,12 @@ def decode_slice(ref: SliceRef, contract: PreprocessContract) -> np.ndarray | Sk
         return Skip(ref.path, reasons.PIXELS_UNREADABLE.format(detail=reasons.one_line(exc)))
 
 
+def decode_with_stats(ref: SliceRef, contract: PreprocessContract) -> tuple[np.ndarray, ImageStats] | Skip:
+    """`decode_slice` plus the domain check's image statistics, both in the decoding worker."""
+    image = decode_slice(ref, contract)
+    return image if isinstance(image, Skip) else (image, image_stats(image, contract))
+
+
 DECODERS = ("threads", "processes")
 
 
@@ -112,16 +118,16 @@ def score_slices(
                 ref = next(source, None)
                 if ref is None:
                     break
-                in_flight.append((ref, decoders.submit(decode_slice, ref, backend.model.contract)))
+                in_flight.append((ref, decoders.submit(decode_with_stats, ref, backend.model.contract)))
             if not in_flight:
                 break
             ref, future = in_flight.popleft()
-            image = future.result()
-            if isinstance(image, Skip):
-                skipped.append(image)
+            decoded = future.result()
+            if isinstance(decoded, Skip):
+                skipped.append(decoded)
             else:
-                batch[len(pending), 0] = image
-                pending.append((ref, image_stats(image, backend.model.contract)))
+                batch[len(pending), 0], stats = decoded
+                pending.append((ref, stats))
                 if len(pending) == batch_size:
                     flush()
             if on_slice is not None:

@@ -79,9 +79,10 @@ def _fmt(value, spec: str = ".2f") -> str:
 
 
 def _evaluate_series(folder: Path, model, output: Path, batch_size: int, backend: str, policy: AlertPolicy) -> None:
-    from ..evaluate_series import evaluate_series, read_index, to_document, write_document
+    from ..evaluate_series import evaluate_series, markdown, read_index, to_document, write_document
 
-    err, console = Console(stderr=True), Console()
+    err = Console(stderr=True)
+    console = Console() if Console().is_terminal else Console(width=160)
     try:
         total = len(read_index(folder))
         engine = create_backend(backend, model)
@@ -92,17 +93,20 @@ def _evaluate_series(folder: Path, model, output: Path, batch_size: int, backend
                 outcomes = evaluate_series(folder, engine, policy, batch_size, on_series=lambda: progress.advance(task))
                 doc = to_document(outcomes, engine.model.name)
         path = write_document(doc, output / "series.json")
+        markdown_path = output / "series.md"
     except (TfktEdgeError, OSError) as exc:
         error(str(exc))
         raise typer.Exit(2) from None
-    table = Table(title=f"{doc['model']}: rescan alerts on {folder} (threshold {policy.threshold:.2f})")
-    for column in ("source", "diagnostic", "false alerts", "low-dose", "misses", "outside", "median (undegraded)",
-                   "min (undegraded)", "ladder SROCC", "slice SROCC"):
-        table.add_column(column, justify="right" if column != "source" else "left")
+    table = Table(title=f"{doc['model']}: rescan alerts on {folder} (alert below {policy.threshold:.2f})")
+    for column in ("source", "diagnostic", "false alerts", "low-dose", "missed", "outside", "median", "min", "ladder SROCC"):
+        table.add_column(column, justify="left" if column == "source" else "right")
     rows = {**doc["summary"]["sources"], "all": doc["summary"]["all"]}
     for name, f in rows.items():
         table.add_row(name, str(f["diagnostic_series"]), str(f["false_alerts"]), str(f["low_dose_series"]), str(f["misses"]),
                       str(f["outside_domain"]), _fmt(f["undegraded_median_score"]), _fmt(f["undegraded_min_score"]),
-                      _fmt(f.get("ladder_srocc_mean"), ".3f"), _fmt(f.get("slices", {}).get("srocc"), ".3f"))
+                      _fmt(f.get("ladder_srocc_mean"), ".3f"))
     console.print(table)
-    console.print(f"series results: {path}", highlight=False)
+    console.print("median/min: slice scores of the undegraded diagnostic series; low-dose: copies at 10% dose or less",
+                  highlight=False)
+    markdown_path.write_text(markdown(doc["summary"]))
+    console.print(f"series results: {path} and {markdown_path}", highlight=False)

@@ -24,8 +24,7 @@ from ..dicom import Skip, group_series
 from ..dicom.slices import read_slices
 from ..policy import AlertPolicy
 from ..report import document
-from ..domain import image_stats
-from ..scoring import SliceScore, decode_slice, judge
+from ..scoring import SliceScore, decode_with_stats, judge
 from .database import Database
 from .sinks import Sink
 
@@ -93,8 +92,8 @@ class ScoringWorker(Loop):
             else:
                 refs.extend(found)
         contract = self.backend.model.contract
-        images = list(self.pool.map(decode_slice, refs, [contract] * len(refs)))
-        good = [(ref, image) for ref, image in zip(refs, images) if not isinstance(image, Skip)]
+        images = list(self.pool.map(decode_with_stats, refs, [contract] * len(refs)))
+        good = [(ref, decoded) for ref, decoded in zip(refs, images) if not isinstance(decoded, Skip)]
         for ref, image in zip(refs, images):
             if isinstance(image, Skip):
                 skipped[ref.sop_instance_uid] = image.reason
@@ -102,9 +101,8 @@ class ScoringWorker(Loop):
         limit = self.backend.max_batch() or len(good) or 1
         for start in range(0, len(good), limit):
             chunk = good[start:start + limit]
-            batch = np.stack([image for _, image in chunk])[:, None]
-            scored += [(ref, float(s), image_stats(image, contract))
-                       for (ref, image), s in zip(chunk, self.backend.infer(batch))]
+            batch = np.stack([image for _, (image, _) in chunk])[:, None]
+            scored += [(ref, float(s), stats) for (ref, (_, stats)), s in zip(chunk, self.backend.infer(batch))]
         self.db.record_scores(scored, skipped, [sop for sop, _, _ in pending])
 
     def complete(self, series_uid: str) -> bool:
