@@ -267,6 +267,12 @@ def test_results_command_reads_the_database(server, tmp_path):
     assert json.loads(future.stdout) == []
     bad = runner.invoke(app, ["results", "--db", str(tmp_path / "results.sqlite"), "--since", "yesterday"])
     assert bad.exit_code == 2 and "--since" in bad.stderr
+    # The judged series are what a site calibrates its per-protocol baselines from.
+    out = tmp_path / "baselines.json"
+    learnt = runner.invoke(app, ["calibrate", "--db", str(tmp_path / "results.sqlite"), "--min-series", "1", "-o", str(out)])
+    assert learnt.exit_code == 0, learnt.output
+    (protocol,) = json.loads(out.read_text())["protocols"]
+    assert protocol["n_series"] == 1 and protocol["protocol"]["description"].startswith("SIMULATED")
 
 
 def test_watch_folder_scores_written_and_closed_files_in_place(tmp_path):
@@ -340,6 +346,21 @@ def test_basic_text_sr_reaches_the_destination_archive(server, tmp_path):
     evidence = sr.CurrentRequestedProcedureEvidenceSequence[0].ReferencedSeriesSequence[0]
     assert evidence.SeriesInstanceUID == source.SeriesInstanceUID
     assert {i.ReferencedSOPInstanceUID for i in evidence.ReferencedSOPSequence} == {pydicom.dcmread(p).SOPInstanceUID for p in paths}
+
+
+def test_a_real_phantom_scan_is_reported_outside_the_domain_not_alerted(server, realct, tmp_path):
+    """The GE daily-QA water cylinder, sent as the scanner would: a distinct status, never a rescan alert."""
+    srv = server()
+    phantom = sorted((realct / "rt-utils").glob("*.dcm"))
+    assert send(srv.port, phantom) == [0] * len(phantom)
+    (event,) = srv.wait_events(1)
+    series = event["series"][0]
+    assert series["status"] == "outside-domain" and series["alert"] is False
+    assert series["domain"]["reasons"] and series["reason"].startswith("outside the validated domain")
+    assert "OUTSIDE DOMAIN" in srv.output()
+    listed = subprocess.run([sys.executable, "-m", "tfkt_edge", "results", "--db", str(tmp_path / "results.sqlite"),
+                             "--format", "json"], capture_output=True, text=True)
+    assert json.loads(listed.stdout)[0]["status"] == "outside-domain"
 
 
 def test_enhanced_ct_frames_are_scored_as_slices(server, real, tmp_path):

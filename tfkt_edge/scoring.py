@@ -106,7 +106,11 @@ def score_slices(
     def flush() -> None:
         if pending:
             values = backend.infer(batch[: len(pending)])
-            scored.extend(SliceScore(ref, float(v), stats) for (ref, stats), v in zip(pending, values))
+            for (ref, stats), value in zip(pending, values):
+                if np.isfinite(value):
+                    scored.append(SliceScore(ref, float(value), stats))
+                else:  # never let a NaN into a median, where it would read as "not below the threshold"
+                    skipped.append(Skip(ref.path, reasons.NON_FINITE))
             pending.clear()
 
     prefetch = max(2 * batch_size, 2 * workers)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -39,6 +40,19 @@ def _dicomdir_references(path: Path) -> Iterator[Path | Skip]:
         yield referenced if referenced.is_file() else Skip(referenced, reasons.MISSING_REFERENCE)
 
 
+def _special(path: Path) -> str | None:
+    """What a non-regular file is (a FIFO, a device, a socket), or None for a regular file or a folder."""
+    try:
+        mode = path.stat().st_mode  # follows links: a link to /dev/zero is a device
+    except OSError:
+        return None
+    for test, kind in ((stat.S_ISFIFO, "a named pipe"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return kind
+    return None
+
+
 def _walk(folder: Path) -> Iterator[Path]:
     for dirpath, dirnames, filenames in os.walk(folder, onerror=None):
         dirnames.sort()
@@ -64,9 +78,16 @@ def iter_files(paths: Iterable[Path]) -> Iterator[Path | Skip]:
 
     for path in paths:
         path = Path(path)
+        kind = _special(path)
+        if kind is not None:
+            yield Skip(path, reasons.NOT_REGULAR.format(kind=kind))
+            continue
         if path.is_dir():
             for candidate in _walk(path):
-                if fresh(candidate):
+                kind = _special(candidate)
+                if kind is not None:  # reading a pipe or /dev/zero would hang or never end
+                    yield Skip(candidate, reasons.NOT_REGULAR.format(kind=kind))
+                elif fresh(candidate):
                     yield candidate
         elif path.is_file() and path.name.upper() == DICOMDIR_NAME:
             fresh(path)

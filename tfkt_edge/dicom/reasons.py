@@ -13,6 +13,11 @@ UNREADABLE = "unreadable DICOM file ({detail})"
 PIXELS_UNREADABLE = "pixel data could not be decoded ({detail})"
 DUPLICATE = "duplicate of SOP Instance {uid} already read from {other}"
 MISSING_REFERENCE = "referenced by DICOMDIR but missing"
+NOT_REGULAR = "not a regular file ({kind})"
+BAD_RESCALE = "RescaleSlope/RescaleIntercept not usable ({detail})"
+BAD_FRAMES = "NumberOfFrames {frames} does not match the file ({detail})"
+PIXEL_SIZE = "pixel data holds {actual} bytes where Rows x Columns x frames needs {expected}"
+NON_FINITE = "the model returned a non-finite score for this slice"
 
 
 def one_line(exc: BaseException) -> str:

@@ -21,6 +21,10 @@ SECONDARY_CAPTURE_PREFIX = "1.2.840.10008.5.1.4.1.1.7"
 _DEFER = 4096
 # Below this a slice holds too little anatomy and noise texture to judge (CT is 256-1024).
 MIN_MATRIX = 64
+# Beyond these a header is not a CT image but an error or an attack (a 999999999-frame claim).
+MAX_MATRIX = 4096
+MAX_FRAMES = 20000
+MAX_RESCALE = 1e6
 
 
 @dataclass(frozen=True)
@@ -138,6 +142,8 @@ def _classify(ds: Dataset) -> str | None:
     rows, columns = _int_or_none(ds.get("Rows")) or 0, _int_or_none(ds.get("Columns")) or 0
     if min(rows, columns) < MIN_MATRIX:
         return reasons.TOO_SMALL.format(rows=rows, columns=columns, minimum=MIN_MATRIX)
+    if max(rows, columns) > MAX_MATRIX:
+        return reasons.UNREADABLE.format(detail=f"{rows}x{columns} exceeds {MAX_MATRIX}x{MAX_MATRIX}")
     samples = _int_or_none(ds.get("SamplesPerPixel")) or 1
     photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2"))
     if samples != 1 or not photometric.startswith("MONOCHROME"):
@@ -176,6 +182,31 @@ def _acquisition(ds: Dataset) -> dict:
                 phantom_header=any(word in text for word in PHANTOM_WORDS))
 
 
+def _rescale(slope_value, intercept_value) -> tuple[float, float]:
+    """Slope and intercept of the modality LUT (1 and 0 when absent); ValueError when unusable."""
+    slope = 1.0 if slope_value in (None, "") else float(slope_value)
+    intercept = 0.0 if intercept_value in (None, "") else float(intercept_value)
+    if not (np.isfinite(slope) and np.isfinite(intercept)) or slope == 0.0 or abs(slope) > MAX_RESCALE \
+            or abs(intercept) > MAX_RESCALE:
+        raise ValueError(reasons.BAD_RESCALE.format(detail=f"slope {slope_value}, intercept {intercept_value}"))
+    return slope, intercept
+
+
+def _check_pixel_size(ds: Dataset, frames: int) -> None:
+    """For uncompressed pixel data, its length must be what Rows x Columns x frames x bytes needs."""
+    syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+    if syntax is None or UID(syntax).is_compressed:
+        return
+    raw = ds.get_item("PixelData", keep_deferred=True)
+    actual = getattr(raw, "length", None)
+    if actual is None or actual == 0xFFFFFFFF:
+        return
+    bits = _int_or_none(ds.get("BitsAllocated")) or 16
+    expected = int(ds.Rows) * int(ds.Columns) * frames * max(1, bits // 8)
+    if not expected <= actual <= expected + 1:  # one pad byte keeps the length even
+        raise ValueError(reasons.PIXEL_SIZE.format(actual=actual, expected=expected))
+
+
 def _spacing(value) -> float | None:
     try:
         return float(value[0]) if value else None
@@ -185,14 +216,15 @@ def _spacing(value) -> float | None:
 
 def _single_frame(path: Path, ds: Dataset, common: dict) -> list[SliceRef]:
     normal = _normal(ds.get("ImageOrientationPatient"))
+    slope, intercept = _rescale(ds.get("RescaleSlope"), ds.get("RescaleIntercept"))
     return [
         SliceRef(
             path=path,
             frame=None,
             pixel_spacing=_spacing(ds.get("PixelSpacing")),
             position=_project(ds.get("ImagePositionPatient"), normal),
-            slope=float(ds.get("RescaleSlope", 1.0) or 1.0),
-            intercept=float(ds.get("RescaleIntercept", 0.0) or 0.0),
+            slope=slope,
+            intercept=intercept,
             **common,
         )
     ]
@@ -202,7 +234,11 @@ def _enhanced_frames(path: Path, ds: Dataset, common: dict) -> list[SliceRef]:
     """Enhanced CT: rescale, orientation and position per frame, shared groups as default."""
     shared = _first(ds, "SharedFunctionalGroupsSequence")
     per_frame = ds.get("PerFrameFunctionalGroupsSequence") or []
-    n_frames = _int_or_none(ds.get("NumberOfFrames")) or 1
+    n_frames = _int_or_none(ds.get("NumberOfFrames"))
+    if n_frames is None or not 1 <= n_frames <= MAX_FRAMES or (per_frame and len(per_frame) != n_frames):
+        raise ValueError(reasons.BAD_FRAMES.format(
+            frames=ds.get("NumberOfFrames"), detail=f"{len(per_frame)} per-frame functional groups, at most {MAX_FRAMES} frames"))
+    _check_pixel_size(ds, n_frames)
     refs = []
     for index in range(n_frames):
         frame_groups = per_frame[index] if index < len(per_frame) else None
@@ -215,14 +251,16 @@ def _enhanced_frames(path: Path, ds: Dataset, common: dict) -> list[SliceRef]:
             return default
 
         normal = _normal(lookup("PlaneOrientationSequence", "ImageOrientationPatient"))
+        slope, intercept = _rescale(lookup("PixelValueTransformationSequence", "RescaleSlope"),
+                                    lookup("PixelValueTransformationSequence", "RescaleIntercept"))
         refs.append(
             SliceRef(
                 path=path,
                 frame=index,
                 position=_project(lookup("PlanePositionSequence", "ImagePositionPatient"), normal),
                 pixel_spacing=_spacing(lookup("PixelMeasuresSequence", "PixelSpacing")),
-                slope=float(lookup("PixelValueTransformationSequence", "RescaleSlope", 1.0) or 1.0),
-                intercept=float(lookup("PixelValueTransformationSequence", "RescaleIntercept", 0.0) or 0.0),
+                slope=slope,
+                intercept=intercept,
                 **common,
             )
         )
@@ -254,6 +292,11 @@ def read_slices(path: Path) -> list[SliceRef] | Skip:
         )
         if _sop_class(ds) == ENHANCED_CT_IMAGE:
             return _enhanced_frames(path, ds, common)
+        _check_pixel_size(ds, 1)
         return _single_frame(path, ds, common)
+    except ValueError as exc:
+        text = reasons.one_line(exc)
+        own = text.startswith(tuple(r.split("{")[0] for r in (reasons.BAD_RESCALE, reasons.BAD_FRAMES, reasons.PIXEL_SIZE)))
+        return Skip(path, text if own else reasons.UNREADABLE.format(detail=text))
     except Exception as exc:  # malformed values (bad VR, missing Rows...): a reason, not a traceback
         return Skip(path, reasons.UNREADABLE.format(detail=reasons.one_line(exc)))

@@ -20,7 +20,7 @@ from typing import Callable
 import numpy as np
 
 from ..backends import Backend
-from ..dicom import Skip, group_series
+from ..dicom import Skip, group_series, reasons
 from ..dicom.slices import read_slices
 from ..policy import AlertPolicy
 from ..report import document
@@ -102,7 +102,11 @@ class ScoringWorker(Loop):
         for start in range(0, len(good), limit):
             chunk = good[start:start + limit]
             batch = np.stack([image for _, (image, _) in chunk])[:, None]
-            scored += [(ref, float(s), stats) for (ref, (_, stats)), s in zip(chunk, self.backend.infer(batch))]
+            for (ref, (_, stats)), value in zip(chunk, self.backend.infer(batch)):
+                if np.isfinite(value):
+                    scored.append((ref, float(value), stats))
+                else:
+                    skipped[ref.sop_instance_uid] = reasons.NON_FINITE
         self.db.record_scores(scored, skipped, [sop for sop, _, _ in pending])
 
     def complete(self, series_uid: str) -> bool:
