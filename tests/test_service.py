@@ -142,6 +142,13 @@ def test_echo_and_store_then_one_verdict_per_series(server, tmp_path):
     stored = sorted((tmp_path / "store").rglob("*.dcm"))
     assert len(stored) == 10 and all(p.stem == pydicom.dcmread(p).SOPInstanceUID for p in stored)
     assert "RESCAN ALERT" in srv.output() and "pass: Pancreas" in srv.output()
+    # Each result names who and what it is about, read from the instances when they were scored.
+    source = pydicom.dcmread(clinical[0])
+    event = next(e for e in events if e["series_instance_uid"] == source.SeriesInstanceUID)
+    study = event["series"][0]["study"]
+    assert study["study_instance_uid"] == source.StudyInstanceUID and study["patient_id"] == str(source.PatientID)
+    assert event["calling_ae"] == ["SCU"] and event["judged_utc"].endswith("+00:00")
+    assert f"patient {source.PatientID}" in srv.output()
 
 
 @needs_dcmtk

@@ -25,6 +25,16 @@ CSV_FIELDS = ["series_instance_uid", "description", "path", "sop_instance_uid", 
               "score", "series_alert", "series_status", "skip_reason"]
 
 
+STUDY_FIELDS = ("study_instance_uid", "patient_id", "patient_name", "accession_number", "study_date", "station",
+                "manufacturer")
+
+
+def _study(result: SeriesResult) -> dict:
+    """Who and where: read from the series' own headers when it was scored (never re-read later)."""
+    first = result.series.slices[0] if result.series.slices else None
+    return {field: getattr(first, field, "") for field in STUDY_FIELDS}
+
+
 def _series_doc(result: SeriesResult) -> dict:
     scores = result.scores
     return {
@@ -41,6 +51,7 @@ def _series_doc(result: SeriesResult) -> dict:
         "reason": result.verdict.reason,
         "domain": result.domain.to_dict(),
         "protocol": asdict(Protocol.of(result.series)) if result.series.slices else None,
+        "study": _study(result),
         "slices": [
             {"path": str(s.ref.path), "sop_instance_uid": s.ref.sop_instance_uid, "instance_number": s.ref.instance_number,
              "frame": s.ref.frame, "score": round(s.score, 4)}

@@ -88,12 +88,15 @@ def _series_html(number: int, result: SeriesResult, profile: bytes) -> str:
             img = '<div class="missing">image unavailable</div>'
         thumbs.append(f'<figure>{img}<figcaption>{e(s.label)}: <b>{s.score:.2f}</b></figcaption></figure>')
     state = verdict.status
+    first = series.slices[0]
     return f"""
 <section class="series {state}">
   <h2>#{number} {e(series.description or "(no description)")}</h2>
   <p class="verdict {state}">{STATUS_TEXT[verdict.status].upper()}: {e(verdict.reason)}</p>
   <p class="meta">{len(result.slices)} slices; median {float(np.median(result.scores)):.2f}, lowest {float(result.scores.min()):.2f};
      kernel {e(series.kernel or "-")}; series {e(series.series_instance_uid)}</p>
+  <p class="meta">patient {e(first.patient_name or "-")} ({e(first.patient_id or "-")}); accession {e(first.accession_number or "-")};
+     study {e(first.study_date or "-")} {e(first.study_instance_uid or "-")}; station {e(first.station or "-")}</p>
   <img class="profile" alt="quality profile of series {number}" src="{_data_uri(profile)}">
   <h3>Worst slices (window L{WINDOW[0]:g} W{WINDOW[1]:g})</h3>
   <div class="thumbs">{"".join(thumbs)}</div>

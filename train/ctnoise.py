@@ -105,31 +105,31 @@ def _radial_grid(shape: tuple[int, int]) -> np.ndarray:
     return np.hypot(*np.meshgrid(fy, fx, indexing="ij"))
 
 
+def kernel_window(nps: np.ndarray) -> np.ndarray:
+    """The reconstruction window A(f) (radial, NPS_BINS values) that turns ramp-filter noise into noise with
+    the radial NPS ``nps``: FBP noise has NPS ~ f A(f)^2, so A^2 ~ nps / f. Normalised to 1 at low frequency
+    and made non-increasing, like every reconstruction kernel's window: it never amplifies the low
+    frequencies where a patch NPS is unreliable and the ramp's own content is directional streaks."""
+    f = np.arange(NPS_BINS) / PATCH
+    window = np.sqrt(np.maximum(nps[1:], 0.0) / f[1:])
+    window = np.minimum.accumulate(window / window[1])  # bins 1-2 (1/32-1/16 cycles/pixel) as reference
+    return np.clip(np.r_[1.0, window], 0.0, 1.0)
+
+
 def match_texture(delta: np.ndarray, nps: np.ndarray | None) -> np.ndarray:
-    """Re-filter simulated noise (ramp-filter FBP texture) to the radial NPS ``nps``; RMS is preserved.
+    """Re-filter simulated noise (ramp-filter FBP texture) with the window of the image's own kernel
+    (`kernel_window` of its NPS); the RMS is preserved.
 
     The spatial envelope (more noise along long paths, streak directions) is kept;
     only the spectrum's shape changes, to that of the image's own reconstruction.
     """
     if nps is None:
         return delta
-    spectrum = np.fft.fft2(delta)
     radius = _radial_grid(delta.shape)
-    centres = np.arange(NPS_BINS) / PATCH
-    own = _radial_of(np.abs(spectrum) ** 2, radius, centres)
-    ratio = np.sqrt(np.interp(radius, centres, nps) / np.maximum(np.interp(radius, centres, own), 1e-6 * own.max()))
-    ratio[radius < centres[1]] = np.sqrt(nps[1] / max(own[1], 1e-6 * own.max()))
-    out = np.real(np.fft.ifft2(spectrum * ratio))
+    gain = np.interp(radius, np.arange(NPS_BINS) / PATCH, kernel_window(nps))
+    out = np.real(np.fft.ifft2(np.fft.fft2(delta) * gain))
     rms_in, rms_out = np.sqrt(np.mean(delta**2)), np.sqrt(np.mean(out**2))
     return (out * (rms_in / rms_out if rms_out > 0 else 0.0)).astype(np.float32)
-
-
-def _radial_of(power: np.ndarray, radius: np.ndarray, centres: np.ndarray) -> np.ndarray:
-    step = centres[1]
-    bins = np.minimum(np.rint(radius / step).astype(int), len(centres) - 1)
-    total = np.bincount(bins.ravel(), power.ravel(), len(centres))
-    count = np.bincount(bins.ravel(), None, len(centres))
-    return total / np.maximum(count, 1)
 
 
 @dataclass(frozen=True)
@@ -160,13 +160,25 @@ def kernel_variants(rng: np.random.Generator) -> tuple[KernelVariant, ...]:
             KernelVariant("smooth", float(rng.uniform(0.15, 0.3))))
 
 
+def ramp_noise(shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+    """Stationary noise with the NPS of ramp-filter FBP (NPS ~ f), unit RMS."""
+    white = rng.standard_normal(shape)
+    noise = np.real(np.fft.ifft2(np.fft.fft2(white) * np.sqrt(_radial_grid(shape))))
+    return (noise / noise.std()).astype(np.float32)
+
+
 class TexturedSimulator:
     """Degrades one slice (and kernel variants of it) with noise and streaks in each image's own texture.
 
-    The sinogram simulator (`ctsim.SliceSimulator`) runs once per slice: it gives
-    a few draws of routine-dose quantum noise and, per number of views, the
-    sparse-view streaks. Each image variant then takes them re-filtered to its
-    own NPS, with the noise scaled to its own noise level.
+    Dose noise is quantum noise as an FBP image shows it: ramp-shaped NPS, here
+    stationary (scanners' tube-current modulation, bowtie filters and adaptive
+    filtering of photon-starved rays make routine CT noise close to isotropic;
+    the unmodulated parallel-beam noise of `ctsim` is streakier than any
+    clinical scan, and meaningless on coronal and sagittal reformats). Each image
+    variant takes it through its own kernel window (`match_texture`), scaled to
+    its own noise level. Sparse-view streaks come from the sinogram simulator
+    (`ctsim.SliceSimulator`, once per slice and number of views), in the same
+    texture.
     """
 
     def __init__(self, hu: np.ndarray, pixel_mm: float, rng: np.random.Generator, draws: int = 3):
@@ -176,7 +188,7 @@ class TexturedSimulator:
         self.sim = SliceSimulator(hu, pixel_mm)
         self.rng = rng
         self.body = self.sim.body
-        self.noise = [self.sim.delta_hu(Degradation(1.0), rng, increment=False) for _ in range(draws)]
+        self.noise = [ramp_noise(hu.shape, rng) for _ in range(draws)]
         self._streaks: dict[int, np.ndarray] = {}
 
     def _unit(self, delta: np.ndarray) -> np.ndarray:

@@ -51,6 +51,12 @@ class SliceRef:
     manufacturer: str = ""
     station: str = ""
     phantom_header: bool = False  # a phantom or QA word in the patient, study, series or protocol text
+    # Who and what the series belongs to, so an alert can be placed on the console and in the archive.
+    study_instance_uid: str = ""
+    patient_id: str = ""
+    patient_name: str = ""
+    accession_number: str = ""
+    study_date: str = ""
 
 
 @dataclass(frozen=True)
@@ -179,7 +185,12 @@ def _acquisition(ds: Dataset) -> dict:
                 body_part=_text(ds.get("BodyPartExamined")).strip().upper(),
                 manufacturer=_text(ds.get("Manufacturer")).strip(),
                 station=_text(ds.get("StationName")).strip(),
-                phantom_header=any(word in text for word in PHANTOM_WORDS))
+                phantom_header=any(word in text for word in PHANTOM_WORDS),
+                study_instance_uid=_text(ds.get("StudyInstanceUID")).strip(),
+                patient_id=_text(ds.get("PatientID")).strip(),
+                patient_name=_text(ds.get("PatientName")).strip(),
+                accession_number=_text(ds.get("AccessionNumber")).strip(),
+                study_date=_text(ds.get("StudyDate")).strip())
 
 
 def _rescale(slope_value, intercept_value) -> tuple[float, float]:

@@ -177,6 +177,12 @@ class Database:
         return [(ref_from_json(ref), score, ImageStats(**json.loads(stats)) if stats else None)
                 for ref, score, stats in rows]
 
+    def series_callers(self, series: str) -> list[str]:
+        """The calling AE titles that sent instances of a series (empty for a watched folder)."""
+        rows = self._read("SELECT DISTINCT calling_ae FROM instances WHERE series_instance_uid = ? AND calling_ae IS NOT NULL"
+                          " AND calling_ae != '' ORDER BY calling_ae", (series,))
+        return [r[0] for r in rows]
+
     def series_skips(self, series: str) -> list[tuple[Path, str]]:
         return [(Path(p), r) for p, r in self._read(
             "SELECT path, skip_reason FROM instances WHERE series_instance_uid = ? AND skip_reason IS NOT NULL", (series,))]

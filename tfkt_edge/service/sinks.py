@@ -38,8 +38,11 @@ def one_line(payload: dict) -> tuple[bool, str]:
     if not series:
         return False, f"series {uid}: nothing scorable ({len(payload.get('skipped', []))} instance(s) skipped)"
     verdict = STATUS_TEXT.get(series.get("status", ""), "RESCAN ALERT" if series["alert"] else "pass")
-    return bool(series["alert"]), (f"{verdict}: {description} ({series['n_slices']} slices, median "
-                                   f"{series['median_score']:.2f}) {series['reason']} [{uid}]")
+    study = series.get("study") or {}
+    who = ", ".join(f"{label} {study[key]}" for key, label in (("patient_id", "patient"), ("accession_number", "accession"),
+                                                                ("station", "station")) if study.get(key))
+    return bool(series["alert"]), (f"{verdict}: {description}{f' [{who}]' if who else ''} ({series['n_slices']} slices, "
+                                   f"median {series['median_score']:.2f}) {series['reason']} [{uid}]")
 
 
 class ConsoleSink:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from datetime import datetime, timezone
 from concurrent.futures import Executor
 from typing import Callable
 
@@ -118,6 +119,8 @@ class ScoringWorker(Loop):
                    for series in group_series([ref for ref, _, _ in rows])]  # anatomical order, as `score` orders
         payload = document(self.backend.model, results, skips, self.policy.threshold)
         payload["series_instance_uid"] = series_uid
+        payload["judged_utc"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        payload["calling_ae"] = self.db.series_callers(series_uid)
         alert = any(r.verdict.alert for r in results)
         event = self.db.complete_series(series_uid, alert, payload, self.sinks)
         if event is not None:
