@@ -213,3 +213,17 @@ def test_whole_pydicom_corpus_is_accounted_for():
     accounted = {s.path.resolve() for series in result.series for s in series.slices} | {k.path.resolve() for k in result.skipped}
     assert files <= accounted
     assert all(k.reason for k in result.skipped)
+
+
+def test_a_truncated_copy_never_hides_the_whole_instance(real, tmp_path):
+    """Duplicates are settled by size: the truncated copy that sorts first is the one skipped."""
+    whole = real["explicit_le"]
+    data = whole.read_bytes()
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "a_truncated.dcm").write_bytes(data[: len(data) // 2])
+    (folder / "b_whole.dcm").write_bytes(data)
+    result = scan([folder])
+    assert [ref.path.name for s in result.series for ref in s.slices] == ["b_whole.dcm"]
+    (skip,) = result.skipped
+    assert skip.path.name == "a_truncated.dcm" and skip.reason.startswith("duplicate of SOP Instance")

@@ -164,6 +164,14 @@ def test_dcmtk_storescu_and_echoscu(server, tmp_path):
     assert event["series"][0]["alert"] and event["series"][0]["n_slices"] == 4
 
 
+def test_an_association_for_another_called_ae_title_is_refused(server):
+    srv = server()
+    ae = AE(ae_title="SCU")
+    ae.add_requested_context(Verification)
+    assoc = ae.associate("127.0.0.1", srv.port, ae_title="NOT_TFKT")
+    assert assoc.is_rejected
+
+
 def test_other_sop_classes_are_refused_at_negotiation(server):
     srv = server()
     mr = pydicom.dcmread(PYDICOM_FILES / "MR_small.dcm")

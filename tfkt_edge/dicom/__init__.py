@@ -25,6 +25,13 @@ class ScanResult:
         return sum(len(s.slices) for s in self.series)
 
 
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return -1
+
+
 def scan(paths: Iterable[Path], on_file: Callable[[Path], None] | None = None) -> ScanResult:
     """Read the headers of everything under ``paths`` and group the CT slices.
 
@@ -33,8 +40,8 @@ def scan(paths: Iterable[Path], on_file: Callable[[Path], None] | None = None) -
         on_file: called after each file is read (for progress display).
     """
     result = ScanResult()
-    refs: list[SliceRef] = []
-    owners: dict[str, Path] = {}
+    owners: dict[str, tuple[Path, list[SliceRef]]] = {}
+    anonymous: list[SliceRef] = []
     for item in iter_files(paths):
         if isinstance(item, Skip):
             result.skipped.append(item)
@@ -46,10 +53,17 @@ def scan(paths: Iterable[Path], on_file: Callable[[Path], None] | None = None) -
             result.skipped.append(found)
             continue
         uid = found[0].sop_instance_uid
-        if uid and uid in owners:
-            result.skipped.append(Skip(item, reasons.DUPLICATE.format(uid=uid, other=owners[uid])))
+        if not uid:
+            anonymous.extend(found)
             continue
-        owners[uid] = item
-        refs.extend(found)
-    result.series = group_series(refs)
+        if uid in owners:
+            # Of two copies of one instance keep the larger: a truncated copy must not hide the whole one.
+            kept, _ = owners[uid]
+            if _size(item) > _size(kept):
+                owners[uid] = (item, found)
+                item, kept = kept, item
+            result.skipped.append(Skip(item, reasons.DUPLICATE.format(uid=uid, other=kept)))
+            continue
+        owners[uid] = (item, found)
+    result.series = group_series([ref for _, found in owners.values() for ref in found] + anonymous)
     return result

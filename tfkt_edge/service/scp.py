@@ -92,6 +92,7 @@ class StorageServer:
             self.ae.add_supported_context(sop_class, TRANSFER_SYNTAXES)
         self.ae.add_supported_context(Verification)
         self.ae.require_calling_aet = list(config.allowed_callers)
+        self.ae.require_called_aet = True  # an association addressed to another AE title is refused
         self.ae.maximum_associations = 16
         self._handlers = [(evt.EVT_C_ECHO, handle_echo), (evt.EVT_C_STORE, handle_store, [store, db, received])]
         self._server = None

@@ -85,6 +85,16 @@ class JsonlSink:
             self._written.add(event_id)
 
 
+class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
+    """A redirect would be followed as a GET without the result: treat it as the failure it is."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        raise urllib.error.HTTPError(req.full_url, code, f"redirected to {newurl}: not followed", headers, fp)
+
+
+_NO_REDIRECTS = urllib.request.build_opener(_RefuseRedirects)
+
+
 class WebhookSink:
     """POSTs the result as JSON; any answer but 2xx, or no answer within ``timeout`` s, is a failure."""
 
@@ -100,10 +110,10 @@ class WebhookSink:
         request = urllib.request.Request(self.url, data=body, method="POST", headers={
             "Content-Type": "application/json", "Idempotency-Key": f"tfkt-edge-{event_id}"})
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+            with _NO_REDIRECTS.open(request, timeout=self.timeout) as response:
                 if not 200 <= response.status < 300:
                     raise RuntimeError(f"HTTP {response.status}")
         except urllib.error.HTTPError as exc:
-            raise RuntimeError(f"HTTP {exc.code}") from None
+            raise RuntimeError(f"HTTP {exc.code}" + (f" ({exc.msg})" if 300 <= exc.code < 400 else "")) from None
         except (urllib.error.URLError, OSError) as exc:
             raise RuntimeError(f"{getattr(exc, 'reason', exc)}") from None
