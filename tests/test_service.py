@@ -172,6 +172,29 @@ def test_an_association_for_another_called_ae_title_is_refused(server):
     assert assoc.is_rejected
 
 
+def test_idle_connections_cannot_lock_scanners_out(server):
+    """16 sockets that connect and say nothing fill every association slot; they are dropped after the
+    ARTIM timeout (5 s), and a scanner's echo gets through again."""
+    from tfkt_edge.service.scp import IDLE_CONNECT_TIMEOUT
+
+    srv = server()
+    idle = [socket.create_connection(("127.0.0.1", srv.port)) for _ in range(16)]
+    try:
+        deadline = time.monotonic() + IDLE_CONNECT_TIMEOUT + 20
+        while time.monotonic() < deadline:
+            assoc = associate(srv.port)
+            if assoc.is_established:
+                assert assoc.send_c_echo().Status == 0x0000
+                assoc.release()
+                break
+            time.sleep(0.5)
+        else:
+            raise AssertionError("the idle connections kept every association slot")
+    finally:
+        for s in idle:
+            s.close()
+
+
 def test_other_sop_classes_are_refused_at_negotiation(server):
     srv = server()
     mr = pydicom.dcmread(PYDICOM_FILES / "MR_small.dcm")

@@ -82,6 +82,9 @@ def handle_store(event, store: InstanceStore, db: Database, received: Callable[[
     return SUCCESS
 
 
+IDLE_CONNECT_TIMEOUT = 5.0
+
+
 class StorageServer:
     """The listening AE; ``start`` returns once the port is bound."""
 
@@ -94,6 +97,9 @@ class StorageServer:
         self.ae.require_calling_aet = list(config.allowed_callers)
         self.ae.require_called_aet = True  # an association addressed to another AE title is refused
         self.ae.maximum_associations = 16
+        # A peer that connects and says nothing holds a slot until the ARTIM timer: 30 s by default, so 16
+        # idle sockets would lock every scanner out. 5 s is ample for a real A-ASSOCIATE-RQ.
+        self.ae.acse_timeout = IDLE_CONNECT_TIMEOUT
         self._handlers = [(evt.EVT_C_ECHO, handle_echo), (evt.EVT_C_STORE, handle_store, [store, db, received])]
         self._server = None
         self._lock = threading.Lock()
