@@ -169,6 +169,9 @@ def main(argv: list[str] | None = None) -> int:
     export_onnx(model, args.model, LDCTIQAC, card, onnx_path)
     save_checkpoint(model, finetune, CHECKPOINTS / f"{args.model}.pt", card)
     (args.assets / f"{args.model}.card.json").write_text(json.dumps(card, indent=2) + "\n")
+    from .validate import markdown_report
+
+    (Path(__file__).resolve().parents[1] / "docs" / "heldout_real.md").write_text(markdown_report(card))
     shutil.copyfile(model_path.parent / "log.csv", CHECKPOINTS / f"{args.model}.log.csv")
     shutil.copyfile(pretrained.parent / "log.csv", CHECKPOINTS / f"{args.model}.pretrain.log.csv")
     print(json.dumps({"heldout": figures["all"], "onnx_torch_max_abs_diff": card["onnx_torch_max_abs_diff"]}, indent=2))

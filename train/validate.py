@@ -78,6 +78,30 @@ def series_figures(model: Path, ladders: Path | None = None) -> dict:
     return {"summary": summarise(outcomes), "dose_ladders": table}
 
 
+def markdown_report(card: dict) -> str:
+    """docs/heldout_real.md: the held-out real series table and every held-out slice's dose ladder."""
+    from tfkt_edge.evaluate_series import markdown
+
+    figures = card["heldout_series"]
+    ladders = figures["dose_ladders"]
+    doses = sorted({float(d) for rows in ladders.values() for d in rows}, reverse=True)
+    lines = [f"# Held-out real CT: {card['name']} {card['version']}", "",
+             "Written by `python -m tfkt_edge.train.make_default` from the model card (`heldout_series`). "
+             "Held-out patient groups of `../shared/realct` and the pydicom skull base; each original series must "
+             "pass, each simulated copy at 10% dose or less must alert (threshold 2.0, min-run 3; domain check on). "
+             "Labels of the copies: 4 + 0.75 log2(dose).", "", "## Per source", "", markdown(figures["summary"]),
+             "## Dose ladder of every held-out slice", "",
+             "Score of each slice (one row per slice; a multi-slice series gives one row per slice) at each dose.", "",
+             "| series | slice | " + " | ".join(f"{d:.0%}" for d in doses) + " |",
+             "|---|---:|" + "---:|" * len(doses)]
+    for ladder, rows in ladders.items():
+        n = len(next(iter(rows.values())))
+        for i in range(n):
+            cells = [f"{rows[f'{d:g}'][i]:.2f}" if f"{d:g}" in rows and i < len(rows[f"{d:g}"]) else "-" for d in doses]
+            lines.append(f"| {ladder} | {i + 1} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, default=Path(__file__).resolve().parents[1] / "tfkt_edge" / "assets" / "tfkt_edge_s.onnx")
