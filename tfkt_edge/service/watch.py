@@ -134,13 +134,24 @@ def ingest(path: Path, db: Database) -> str | None:
     return None
 
 
+def _identity(path: Path) -> tuple[int, int] | None:
+    """(size, mtime_ns) of a file, None when it cannot be read."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_size, stat.st_mtime_ns
+
+
 class FolderWatcher(threading.Thread):
     def __init__(self, folder: Path, db: Database, received: Callable[[str], None], settle: float = 1.0,
                  poll: float = 0.25):
         super().__init__(name="watch", daemon=True)
         self.folder, self.db, self.received, self.settle, self.poll = folder, db, received, settle, poll
-        self.taken: set[Path] = set(db.instance_paths())
-        self.refused: set[Path] = set()
+        # path -> (size, mtime_ns) when taken or refused: a file that changes afterwards (a network share
+        # finishing a file another host closed half-written) is looked at again, not written off for good.
+        self.taken: dict[Path, tuple[int, int] | None] = {p: _identity(p) for p in db.instance_paths()}
+        self.refused: dict[Path, tuple[int, int] | None] = {}
         self._seen: dict[Path, tuple[int, int, float]] = {}  # path -> (size, mtime_ns, unchanged since)
         self._closed: set[Path] = set()  # inotify: written and closed, not yet taken
         self._writing: set[Path] = set()  # inotify: opened for writing, not yet closed
@@ -188,8 +199,14 @@ class FolderWatcher(threading.Thread):
             dirs[:] = [d for d in dirs if not d.startswith(".")]
             for name in files:
                 path = Path(root) / name
-                if name.startswith(".") or path in self.taken or path in self.refused:
+                if name.startswith("."):
                     continue
+                if path in self.taken or path in self.refused:
+                    known = self.taken if path in self.taken else self.refused
+                    if _identity(path) == known[path]:
+                        continue
+                    del known[path]  # changed since: read it again once it is closed or settles
+                    self._seen.pop(path, None)
                 if path in self._closed:
                     self._closed.discard(path)
                     self._seen.pop(path, None)
@@ -202,13 +219,14 @@ class FolderWatcher(threading.Thread):
                     if path in (busy or ()):
                         self._seen.pop(path, None)
                         continue  # quiet, but its writer still holds it open
+                identity = _identity(path)
                 reason = ingest(path, self.db)
                 if reason is None:
-                    self.taken.add(path)
+                    self.taken[path] = identity
                     taken += 1
                     self.received("")
                 else:
-                    self.refused.add(path)
+                    self.refused[path] = identity
                     log.warning("skipped %s: %s", path, reason)
         return taken
 
