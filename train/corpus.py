@@ -23,7 +23,7 @@ import numpy as np
 from tfkt_edge.dicom import load_hu, scan
 from tfkt_edge.preprocess import LDCTIQAC, pad_square, preprocess
 
-from .ctnoise import KernelVariant, TexturedSimulator, kernel_variants
+from .ctnoise import KernelVariant, TexturedSimulator, kernel_variants, zoom_fov
 from .ctsim import FULL_VIEWS, Degradation
 from .realct import training_slices
 
@@ -82,12 +82,16 @@ def build_source(source: Source) -> dict:
     """Every kernel variant of one slice at every planned degradation, with labels and parameters."""
     rng = np.random.default_rng(source.seed)
     hu, pixel_mm, _ = _source_image(source, rng)
-    sim = TexturedSimulator(hu, pixel_mm, rng, NOISE_DRAWS)
     variants = kernel_variants(rng) if source.split == "train" else (KernelVariant("native"),)
     plan = _plan(source, rng)
     out: dict[str, list] = {k: [] for k in ("images", "labels", "dose", "views", "variant", "native_sigma", "added_rms")}
+    simulators: dict[float, TexturedSimulator] = {}
     for v, variant in enumerate(variants):
         image = variant.apply(hu)
+        if variant.zoom not in simulators:  # streaks follow the anatomy: one sinogram per field of view
+            simulators[variant.zoom] = TexturedSimulator(zoom_fov(hu, variant.zoom) if variant.zoom != 1.0 else hu,
+                                                         pixel_mm / variant.zoom, rng, NOISE_DRAWS)
+        sim = simulators[variant.zoom]
         prepared = sim.prepare(image)
         for k, degradation in enumerate(plan):
             degraded, label, rms = sim.degrade(image, prepared, degradation.dose, degradation.views, draw=k)
@@ -102,7 +106,7 @@ def build_source(source: Source) -> dict:
                 dose=np.array(out["dose"], np.float32), views=np.array(out["views"], np.int32),
                 variant=np.array(out["variant"], np.int8), native_sigma=np.array(out["native_sigma"], np.float32),
                 added_rms=np.array(out["added_rms"], np.float32),
-                variant_names=np.array([f"{x.name}:{x.strength:g}" for x in variants]))
+                variant_names=np.array([f"{x.name}:{x.strength:g}:zoom{x.zoom:.2f}" for x in variants]))
 
 
 def build_corpus(out_dir: Path, sources: list[Source], workers: int = 2, progress=None) -> None:

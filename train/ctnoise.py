@@ -134,12 +134,17 @@ def match_texture(delta: np.ndarray, nps: np.ndarray | None) -> np.ndarray:
 
 @dataclass(frozen=True)
 class KernelVariant:
-    """A reconstruction-kernel change applied in the image domain: 'sharp' (boost) or 'smooth' (Gaussian)."""
+    """Another reconstruction of the same acquisition: a field of view (``zoom``: > 1 magnifies the centre,
+    < 1 shows more around it, same matrix) and a kernel change in the image domain: 'sharp' (boost) or
+    'smooth' (Gaussian)."""
 
     name: str
     strength: float = 0.0
+    zoom: float = 1.0
 
     def apply(self, hu: np.ndarray) -> np.ndarray:
+        if self.zoom != 1.0:
+            hu = zoom_fov(hu, self.zoom)
         if self.name == "native":
             return hu
         radius = _radial_grid(hu.shape) / 0.5  # 0 at DC, 1 at Nyquist
@@ -154,10 +159,32 @@ class KernelVariant:
         return filtered.astype(np.float32)
 
 
+def zoom_fov(hu: np.ndarray, zoom: float) -> np.ndarray:
+    """Magnify (zoom > 1, centre crop) or shrink (zoom < 1, padded with air), same matrix size."""
+    from scipy.ndimage import zoom as resample
+
+    n = hu.shape[0]
+    scaled = resample(hu, zoom, order=1)
+    m = scaled.shape[0]
+    if m >= n:
+        start = (m - n) // 2
+        return scaled[start : start + n, start : start + n].astype(np.float32)
+    out = np.full_like(hu, -1000.0)
+    start = (n - m) // 2
+    out[start : start + m, start : start + m] = scaled
+    return out
+
+
+def _zoom(rng: np.random.Generator) -> float:
+    return float(np.exp(rng.uniform(np.log(0.75), np.log(1.4))))
+
+
 def kernel_variants(rng: np.random.Generator) -> tuple[KernelVariant, ...]:
-    """The native image, a sharper (bone/lung-like) and a smoother (soft/IR-like) reconstruction of it."""
-    return (KernelVariant("native"), KernelVariant("sharp", float(rng.uniform(3.0, 9.0))),
-            KernelVariant("smooth", float(rng.uniform(0.15, 0.3))))
+    """The native image; the same at another field of view; a sharper (bone/lung-like) and a smoother
+    (soft/IR-like) reconstruction, each at its own field of view."""
+    return (KernelVariant("native"), KernelVariant("native", 0.0, _zoom(rng)),
+            KernelVariant("sharp", float(rng.uniform(3.0, 9.0)), _zoom(rng)),
+            KernelVariant("smooth", float(rng.uniform(0.15, 0.3)), _zoom(rng)))
 
 
 def ramp_noise(shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
