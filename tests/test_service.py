@@ -267,6 +267,21 @@ def test_webhook_is_retried_until_the_receiver_is_up(server, tmp_path):
     assert payload["series"][0]["alert"] is True
 
 
+def test_late_instances_make_a_revised_verdict_over_the_whole_series(server, tmp_path):
+    """Instances arriving after the series was judged (a slow scanner, a restart) are never left out."""
+    srv = server()
+    paths = make_series(CLINICAL, tmp_path / "s", 5)
+    assert send(srv.port, paths[:2]) == [0, 0]
+    (first,) = srv.wait_events(1)
+    assert first["series"][0]["n_slices"] == 2 and first["revision"] == 0
+    assert send(srv.port, paths[2:]) == [0, 0, 0]
+    events = srv.wait_events(2)
+    revised = events[-1]
+    assert revised["series_instance_uid"] == first["series_instance_uid"]
+    assert revised["revision"] == 1 and revised["series"][0]["n_slices"] == 5
+    assert "(revised, #1)" in srv.output()
+
+
 def test_kill_9_loses_nothing_and_repeats_nothing(server, tmp_path):
     srv = server(timeout=3.0)
     first = make_series(DEGRADED, tmp_path / "a", 6)

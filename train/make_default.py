@@ -157,10 +157,11 @@ def main(argv: list[str] | None = None) -> int:
     from tfkt_edge.export.onnx import export_onnx, max_score_difference
 
     onnx_path = args.assets / f"{args.model}.onnx"
-    from .validate import measure_domain, series_figures
+    from .validate import NOT_VALIDATED, VALIDATED, measure_domain, series_figures
 
     card = _card(pretrain, finetune, figures, sizes, command, seconds)
     card["domain"] = json.loads(measure_domain().to_json())  # the runtime's domain check reads it from the card
+    card["validation"] = {"validated": VALIDATED, "not_validated": NOT_VALIDATED}
     probe = heldout.images(range(min(32, len(heldout))))
     export_onnx(model, args.model, LDCTIQAC, card, onnx_path)
     card["onnx_torch_max_abs_diff"] = max_score_difference(model, onnx_path, probe)

@@ -191,7 +191,7 @@ def results(
         Console().print(table)
 
 
-SUMMARY_FIELDS = ("event_id", "completed_utc", "series_instance_uid", "description", "alert", "status", "n_slices",
+SUMMARY_FIELDS = ("event_id", "completed_utc", "series_instance_uid", "revision", "description", "alert", "status", "n_slices",
                   "median_score", "min_score", "reason", "skipped")
 
 
@@ -200,6 +200,7 @@ def summary(event: dict) -> dict:
     return {"event_id": event["event_id"],
             "completed_utc": datetime.fromtimestamp(event["created_at"], timezone.utc).strftime("%Y-%m-%d %H:%M:%S"),
             "series_instance_uid": event.get("series_instance_uid", series.get("series_instance_uid", "")),
+            "revision": event.get("revision", 0),
             "description": series.get("description", ""), "alert": bool(series.get("alert", False)),
             "status": series.get("status", "alert" if series.get("alert") else "pass") if series else "nothing-scorable",
             "n_slices": series.get("n_slices", 0), "median_score": series.get("median_score"),

@@ -97,6 +97,9 @@ class Database:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")  # an acknowledged instance survives power loss too
         self._db.executescript(SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(series)")}
+        if "revision" not in columns:  # a database from before series were judged again
+            self._db.execute("ALTER TABLE series ADD COLUMN revision INTEGER NOT NULL DEFAULT 0")
 
     def close(self) -> None:
         with self._lock:
@@ -133,8 +136,11 @@ class Database:
              " path = excluded.path, calling_ae = excluded.calling_ae, received_at = excluded.received_at,"
              " processed_at = NULL, skip_reason = NULL", (sop, series, study, str(path), calling_ae, now)),
             ("DELETE FROM slices WHERE sop_instance_uid = ?", (sop,)),
+            # An instance of a series already judged opens it again: it is judged anew, over all its slices,
+            # once quiet, as its next revision (never a verdict that leaves late slices out).
             ("INSERT INTO series (series_instance_uid, study_instance_uid, first_received, last_received)"
-             " VALUES (?, ?, ?, ?) ON CONFLICT (series_instance_uid) DO UPDATE SET last_received = excluded.last_received",
+             " VALUES (?, ?, ?, ?) ON CONFLICT (series_instance_uid) DO UPDATE SET last_received = excluded.last_received,"
+             " revision = series.revision + (series.completed_at IS NOT NULL), completed_at = NULL",
              (series, study, now, now)),
         ])
 
@@ -188,16 +194,21 @@ class Database:
             "SELECT path, skip_reason FROM instances WHERE series_instance_uid = ? AND skip_reason IS NOT NULL", (series,))]
 
     def complete_series(self, series: str, alert: bool, payload: dict, sinks: list[str]) -> int | None:
-        """Close the series and create its one result event with a delivery per sink; None if already done."""
+        """Close the series and create the result event of its current revision with a delivery per sink;
+        None if that revision is judged already."""
         now = time.time()
         with self._transaction() as db:
             closed = db.execute("UPDATE series SET completed_at = ? WHERE series_instance_uid = ?"
                                 " AND completed_at IS NULL", (now, series)).rowcount
             if not closed:
                 return None  # nothing written: the empty transaction commits
+            (revision,), = db.execute("SELECT revision FROM series WHERE series_instance_uid = ?", (series,)).fetchall()
+            # The events key is unique: the series UID for the first verdict, UID@N for its N-th revision.
+            key = series if revision == 0 else f"{series}@{revision}"
+            payload = {**payload, "revision": revision}
             event = db.execute(
                 "INSERT INTO events (series_instance_uid, created_at, alert, payload) VALUES (?, ?, ?, ?)"
-                " ON CONFLICT (series_instance_uid) DO NOTHING", (series, now, int(alert), json.dumps(payload)))
+                " ON CONFLICT (series_instance_uid) DO NOTHING", (key, now, int(alert), json.dumps(payload)))
             event_id = event.lastrowid if event.rowcount else None
             if event_id is not None:
                 db.executemany("INSERT INTO deliveries (event_id, sink) VALUES (?, ?)", [(event_id, sink) for sink in sinks])

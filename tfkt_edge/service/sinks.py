@@ -38,6 +38,8 @@ def one_line(payload: dict) -> tuple[bool, str]:
     if not series:
         return False, f"series {uid}: nothing scorable ({len(payload.get('skipped', []))} instance(s) skipped)"
     verdict = STATUS_TEXT.get(series.get("status", ""), "RESCAN ALERT" if series["alert"] else "pass")
+    if payload.get("revision"):  # more instances arrived after the series was judged: this verdict replaces it
+        verdict = f"{verdict} (revised, #{payload['revision']})"
     study = series.get("study") or {}
     who = ", ".join(f"{label} {study[key]}" for key, label in (("patient_id", "patient"), ("accession_number", "accession"),
                                                                 ("station", "station")) if study.get(key))
