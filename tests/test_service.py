@@ -213,6 +213,10 @@ def test_callers_not_on_the_allow_list_are_rejected(server, tmp_path):
     friend = associate(srv.port, "SCANNER2")
     assert friend.is_established and friend.send_c_echo().Status == 0
     friend.release()
+    deadline = time.monotonic() + 10  # the audit line is written by the server's own thread
+    while "association rejected: INTRUDER -> TFKT from 127.0.0.1:" not in srv.output():
+        assert time.monotonic() < deadline, srv.output()
+        time.sleep(0.1)
 
 
 def test_bad_datasets_get_failure_statuses_and_the_server_keeps_serving(server, tmp_path):

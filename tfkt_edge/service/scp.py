@@ -51,6 +51,27 @@ class ScpConfig:
     allowed_callers: list[str] = field(default_factory=list)
 
 
+def _peer(event) -> str:
+    """'CALLING -> CALLED from address:port' for the audit lines."""
+    assoc = event.assoc
+    try:
+        requestor, acceptor = assoc.requestor, assoc.acceptor
+        calling = requestor.ae_title or "?"
+        called = acceptor.ae_title or "?"
+        return f"{calling} -> {called} from {requestor.address}:{requestor.port}"
+    except Exception:  # an association torn down before its peers were known
+        return "an unknown peer"
+
+
+def handle_rejected(event) -> None:
+    """Audit: every refused association, with who asked and from where."""
+    log.warning("association rejected: %s", _peer(event))
+
+
+def handle_aborted(event) -> None:
+    log.warning("association aborted (malformed or unexpected PDU, or the peer gave up): %s", _peer(event))
+
+
 def handle_echo(event) -> int:
     return SUCCESS
 
@@ -100,7 +121,8 @@ class StorageServer:
         # A peer that connects and says nothing holds a slot until the ARTIM timer: 30 s by default, so 16
         # idle sockets would lock every scanner out. 5 s is ample for a real A-ASSOCIATE-RQ.
         self.ae.acse_timeout = IDLE_CONNECT_TIMEOUT
-        self._handlers = [(evt.EVT_C_ECHO, handle_echo), (evt.EVT_C_STORE, handle_store, [store, db, received])]
+        self._handlers = [(evt.EVT_C_ECHO, handle_echo), (evt.EVT_C_STORE, handle_store, [store, db, received]),
+                          (evt.EVT_REJECTED, handle_rejected), (evt.EVT_ABORTED, handle_aborted)]
         self._server = None
         self._lock = threading.Lock()
 
