@@ -23,21 +23,25 @@ STRIDE = 16
 SOFT_HU = (-150.0, 200.0)
 # Below this a native noise estimate is not trusted as a reference (HU).
 MIN_NATIVE_HU = 4.0
-# label = 4 - SLOPE * log2(1 + added variance / native variance): one halving of dose costs 0.75.
-SLOPE = 0.75
+# x = log2(1 + added variance / native variance) counts dose halvings (x = log2(1/d) for dose alone);
+# label = 4 / (1 + (x / HALF_X)^SHAPE): 4 untouched, 2 at HALF_X halvings (20% dose), never a plateau at 0.
+HALF_X = 2.3
+SHAPE = 2.5
 NPS_BINS = PATCH // 2 + 1
 
-LABEL_RULE = ("Dose-relative, physics-derived, NOT radiologist scores: label = clip(4 - 0.75 * log2(1 + s_added^2 / "
-              "s_native^2), 0, 4), where s_native is the image's own noise (median local SD over flat soft tissue) and "
+LABEL_RULE = ("Dose-relative, physics-derived, NOT radiologist scores: label = 4 / (1 + (x / 2.3)^2.5) with "
+              "x = log2(1 + s_added^2 / s_native^2), where s_native is the image's own noise (median local SD over flat "
+              "soft tissue) and "
               "s_added the RMS (HU, inside the body) of the noise and streaks inserted with the image's own noise "
               "texture. An undegraded routine image is 4 whatever its kernel or thickness; dose fraction d alone gives "
-              "4 + 0.75 log2(d): 100% -> 4, 50% -> 3.25, 25% -> 2.5, 10% -> 1.51, 5% -> 0.76, 2% -> 0.")
+              "x = log2(1/d): 100% -> 4, 50% -> 3.55, 25% -> 2.35, 10% -> 1.14, 5% -> 0.69, 2% -> 0.38.")
 
 
 def label_from_ratio(added_rms: float, native_sigma: float) -> float:
     """The documented label: 4 for an untouched image, lowered by added noise relative to its own."""
     ref = max(native_sigma, MIN_NATIVE_HU)
-    return float(np.clip(4.0 - SLOPE * np.log2(1.0 + (added_rms / ref) ** 2), 0.0, 4.0))
+    halvings = np.log2(1.0 + (added_rms / ref) ** 2)
+    return float(4.0 / (1.0 + (halvings / HALF_X) ** SHAPE))
 
 
 def dose_noise_rms(native_sigma: float, dose: float) -> float:
