@@ -213,14 +213,20 @@ class TexturedSimulator:
     """
 
     def __init__(self, hu: np.ndarray, pixel_mm: float, rng: np.random.Generator, draws: int = 3):
+        self.hu, self.pixel_mm, self.rng = hu, pixel_mm, rng
+        self.body = hu > -500.0
+        self.noise = [ramp_noise(hu.shape, rng) for _ in range(draws)]
+        self._sinogram_sim = None  # the forward projection (seconds) is made only when streaks are asked for
+        self._streaks: dict[int, np.ndarray] = {}
+
+    def _streak(self, views: int) -> np.ndarray:
         from .ctsim import Degradation, SliceSimulator
 
-        self._degradation = Degradation
-        self.sim = SliceSimulator(hu, pixel_mm)
-        self.rng = rng
-        self.body = self.sim.body
-        self.noise = [ramp_noise(hu.shape, rng) for _ in range(draws)]
-        self._streaks: dict[int, np.ndarray] = {}
+        if self._sinogram_sim is None:
+            self._sinogram_sim = SliceSimulator(self.hu, self.pixel_mm)
+        if views not in self._streaks:
+            self._streaks[views] = self._sinogram_sim.delta_hu(Degradation(1.0, views), self.rng)
+        return self._streaks[views]
 
     def _unit(self, delta: np.ndarray) -> np.ndarray:
         inside = delta[self.body] if self.body.any() else delta
@@ -242,8 +248,6 @@ class TexturedSimulator:
         if dose < 1.0:
             added += unit_noise[draw % len(unit_noise)] * dose_noise_rms(own.sigma, dose)
         if views < FULL_VIEWS:
-            if views not in self._streaks:
-                self._streaks[views] = self.sim.delta_hu(self._degradation(1.0, views), self.rng)
-            added += match_texture(self._streaks[views], own.nps)
+            added += match_texture(self._streak(views), own.nps)
         rms = float(np.sqrt(np.mean(added[self.body] ** 2))) if self.body.any() else 0.0
         return image + added, label_from_ratio(rms, own.sigma), rms
