@@ -21,6 +21,7 @@ import numpy as np
 
 from .dicom import load_hu
 from .policy import STATUS_TEXT, AlertPolicy, alerting_runs
+from .report import series_name
 from .scoring import ScoringRun, SeriesResult
 
 WINDOW = (40.0, 400.0)  # level, width (HU): soft tissue, where low-dose noise shows
@@ -91,7 +92,7 @@ def _series_html(number: int, result: SeriesResult, profile: bytes) -> str:
     first = series.slices[0]
     return f"""
 <section class="series {state}">
-  <h2>#{number} {e(series.description or "(no description)")}</h2>
+  <h2>#{number} {e(series_name(series))}</h2>
   <p class="verdict {state}">{STATUS_TEXT[verdict.status].upper()}: {e(verdict.reason)}</p>
   <p class="meta">{len(result.slices)} slices; median {float(np.median(result.scores)):.2f}, lowest {float(result.scores.min()):.2f};
      kernel {e(series.kernel or "-")}; series {e(series.series_instance_uid)}</p>

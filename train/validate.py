@@ -75,7 +75,8 @@ def series_figures(model: Path, ladders: Path | None = None) -> dict:
     table: dict[str, dict[str, list[float]]] = defaultdict(dict)
     for o in outcomes:
         table[o.ladder][f"{o.dose:g}"] = [round(s, 3) for s in o.slice_scores]
-    return {"summary": summarise(outcomes), "dose_ladders": table}
+    # Plain dicts only: the card travels inside the torch checkpoint, which loads with weights_only=True.
+    return {"summary": summarise(outcomes), "dose_ladders": {ladder: dict(rows) for ladder, rows in table.items()}}
 
 
 VALIDATED = [

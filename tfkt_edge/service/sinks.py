@@ -33,7 +33,8 @@ class Sink(Protocol):
 def one_line(payload: dict) -> tuple[bool, str]:
     """(alert, a one-line verdict) for a result payload."""
     series = payload["series"][0] if payload.get("series") else {}
-    description = series.get("description") or "(no description)"
+    uid_text = str(payload.get("series_instance_uid") or series.get("series_instance_uid", ""))
+    description = series.get("description") or f"(no description) ...{uid_text[-12:]}"
     uid = payload.get("series_instance_uid") or series.get("series_instance_uid", "?")
     if not series:
         return False, f"series {uid}: nothing scorable ({len(payload.get('skipped', []))} instance(s) skipped)"
