@@ -14,8 +14,8 @@ from tfkt_edge.preprocess import LDCTIQAC, preprocess
 
 CARD = ASSETS / "tfkt_edge_s.card.json"
 # Of the 18 held-out GE/Toshiba slices at 10% dose, how many alert: the card's figure for these is
-# MEASURED_ALERTS_AT_TENTH; this regression floor sits below it to allow for the test's own noise draws.
-MIN_ALERTS_AT_TENTH = 14
+# 17; this regression floor sits below it to allow for the test's own noise draws.
+MIN_ALERTS_AT_TENTH = 15
 
 
 @pytest.fixture(scope="module")
