@@ -9,6 +9,7 @@ import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
+from pydicom.multival import MultiValue
 from pydicom.uid import UID
 
 from . import reasons
@@ -113,9 +114,9 @@ def _text(value) -> str:
     """A possibly multi-valued string element as one string."""
     if value is None:
         return ""
-    if isinstance(value, str):
-        return value
-    return "\\".join(str(v) for v in value)
+    if isinstance(value, (MultiValue, list, tuple)):
+        return "\\".join(str(v) for v in value)
+    return str(value)  # str, PersonName (which iterates by character), numbers
 
 
 def _int_or_none(value) -> int | None:
