@@ -441,10 +441,12 @@ def test_serve_and_watch_usage_errors_are_one_line(tmp_path):
         busy.listen()
         taken = runner.invoke(app, ["serve", "--port", str(busy.getsockname()[1]), *common])
     assert taken.exit_code == 2 and "cannot listen on 127.0.0.1" in taken.stderr
+    assert not (tmp_path / "r.sqlite").exists() and not (tmp_path / "store").exists()  # a failed start leaves nothing
     for extra, says in ((["--webhook", "ftp://example"], "webhook URL must start with http"),
                         (["--sr-destination", "PACS"], "ARCHIVE@host:port"),
                         (["--ae-title", "A" * 17], "--ae-title must be 1-16 characters")):
         result = runner.invoke(app, ["serve", "--port", str(free_port()), *common, *extra])
         assert result.exit_code == 2 and says in result.stderr and result.stderr.count("\n") == 1
+        assert not (tmp_path / "r.sqlite").exists()
     missing = runner.invoke(app, ["watch", str(tmp_path / "absent")])
     assert missing.exit_code == 2 and "is not a folder" in missing.stderr

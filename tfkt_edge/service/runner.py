@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,19 +43,35 @@ class ServiceConfig:
         return self.events or self.db.with_name(self.db.name + ".events.jsonl")
 
 
+def _check_port(host: str, port: int) -> None:
+    """Raise OSError now if the port cannot be bound (in use, not permitted), before any file is made."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise OSError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+
 class Service:
     """Everything behind ``tfkt-edge serve`` (``scp``) and ``tfkt-edge watch`` (``watch``: the folder)."""
 
     def __init__(self, config: ServiceConfig, scp: ScpConfig | None = None, watch: Path | None = None,
                  console_sink: Sink | None = None, settle: float = 1.0):
         self.config = config
-        self.db = Database(config.db)
+        # Everything that can fail on the user's options is checked before anything is written to disk:
+        # a failed start leaves no database, store or event log behind.
         self.backend = create_backend(config.backend, config.model)
-        sinks: list[Sink] = [console_sink or ConsoleSink(), JsonlSink(config.events_path)]
+        extra: list[Sink] = []
         if config.webhook:
-            sinks.append(WebhookSink(config.webhook))
+            extra.append(WebhookSink(config.webhook))
         if config.sr_destination:
-            sinks.append(DicomSrSink(config.sr_destination, config.calling_ae))
+            extra.append(DicomSrSink(config.sr_destination, config.calling_ae))
+        if scp is not None:
+            _check_port(scp.host, scp.port)
+        self.db = Database(config.db)
+        sinks: list[Sink] = [console_sink or ConsoleSink(), JsonlSink(config.events_path), *extra]
         self.sinks = sinks
         self.wake = threading.Event()
         self.pool = decoder_pool(config.workers, config.decoders)
