@@ -93,6 +93,7 @@ class Database:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._lock = threading.Lock()
+        self.write_error: str | None = None  # the last write's failure (disk full...), None once writes succeed
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=30)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")  # an acknowledged instance survives power loss too
@@ -109,13 +110,22 @@ class Database:
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         """One write transaction, under the lock: committed on success, rolled back on any exception."""
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
             try:
+                self._db.execute("BEGIN IMMEDIATE")
                 yield self._db
                 self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
+            except BaseException as exc:
+                # SQLite may already have rolled back (a full disk does): a second ROLLBACK would raise
+                # "no transaction is active" and hide the error that matters.
+                if self._db.in_transaction:
+                    try:
+                        self._db.execute("ROLLBACK")
+                    except sqlite3.Error:
+                        pass
+                if isinstance(exc, sqlite3.Error):
+                    self.write_error = str(exc)
                 raise
+            self.write_error = None
 
     def _write(self, statements: list[tuple[str, tuple]]) -> None:
         with self._transaction() as db:

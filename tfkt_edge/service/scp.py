@@ -37,6 +37,7 @@ STORAGE_CLASSES = {CTImageStorage: "CT Image Storage", EnhancedCTImageStorage: "
 
 SUCCESS = 0x0000
 OUT_OF_RESOURCES = 0xA700
+PROCESSING_FAILURE = 0x0110
 DATA_SET_DOES_NOT_MATCH = 0xA900
 CANNOT_UNDERSTAND = 0xC210
 
@@ -72,7 +73,11 @@ def handle_aborted(event) -> None:
     log.warning("association aborted (malformed or unexpected PDU, or the peer gave up): %s", _peer(event))
 
 
-def handle_echo(event) -> int:
+def handle_echo(event, db: Database) -> int:
+    """Success only while the node can also store: a scanner's echo must not hide a full disk."""
+    if db.write_error is not None:
+        log.error("C-ECHO answered with a failure: the node cannot record instances (%s)", db.write_error)
+        return PROCESSING_FAILURE
     return SUCCESS
 
 
@@ -92,12 +97,16 @@ def handle_store(event, store: InstanceStore, db: Database, received: Callable[[
     except Exception as exc:  # a dataset pydicom cannot decode
         log.warning("refused instance from %s: cannot decode the dataset (%s)", calling, type(exc).__name__)
         return CANNOT_UNDERSTAND
+    path = None
     try:
         data = event.encoded_dataset()  # preamble, file meta and the dataset as received
+        existed = store.path_for(study, series, sop).exists()
         path = store.write(study, series, sop, lambda f: f.write(data))
         db.record_instance(sop, series, study, path, calling)
     except Exception as exc:  # disk full, database locked for too long, ...
         log.error("could not store %s from %s: %s", sop, calling, exc)
+        if path is not None and not existed:
+            path.unlink(missing_ok=True)  # not acknowledged, so not kept: the store holds only recorded instances
         return OUT_OF_RESOURCES
     received(series)
     return SUCCESS
@@ -121,7 +130,7 @@ class StorageServer:
         # A peer that connects and says nothing holds a slot until the ARTIM timer: 30 s by default, so 16
         # idle sockets would lock every scanner out. 5 s is ample for a real A-ASSOCIATE-RQ.
         self.ae.acse_timeout = IDLE_CONNECT_TIMEOUT
-        self._handlers = [(evt.EVT_C_ECHO, handle_echo), (evt.EVT_C_STORE, handle_store, [store, db, received]),
+        self._handlers = [(evt.EVT_C_ECHO, handle_echo, [db]), (evt.EVT_C_STORE, handle_store, [store, db, received]),
                           (evt.EVT_REJECTED, handle_rejected), (evt.EVT_ABORTED, handle_aborted)]
         self._server = None
         self._lock = threading.Lock()

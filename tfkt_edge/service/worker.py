@@ -49,11 +49,22 @@ class Loop(threading.Thread):
         self.wake.set()
 
     def run(self) -> None:
+        failing, last_logged = "", 0.0
         while not self._halt.is_set():
             try:
                 busy = self.step()
-            except Exception:
-                log.exception("%s step failed", self.name)
+                if failing:
+                    log.warning("%s works again after: %s", self.name, failing)
+                    failing = ""
+            except Exception as exc:
+                # The first failure with its traceback; the same failure again once a minute, in one line.
+                message = f"{type(exc).__name__}: {exc}"
+                if message != failing:
+                    log.exception("%s step failed", self.name)
+                    failing, last_logged = message, time.monotonic()
+                elif time.monotonic() - last_logged >= 60:
+                    log.error("%s step still failing: %s", self.name, message)
+                    last_logged = time.monotonic()
                 busy = False
             if not busy:
                 self.wake.wait(self.idle)
