@@ -43,7 +43,7 @@ def test_training_and_runtime_prepare_a_dicom_slice_identically(real):
     from tfkt_edge.train import corpus
 
     source = corpus.Source("abdomen", "train", "real", 0, 1, str(real["abdomen_j2k"]))
-    hu, _, _ = corpus._source_image(source, np.random.default_rng(0))
+    hu, _ = corpus._source_image(source)
     training = corpus.preprocess(hu, corpus.LDCTIQAC)
     from tfkt_edge.backends import create_backend
     from tfkt_edge.dicom import scan

@@ -47,9 +47,8 @@ class Protocol:
     def of(cls, series) -> "Protocol":
         """The protocol of a scored series (a dicom.Series)."""
         first = series.slices[0]
-        thickness = getattr(first, "thickness", None)
-        return cls(getattr(first, "station", "").strip(), (series.description or "").strip().upper(),
-                   (series.kernel or "").strip().upper(), None if thickness is None else round(float(thickness), 2))
+        return cls(first.station.strip(), (series.description or "").strip().upper(), (series.kernel or "").strip().upper(),
+                   None if first.thickness is None else round(float(first.thickness), 2))
 
     def text(self) -> str:
         thickness = "-" if self.thickness is None else f"{self.thickness:g} mm"

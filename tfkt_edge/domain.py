@@ -146,7 +146,7 @@ def check_series(refs: Sequence, stats: Sequence[ImageStats | None], domain: Dom
     """Where a series lies against the model's validated domain.
 
     Args:
-        refs: the series' SliceRefs (header facts).
+        refs: the series' dicom.SliceRef objects (header facts).
         stats: per-slice ImageStats, None where not measured.
         domain: the model's domain; None (a model file without one) checks nothing.
     """
@@ -157,15 +157,15 @@ def check_series(refs: Sequence, stats: Sequence[ImageStats | None], domain: Dom
         return DomainStatus(True, (), summary)
     reasons = []
     first = refs[0]
-    if any(getattr(r, "phantom_header", False) for r in refs):
+    if any(r.phantom_header for r in refs):
         reasons.append("a phantom or QA scan (header)")
-    region = (getattr(first, "body_part", "") or "").upper()
+    region = first.body_part.upper()
     if any(word in region for word in NOT_VALIDATED_REGIONS):
         reasons.append(f"body region {region} not validated")
     kernel = kernel_class(first.kernel or "")
     if kernel not in domain.kernel_classes:
         reasons.append(f"{kernel} kernel {first.kernel} not validated")
-    thickness = _median(getattr(r, "thickness", None) for r in refs)
+    thickness = _median(r.thickness for r in refs)
     low, high = domain.thickness_mm
     if thickness is not None and not low - 1e-6 <= thickness <= high + 1e-6:
         reasons.append(f"slice thickness {thickness:g} mm outside {low:g}-{high:g} mm")

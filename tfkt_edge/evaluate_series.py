@@ -30,7 +30,7 @@ import numpy as np
 from .backends.base import Backend
 from .errors import InputError
 from .metrics import correlation_report, srocc
-from .policy import OUTSIDE, AlertPolicy
+from .policy import OUTSIDE, AlertPolicy, overall_status
 from .scoring import score_paths
 
 INDEX = "series.csv"
@@ -77,14 +77,7 @@ def evaluate_series(folder: Path, backend: Backend, policy: AlertPolicy = AlertP
         run = score_paths(row["paths"], backend, policy, batch_size, workers)
         results = run.results
         scores = [s.score for r in results for s in r.slices]
-        if not results:
-            status = "nothing-scorable"
-        elif any(r.verdict.alert for r in results):
-            status = "alert"
-        elif any(r.verdict.status == OUTSIDE for r in results):
-            status = OUTSIDE
-        else:
-            status = "pass"
+        status = overall_status(r.verdict for r in results) if results else "nothing-scorable"
         outcomes.append(SeriesOutcome(row["source"], row.get("ladder") or row["path"], row["dose"], row["label"],
                                       row["expected"], status, float(np.median(scores)) if scores else None, scores))
         if on_series is not None:

@@ -41,6 +41,12 @@ class Verdict:
             object.__setattr__(self, "status", ALERT if self.alert else PASS)
 
 
+def overall_status(verdicts) -> str:
+    """One status for several series: an alert wins, then outside-domain, else pass."""
+    statuses = {v.status for v in verdicts}
+    return ALERT if ALERT in statuses else OUTSIDE if OUTSIDE in statuses else PASS
+
+
 def outside_domain(reasons, median: float | None) -> Verdict:
     """The verdict for a series the model was not validated on: never an alert on an uncalibrated score."""
     score = f"; median score {median:.2f} not judged" if median is not None else ""

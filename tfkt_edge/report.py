@@ -22,9 +22,9 @@ from .scoring import SeriesResult
 STATUS_STYLE = {PASS: "green", ALERT: "bold red", OUTSIDE: "yellow"}
 
 
-def series_name(series) -> str:
+def series_name(description: str, series_instance_uid: str) -> str:
     """The description, or for a series without one the end of its UID, so two such series differ."""
-    return series.description or f"(no description) ...{series.series_instance_uid[-12:]}"
+    return description or f"(no description) ...{series_instance_uid[-12:]}"
 
 CSV_FIELDS = ["series_instance_uid", "description", "path", "sop_instance_uid", "instance_number", "frame",
               "score", "series_alert", "series_status", "skip_reason"]
@@ -119,7 +119,7 @@ def _print_series(console: Console, results: Sequence[SeriesResult], threshold: 
         scores = result.scores
         status = result.verdict.status
         verdict = f"[{STATUS_STYLE[status]}]{STATUS_TEXT[status]}[/]"
-        table.add_row(str(number), verdict, escape(series_name(result.series)),
+        table.add_row(str(number), verdict, escape(series_name(result.series.description, result.series.series_instance_uid)),
                       escape(result.series.kernel or "-"),
                       str(len(result.slices)), f"{np.median(scores):.2f}", f"{scores.min():.2f}")
     console.print(table)

@@ -92,7 +92,7 @@ def _series_html(number: int, result: SeriesResult, profile: bytes) -> str:
     first = series.slices[0]
     return f"""
 <section class="series {state}">
-  <h2>#{number} {e(series_name(series))}</h2>
+  <h2>#{number} {e(series_name(series.description, series.series_instance_uid))}</h2>
   <p class="verdict {state}">{STATUS_TEXT[verdict.status].upper()}: {e(verdict.reason)}</p>
   <p class="meta">{len(result.slices)} slices; median {float(np.median(result.scores)):.2f}, lowest {float(result.scores.min()):.2f};
      kernel {e(series.kernel or "-")}; series {e(series.series_instance_uid)}</p>

@@ -162,13 +162,13 @@ def judge(series: Series, scored: Iterable[SliceScore], policy: AlertPolicy, dom
         return SeriesResult(series, slices, outside_domain(status.reasons, float(np.median([s.score for s in slices]))),
                             status)
     baseline = policy.baselines.lookup(series) if policy.baselines is not None and slices else None
-    if baseline is None:
-        return SeriesResult(series, slices, evaluate([s.score for s in slices], [s.label for s in slices], policy), status)
-    own = replace(policy, threshold=baseline.low)
+    own = policy if baseline is None else replace(policy, threshold=baseline.low)
     verdict = evaluate([s.score for s in slices], [s.label for s in slices], own)
-    note = (f" [protocol baseline: accepted series score {baseline.median:.2f} (n={baseline.n_series}); "
-            f"alert line {baseline.low:.2f} instead of {policy.threshold:.2f}]")
-    return SeriesResult(series, slices, replace(verdict, reason=verdict.reason + note), status)
+    if baseline is not None:
+        verdict = replace(verdict, reason=f"{verdict.reason} [protocol baseline: accepted series score "
+                                          f"{baseline.median:.2f} (n={baseline.n_series}); alert line "
+                                          f"{baseline.low:.2f} instead of {policy.threshold:.2f}]")
+    return SeriesResult(series, slices, verdict, status)
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ import numpy as np
 from tfkt_edge.dicom import load_hu, scan
 from tfkt_edge.preprocess import LDCTIQAC, pad_square, preprocess
 
-from .ctnoise import KernelVariant, TexturedSimulator, kernel_variants, zoom_fov
+from .ctnoise import KernelVariant, TexturedSimulator, kernel_variants
 from .ctsim import FULL_VIEWS, Degradation
 from .realct import training_slices
 
@@ -42,7 +42,6 @@ class Source:
     seed: int
     n_degradations: int
     path: str = ""
-    zoom: float = 1.0
     group: str = ""
     kernel: str = ""
     manufacturer: str = ""
@@ -66,10 +65,10 @@ def sample_degradation(rng: np.random.Generator) -> Degradation:
     return Degradation(dose, views)
 
 
-def _source_image(source: Source, rng: np.random.Generator) -> tuple[np.ndarray, float, bool]:
-    """(HU image, square, pixel size mm, is_phantom)."""
+def _source_image(source: Source) -> tuple[np.ndarray, float]:
+    """(HU image padded square with air, pixel size mm)."""
     ref = scan([Path(source.path)]).series[0].slices[0]
-    return pad_square(load_hu(ref), -1000.0), ref.pixel_spacing or DEFAULT_PIXEL_MM, False
+    return pad_square(load_hu(ref), -1000.0), ref.pixel_spacing or DEFAULT_PIXEL_MM
 
 
 def _plan(source: Source, rng: np.random.Generator) -> list[Degradation]:
@@ -81,16 +80,16 @@ def _plan(source: Source, rng: np.random.Generator) -> list[Degradation]:
 def build_source(source: Source) -> dict:
     """Every kernel variant of one slice at every planned degradation, with labels and parameters."""
     rng = np.random.default_rng(source.seed)
-    hu, pixel_mm, _ = _source_image(source, rng)
+    hu, pixel_mm = _source_image(source)
     variants = kernel_variants(rng) if source.split == "train" else (KernelVariant("native"),)
     plan = _plan(source, rng)
     out: dict[str, list] = {k: [] for k in ("images", "labels", "dose", "views", "variant", "native_sigma", "added_rms")}
     simulators: dict[float, TexturedSimulator] = {}
     for v, variant in enumerate(variants):
-        image = variant.apply(hu)
+        at_fov = variant.at_fov(hu)
+        image = variant.reconstruct(at_fov)
         if variant.zoom not in simulators:  # streaks follow the anatomy: one sinogram per field of view
-            simulators[variant.zoom] = TexturedSimulator(zoom_fov(hu, variant.zoom) if variant.zoom != 1.0 else hu,
-                                                         pixel_mm / variant.zoom, rng, NOISE_DRAWS)
+            simulators[variant.zoom] = TexturedSimulator(at_fov, pixel_mm / variant.zoom, rng, NOISE_DRAWS)
         sim = simulators[variant.zoom]
         prepared = sim.prepare(image)
         for k, degradation in enumerate(plan):

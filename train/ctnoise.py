@@ -147,8 +147,14 @@ class KernelVariant:
     zoom: float = 1.0
 
     def apply(self, hu: np.ndarray) -> np.ndarray:
-        if self.zoom != 1.0:
-            hu = zoom_fov(hu, self.zoom)
+        """The slice at this variant's field of view and kernel."""
+        return self.reconstruct(self.at_fov(hu))
+
+    def at_fov(self, hu: np.ndarray) -> np.ndarray:
+        return zoom_fov(hu, self.zoom) if self.zoom != 1.0 else hu
+
+    def reconstruct(self, hu: np.ndarray) -> np.ndarray:
+        """The kernel change alone, on a slice already at this variant's field of view."""
         if self.name == "native":
             return hu
         radius = _radial_grid(hu.shape) / 0.5  # 0 at DC, 1 at Nyquist

@@ -69,12 +69,12 @@ def write_ladders(output: Path, split: str = "heldout", doses=DOSES, seed: int =
     for g, (group, paths) in enumerate(sorted(groups.items())):
         for k, series in enumerate(scan(paths).series):
             ladder = f"{group}#{k}"
-            rows.append({"path": str(Path(series.slices[0].path).parent if len(series.slices) > 1 else series.slices[0].path),
-                         "source": group, "ladder": ladder, "dose": 1.0, "label": 4.0, "expected": "pass"})
-            if len(series.slices) > 1:  # list the files themselves: their folder may hold other series
-                rows[-1]["path"] = ";".join(str(r.path) for r in series.slices)
+            # The originals as their own files: their folder may hold other series.
+            rows.append({"path": ";".join(str(r.path) for r in series.slices), "source": group, "ladder": ladder,
+                         "dose": 1.0, "label": 4.0, "expected": "pass"})
             rng = np.random.default_rng(seed + 1000 * g + k)
             uids = {dose: generate_uid() for dose in doses if dose < 1.0}
+            folders = {dose: output / group.replace("/", "__") / f"series{k}" / f"dose{round(dose * 100):03d}" for dose in uids}
             labels: dict[float, list[float]] = {dose: [] for dose in uids}
             for i, ref in enumerate(series.slices):
                 hu = load_hu(ref)
@@ -86,10 +86,9 @@ def write_ladders(output: Path, split: str = "heldout", doses=DOSES, seed: int =
                     image, label, _ = sim.degrade(square, prepared, dose, FULL_VIEWS)
                     labels[dose].append(label)
                     crop = image[top : top + hu.shape[0], left : left + hu.shape[1]]
-                    target = output / group.replace("/", "__") / f"series{k}" / f"dose{round(dose * 100):03d}" / f"{i:04d}.dcm"
-                    _write_copy(ref.path, crop, target, uids[dose], dose)
+                    _write_copy(ref.path, crop, folders[dose] / f"{i:04d}.dcm", uids[dose], dose)
             for dose in uids:
-                rows.append({"path": str(output / group.replace("/", "__") / f"series{k}" / f"dose{round(dose * 100):03d}"),
+                rows.append({"path": str(folders[dose]),
                              "source": group, "ladder": ladder, "dose": dose,
                              "label": round(float(np.mean(labels[dose])), 4), "expected": expected_verdict(dose)})
             progress(f"{ladder}: {len(series.slices)} slice(s) x {len(uids)} doses")

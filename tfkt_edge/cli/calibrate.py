@@ -68,14 +68,14 @@ def calibrate(
     require_writable(output)
     err, console = Console(stderr=True), Console()
     try:
-        from ..backends import create_backend
-
-        with closing(create_backend(backend, model)) as engine:
-            identity = engine.model.identity
         pairs, left_out = [], 0
         if paths:
-            found, identity, skipped = _from_folders(paths, model, backend, batch_size, workers, err)
-            pairs, left_out = pairs + found, left_out + skipped
+            pairs, identity, left_out = _from_folders(paths, model, backend, batch_size, workers, err)
+        else:  # scores come from the database: the model is opened only to name it
+            from ..backends import create_backend
+
+            with closing(create_backend(backend, model)) as engine:
+                identity = engine.model.identity
         if db is not None:
             found, skipped = _from_database(db)
             pairs, left_out = pairs + found, left_out + skipped

@@ -19,7 +19,7 @@ from rich.progress import (
 
 from ..backends import create_backend
 from ..errors import TfktEdgeError
-from ..policy import OUTSIDE, AlertPolicy
+from ..policy import ALERT, OUTSIDE, PASS, AlertPolicy, overall_status
 from ..report import document, print_table, to_csv, to_json
 from ..scoring import ScoringRun, score_paths
 from .console import error, make_policy, require_writable
@@ -44,9 +44,7 @@ EXIT_PASS, EXIT_ALERT, EXIT_NOTHING, EXIT_OUTSIDE = 0, 1, 2, 3
 
 def verdict_exit_code(results) -> int:
     """1 if any series alerts; else 3 if any lies outside the validated domain (not judged); else 0."""
-    if any(r.verdict.alert for r in results):
-        return EXIT_ALERT
-    return EXIT_OUTSIDE if any(r.verdict.status == OUTSIDE for r in results) else EXIT_PASS
+    return {ALERT: EXIT_ALERT, OUTSIDE: EXIT_OUTSIDE, PASS: EXIT_PASS}[overall_status(r.verdict for r in results)]
 
 
 def run_scoring(paths: list[Path], model: Path | None, policy: AlertPolicy, batch_size: int, workers: int,

@@ -18,7 +18,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..errors import TfktEdgeError
-
+from ..policy import STATUS_TEXT
+from ..report import STATUS_STYLE
 from .console import error, make_policy
 from .options import (
     BackendOpt,
@@ -183,8 +184,8 @@ def results(
         for name in ("completed (UTC)", "verdict", "series", "slices", "median", "reason"):
             table.add_column(name)
         for r in rows:
-            verdict = {"alert": "[bold red]RESCAN ALERT[/]", "outside-domain": "[yellow]OUTSIDE DOMAIN[/]",
-                       "nothing-scorable": "[yellow]nothing scorable[/]"}.get(r["status"], "[green]pass[/]")
+            status = r["status"]  # pass, alert, outside-domain, or nothing-scorable (its own words, in yellow)
+            verdict = f"[{STATUS_STYLE.get(status, 'yellow')}]{STATUS_TEXT.get(status, status.replace('-', ' '))}[/]"
             table.add_row(r["completed_utc"], verdict, escape(r["description"] or r["series_instance_uid"]),
                           str(r["n_slices"]), "" if r["median_score"] is None else f"{r['median_score']:.2f}",
                           escape(r["reason"]))

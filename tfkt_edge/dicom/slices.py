@@ -128,7 +128,7 @@ def _int_or_none(value) -> int | None:
 
 def _classify(ds: Dataset) -> str | None:
     """The skip reason for a dataset, or None when it holds CT images to score."""
-    media_sop = str(getattr(getattr(ds, "file_meta", None), "MediaStorageSOPClassUID", "") or "")
+    media_sop = _meta(ds, "MediaStorageSOPClassUID")
     sop = _sop_class(ds)
     if MEDIA_DIRECTORY in (sop, media_sop) or "DirectoryRecordSequence" in ds:
         return reasons.DICOMDIR
@@ -158,16 +158,25 @@ def _classify(ds: Dataset) -> str | None:
     return None
 
 
+class _Refused(ValueError):
+    """A header value that makes the file unusable; its message is the whole skip reason."""
+
+
+def _meta(ds: Dataset, keyword: str) -> str:
+    """A file meta element as text, "" when absent."""
+    return str(getattr(getattr(ds, "file_meta", None), keyword, "") or "")
+
+
 def _sop_class(ds: Dataset) -> str:
     """SOPClassUID, else the file meta's MediaStorageSOPClassUID (some anonymisers blank the former)."""
     own = str(ds.get("SOPClassUID", "") or "")
     if own or "Modality" not in ds:  # a header cut short before Modality is unreadable, not anonymised
         return own
-    return str(getattr(getattr(ds, "file_meta", None), "MediaStorageSOPClassUID", "") or "")
+    return _meta(ds, "MediaStorageSOPClassUID")
 
 
 def _sop_instance(ds: Dataset) -> str:
-    return str(ds.get("SOPInstanceUID", "") or getattr(getattr(ds, "file_meta", None), "MediaStorageSOPInstanceUID", "") or "")
+    return str(ds.get("SOPInstanceUID", "") or "") or _meta(ds, "MediaStorageSOPInstanceUID")
 
 
 PHANTOM_WORDS = ("PHANTOM", "CATPHAN", "QA ", "QUALITY ASSURANCE", "WATER CYL", "CALIBRATION", "ACR ")
@@ -195,12 +204,12 @@ def _acquisition(ds: Dataset) -> dict:
 
 
 def _rescale(slope_value, intercept_value) -> tuple[float, float]:
-    """Slope and intercept of the modality LUT (1 and 0 when absent); ValueError when unusable."""
+    """Slope and intercept of the modality LUT (1 and 0 when absent); _Refused when unusable."""
     slope = 1.0 if slope_value in (None, "") else float(slope_value)
     intercept = 0.0 if intercept_value in (None, "") else float(intercept_value)
     if not (np.isfinite(slope) and np.isfinite(intercept)) or slope == 0.0 or abs(slope) > MAX_RESCALE \
             or abs(intercept) > MAX_RESCALE:
-        raise ValueError(reasons.BAD_RESCALE.format(detail=f"slope {slope_value}, intercept {intercept_value}"))
+        raise _Refused(reasons.BAD_RESCALE.format(detail=f"slope {slope_value}, intercept {intercept_value}"))
     return slope, intercept
 
 
@@ -216,7 +225,7 @@ def _check_pixel_size(ds: Dataset, frames: int) -> None:
     bits = _int_or_none(ds.get("BitsAllocated")) or 16
     expected = int(ds.Rows) * int(ds.Columns) * frames * max(1, bits // 8)
     if not expected <= actual <= expected + 1:  # one pad byte keeps the length even
-        raise ValueError(reasons.PIXEL_SIZE.format(actual=actual, expected=expected))
+        raise _Refused(reasons.PIXEL_SIZE.format(actual=actual, expected=expected))
 
 
 def _spacing(value) -> float | None:
@@ -248,7 +257,7 @@ def _enhanced_frames(path: Path, ds: Dataset, common: dict) -> list[SliceRef]:
     per_frame = ds.get("PerFrameFunctionalGroupsSequence") or []
     n_frames = _int_or_none(ds.get("NumberOfFrames"))
     if n_frames is None or not 1 <= n_frames <= MAX_FRAMES or (per_frame and len(per_frame) != n_frames):
-        raise ValueError(reasons.BAD_FRAMES.format(
+        raise _Refused(reasons.BAD_FRAMES.format(
             frames=ds.get("NumberOfFrames"), detail=f"{len(per_frame)} per-frame functional groups, at most {MAX_FRAMES} frames"))
     _check_pixel_size(ds, n_frames)
     refs = []
@@ -306,9 +315,7 @@ def read_slices(path: Path) -> list[SliceRef] | Skip:
             return _enhanced_frames(path, ds, common)
         _check_pixel_size(ds, 1)
         return _single_frame(path, ds, common)
-    except ValueError as exc:
-        text = reasons.one_line(exc)
-        own = text.startswith(tuple(r.split("{")[0] for r in (reasons.BAD_RESCALE, reasons.BAD_FRAMES, reasons.PIXEL_SIZE)))
-        return Skip(path, text if own else reasons.UNREADABLE.format(detail=text))
+    except _Refused as exc:
+        return Skip(path, str(exc))
     except Exception as exc:  # malformed values (bad VR, missing Rows...): a reason, not a traceback
         return Skip(path, reasons.UNREADABLE.format(detail=reasons.one_line(exc)))

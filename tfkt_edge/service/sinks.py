@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from ..policy import STATUS_TEXT
+from ..report import series_name
 
 
 class Sink(Protocol):
@@ -33,9 +34,8 @@ class Sink(Protocol):
 def one_line(payload: dict) -> tuple[bool, str]:
     """(alert, a one-line verdict) for a result payload."""
     series = payload["series"][0] if payload.get("series") else {}
-    uid_text = str(payload.get("series_instance_uid") or series.get("series_instance_uid", ""))
-    description = series.get("description") or f"(no description) ...{uid_text[-12:]}"
     uid = payload.get("series_instance_uid") or series.get("series_instance_uid", "?")
+    description = series_name(series.get("description", ""), str(uid))
     if not series:
         return False, f"series {uid}: nothing scorable ({len(payload.get('skipped', []))} instance(s) skipped)"
     verdict = STATUS_TEXT.get(series.get("status", ""), "RESCAN ALERT" if series["alert"] else "pass")
