@@ -286,12 +286,25 @@ def test_late_instances_make_a_revised_verdict_over_the_whole_series(server, tmp
     assert "(revised, #1)" in srv.output()
 
 
+def test_a_series_sent_in_one_association_is_judged_when_it_is_released(server, tmp_path):
+    """No wait for the quiet timeout (60 s here) once the scanner releases the association that carried the series;
+    an association carrying a single instance (scanners that send instance by instance) does not close its series."""
+    srv = server(timeout=60.0)
+    paths = make_series(CLINICAL, tmp_path / "s", 3)
+    assert send(srv.port, paths[:1]) == [0]
+    assert send(srv.port, paths[1:]) == [0, 0]
+    (event,) = srv.wait_events(1, seconds=30)
+    assert event["series"][0]["n_slices"] == 3 and event["revision"] == 0
+
+
 def test_kill_9_loses_nothing_and_repeats_nothing(server, tmp_path):
     srv = server(timeout=3.0)
     first = make_series(DEGRADED, tmp_path / "a", 6)
-    assert send(srv.port, first) == [0] * 6
-    srv.process.kill()  # SIGKILL before the series is complete (3 s timeout)
+    assoc = associate(srv.port)
+    assert [assoc.send_c_store(pydicom.dcmread(p)).Status for p in first] == [0] * 6
+    srv.process.kill()  # SIGKILL mid-association: before its release or the 3 s timeout could complete the series
     srv.process.wait()
+    assoc.abort()
     assert srv.events() == []
     db = sqlite3.connect(str(tmp_path / "results.sqlite"))
     assert db.execute("SELECT COUNT(*) FROM instances").fetchone()[0] == 6  # every acknowledged instance

@@ -99,6 +99,9 @@ def serve(
     workers: WorkersOpt = 2,
     decoders: DecodersOpt = Decoders.threads,
     baselines: BaselinesOpt = None,
+    tls_cert: Annotated[Optional[Path], typer.Option("--tls-cert", help="PEM certificate of this node: associations must use TLS.")] = None,
+    tls_key: Annotated[Optional[Path], typer.Option("--tls-key", help="PEM private key of --tls-cert.")] = None,
+    tls_ca: Annotated[Optional[Path], typer.Option("--tls-ca", help="PEM CA bundle: callers must present a client certificate it signed.")] = None,
 ) -> None:
     """Run a DICOM node (C-ECHO, C-STORE of CT and Enhanced CT) that scores slices as they arrive and
     prints a verdict per series once no instance has arrived for --series-timeout seconds. Stop with Ctrl-C."""
@@ -111,8 +114,10 @@ def serve(
     callers = [c.strip() for c in (allowed_callers or "").split(",") if c.strip()]
     config = _config(store, db, events, series_timeout, threshold, min_run, webhook, sr_destination, ae_title, backend,
                      model, batch_size, workers, decoders, baselines)
-    _run(lambda: Service(config, scp=ScpConfig(ae_title, host, port, callers)),
-         f"tfkt-edge: listening as {ae_title} on {host}:{port}; store {store}, database {db}, "
+    scp = ScpConfig(ae_title, host, port, callers, tls_cert, tls_key, tls_ca)
+    secure = (" over TLS, client certificates required" if tls_ca else " over TLS") if tls_cert else ""
+    _run(lambda: Service(config, scp=scp),
+         f"tfkt-edge: listening as {ae_title} on {host}:{port}{secure}; store {store}, database {db}, "
          f"series complete after {series_timeout:g} s", f"cannot listen on {host}:{port}")
 
 

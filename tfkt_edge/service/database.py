@@ -101,6 +101,8 @@ class Database:
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(series)")}
         if "revision" not in columns:  # a database from before series were judged again
             self._db.execute("ALTER TABLE series ADD COLUMN revision INTEGER NOT NULL DEFAULT 0")
+        if "released_at" not in columns:  # a database from before a released association closed its series
+            self._db.execute("ALTER TABLE series ADD COLUMN released_at REAL")
 
     def close(self) -> None:
         with self._lock:
@@ -154,6 +156,12 @@ class Database:
              (series, study, now, now)),
         ])
 
+    def release_series(self, series: str) -> None:
+        """The association that sent this series was released: judge it without waiting for the quiet timeout,
+        unless another instance arrives first."""
+        self._write([("UPDATE series SET released_at = ? WHERE series_instance_uid = ? AND completed_at IS NULL",
+                      (time.time(), series))])
+
     def instance_paths(self) -> list[Path]:
         return [Path(r[0]) for r in self._read("SELECT path FROM instances")]
 
@@ -178,9 +186,11 @@ class Database:
         self._write(statements)
 
     def due_series(self, quiet_since: float) -> list[str]:
-        """Open series with no instance since ``quiet_since`` and none left to score."""
+        """Open series with none left to score and no instance since ``quiet_since`` or since their
+        association was released."""
         rows = self._read(
-            "SELECT s.series_instance_uid FROM series s WHERE s.completed_at IS NULL AND s.last_received <= ?"
+            "SELECT s.series_instance_uid FROM series s WHERE s.completed_at IS NULL"
+            " AND (s.last_received <= ? OR s.released_at >= s.last_received)"
             " AND NOT EXISTS (SELECT 1 FROM instances i WHERE i.series_instance_uid = s.series_instance_uid"
             " AND i.processed_at IS NULL) ORDER BY s.last_received", (quiet_since,))
         return [r[0] for r in rows]

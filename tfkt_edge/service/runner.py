@@ -68,7 +68,9 @@ class Service:
             extra.append(WebhookSink(config.webhook))
         if config.sr_destination:
             extra.append(DicomSrSink(config.sr_destination, config.calling_ae))
+        ssl_context = None
         if scp is not None:
+            ssl_context = scp.ssl_context()
             _check_port(scp.host, scp.port)
         self.db = Database(config.db)
         sinks: list[Sink] = [console_sink or ConsoleSink(), JsonlSink(config.events_path), *extra]
@@ -81,7 +83,7 @@ class Service:
                                      on_result=lambda: [d.wake.set() for d in self.deliveries])
         self.server = None
         if scp is not None:
-            self.server = StorageServer(scp, InstanceStore(config.store), self.db, self.received)
+            self.server = StorageServer(scp, InstanceStore(config.store), self.db, self.received, ssl_context)
         self.watcher = FolderWatcher(watch, self.db, self.received, settle) if watch is not None else None
 
     def received(self, series_uid: str) -> None:

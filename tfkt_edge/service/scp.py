@@ -12,8 +12,11 @@ failure status, and the server keeps serving.
 from __future__ import annotations
 
 import logging
+import ssl
 import threading
+from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 from pydicom.uid import (
@@ -50,6 +53,33 @@ class ScpConfig:
     host: str = "127.0.0.1"
     port: int = 11112
     allowed_callers: list[str] = field(default_factory=list)
+    tls_cert: Path | None = None  # PEM certificate (chain) of this node; with tls_key, associations need TLS
+    tls_key: Path | None = None
+    tls_ca: Path | None = None  # PEM CA bundle: callers must present a certificate it signed
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """The TLS server context, or None without a certificate; raises ValueError with a one-line reason."""
+        if self.tls_cert is None and self.tls_key is None:
+            if self.tls_ca is not None:
+                raise ValueError("--tls-ca needs --tls-cert and --tls-key")
+            return None
+        if self.tls_cert is None or self.tls_key is None:
+            raise ValueError("--tls-cert and --tls-key go together")
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        try:
+            context.load_cert_chain(str(self.tls_cert), str(self.tls_key))
+        except (OSError, ssl.SSLError) as exc:
+            raise ValueError(f"cannot use the TLS certificate {self.tls_cert} with key {self.tls_key}: "
+                             f"{getattr(exc, 'strerror', None) or exc}") from None
+        if self.tls_ca is not None:
+            try:
+                context.load_verify_locations(cafile=str(self.tls_ca))
+            except (OSError, ssl.SSLError) as exc:
+                raise ValueError(f"cannot read the TLS CA bundle {self.tls_ca}: "
+                                 f"{getattr(exc, 'strerror', None) or exc}") from None
+            context.verify_mode = ssl.CERT_REQUIRED
+        return context
 
 
 def _peer(event) -> str:
@@ -73,6 +103,41 @@ def handle_aborted(event) -> None:
     log.warning("association aborted (malformed or unexpected PDU, or the peer gave up): %s", _peer(event))
 
 
+class Arrivals:
+    """The series each open association has delivered, counted, so that its release can close them."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._by_association: dict[int, Counter] = {}
+
+    def add(self, assoc, series: str) -> None:
+        with self._lock:
+            self._by_association.setdefault(id(assoc), Counter())[series] += 1
+
+    def pop(self, assoc) -> Counter:
+        with self._lock:
+            return self._by_association.pop(id(assoc), Counter())
+
+
+def handle_released(event, arrivals: Arrivals, db: Database, received: Callable[[str], None]) -> None:
+    """A scanner that sends a series in one association releases it when the series is sent: judge now.
+    A series with a single instance in the association (a scanner sending instance by instance, one
+    association each) waits for the quiet timeout instead, so one instance never closes its series."""
+    for series, count in arrivals.pop(event.assoc).items():
+        if count < 2:
+            continue
+        try:
+            db.release_series(series)
+        except Exception as exc:  # the quiet timeout still closes it
+            log.warning("could not mark series %s released: %s", series, exc)
+        received(series)
+
+
+def handle_closed(event, arrivals: Arrivals) -> None:
+    """An aborted or dropped association: its series wait for the quiet timeout (they may be incomplete)."""
+    arrivals.pop(event.assoc)
+
+
 def handle_echo(event, db: Database) -> int:
     """Success only while the node can also store: a scanner's echo must not hide a full disk."""
     if db.write_error is not None:
@@ -81,7 +146,8 @@ def handle_echo(event, db: Database) -> int:
     return SUCCESS
 
 
-def handle_store(event, store: InstanceStore, db: Database, received: Callable[[str], None]) -> int:
+def handle_store(event, store: InstanceStore, db: Database, received: Callable[[str], None],
+                 arrivals: Arrivals | None = None) -> int:
     """Store one instance atomically and record it; return a DICOM status. Never raises."""
     calling = event.assoc.requestor.ae_title.strip() if event.assoc else ""
     try:
@@ -108,6 +174,8 @@ def handle_store(event, store: InstanceStore, db: Database, received: Callable[[
         if path is not None and not existed:
             path.unlink(missing_ok=True)  # not acknowledged, so not kept: the store holds only recorded instances
         return OUT_OF_RESOURCES
+    if arrivals is not None:
+        arrivals.add(event.assoc, series)
     received(series)
     return SUCCESS
 
@@ -118,8 +186,10 @@ IDLE_CONNECT_TIMEOUT = 5.0
 class StorageServer:
     """The listening AE; ``start`` returns once the port is bound."""
 
-    def __init__(self, config: ScpConfig, store: InstanceStore, db: Database, received: Callable[[str], None]):
+    def __init__(self, config: ScpConfig, store: InstanceStore, db: Database, received: Callable[[str], None],
+                 ssl_context: ssl.SSLContext | None = None):
         self.config = config
+        self.ssl_context = ssl_context
         self.ae = AE(ae_title=config.ae_title)
         for sop_class in STORAGE_CLASSES:
             self.ae.add_supported_context(sop_class, TRANSFER_SYNTAXES)
@@ -130,14 +200,18 @@ class StorageServer:
         # A peer that connects and says nothing holds a slot until the ARTIM timer: 30 s by default, so 16
         # idle sockets would lock every scanner out. 5 s is ample for a real A-ASSOCIATE-RQ.
         self.ae.acse_timeout = IDLE_CONNECT_TIMEOUT
-        self._handlers = [(evt.EVT_C_ECHO, handle_echo, [db]), (evt.EVT_C_STORE, handle_store, [store, db, received]),
+        arrivals = Arrivals()
+        self._handlers = [(evt.EVT_C_ECHO, handle_echo, [db]),
+                          (evt.EVT_C_STORE, handle_store, [store, db, received, arrivals]),
+                          (evt.EVT_RELEASED, handle_released, [arrivals, db, received]),
+                          (evt.EVT_CONN_CLOSE, handle_closed, [arrivals]),
                           (evt.EVT_REJECTED, handle_rejected), (evt.EVT_ABORTED, handle_aborted)]
         self._server = None
         self._lock = threading.Lock()
 
     def start(self) -> None:
         self._server = self.ae.start_server((self.config.host, self.config.port), block=False,
-                                            evt_handlers=self._handlers)
+                                            evt_handlers=self._handlers, ssl_context=self.ssl_context)
 
     def stop(self) -> None:
         with self._lock:
