@@ -227,3 +227,42 @@ def test_a_truncated_copy_never_hides_the_whole_instance(real, tmp_path):
     assert [ref.path.name for s in result.series for ref in s.slices] == ["b_whole.dcm"]
     (skip,) = result.skipped
     assert skip.path.name == "a_truncated.dcm" and skip.reason.startswith("duplicate of SOP Instance")
+
+
+def _fileset(real, folder: Path, positions: list[float]) -> Path:
+    """A real file-set of CT slices written into ``folder``; returns its DICOMDIR."""
+    from pydicom.fileset import FileSet
+
+    write_series(real["explicit_le"], folder.with_name(folder.name + "-src"), positions, list(range(1, len(positions) + 1)))
+    fileset = FileSet()
+    for path in sorted(folder.with_name(folder.name + "-src").iterdir()):
+        ds = pydicom.dcmread(path)
+        ds.StudyDate, ds.StudyTime, ds.StudyID = "20240101", "120000", "1"
+        ds.PatientID = ds.PatientName = folder.name
+        fileset.add(ds)
+    fileset.write(folder)
+    return folder / "DICOMDIR"
+
+
+def test_a_cd_export_whose_root_dicomdir_points_to_nested_dirfile_indexes_is_read_through(real, tmp_path):
+    """Some CD exports hold a root DICOMDIR whose records point to per-patient DIRFILE indexes."""
+    from pydicom.dataset import Dataset
+
+    disc = tmp_path / "disc"
+    for patient, positions in (("P1", [0.0, 5.0]), ("P2", [0.0, 5.0, 10.0])):
+        _fileset(real, disc / patient, positions).rename(disc / patient / "DIRFILE")
+    root = pydicom.dcmread(disc / "P1" / "DIRFILE")
+    records = []
+    for target in (["P1", "DIRFILE"], ["P2", "DIRFILE"], ["DICOMDIR"]):  # the last one: an index naming itself
+        record = Dataset()
+        record.OffsetOfTheNextDirectoryRecord = 0
+        record.RecordInUseFlag = 0xFFFF
+        record.OffsetOfReferencedLowerLevelDirectoryEntity = 0
+        record.DirectoryRecordType = "PRIVATE"
+        record.ReferencedFileID = target
+        records.append(record)
+    root.DirectoryRecordSequence = records
+    root.save_as(disc / "DICOMDIR", enforce_file_format=True)
+    result = scan([disc / "DICOMDIR"])
+    assert sorted(len(s.slices) for s in result.series) == [2, 3]
+    assert [k.path.name for k in result.skipped] == ["DICOMDIR"] and "loop" in result.skipped[0].reason

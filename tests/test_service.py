@@ -315,9 +315,58 @@ def test_kill_9_loses_nothing_and_repeats_nothing(server, tmp_path):
     again.process.kill()
     again.process.wait()
     third = server(timeout=1.0)
-    time.sleep(2.5)
-    assert len(third.events()) == 1  # not emitted a second time
+    wait_delivered(tmp_path / "results.sqlite")  # everything the third start owed is delivered...
+    assert len(third.events()) == 1  # ...and nothing was emitted a second time
     assert len(list((tmp_path / "store").rglob("*.dcm"))) == 6
+
+
+def wait_delivered(db_path: Path, seconds: float = 30) -> None:
+    """Until every result in the database is delivered to every sink."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        db = sqlite3.connect(str(db_path))
+        try:
+            pending, total = db.execute("SELECT SUM(delivered_at IS NULL), COUNT(*) FROM deliveries").fetchone()
+        finally:
+            db.close()
+        if total and not pending:
+            return
+        time.sleep(0.1)
+    raise AssertionError("results still undelivered")
+
+
+def test_files_that_are_not_a_tfkt_edge_database_are_refused_untouched(tmp_path):
+    from typer.testing import CliRunner
+
+    from tfkt_edge.cli.main import app
+    from tfkt_edge.service.database import SCHEMA
+
+    foreign = tmp_path / "other-app.sqlite"
+    db = sqlite3.connect(str(foreign))
+    db.execute("CREATE TABLE notes (body TEXT)")
+    db.execute("INSERT INTO notes VALUES ('keep me')")
+    db.commit()
+    db.close()
+    text = tmp_path / "notes.txt"
+    text.write_text("not a database\n" * 20)
+    before = {p: p.read_bytes() for p in (foreign, text)}
+    runner = CliRunner()
+    for path, reason in ((foreign, "another application"), (text, "not an SQLite file")):
+        for command in (["results", "--db", str(path)], ["calibrate", "--db", str(path), "-o", str(tmp_path / "b.json")]):
+            result = runner.invoke(app, command)
+            assert result.exit_code == 2, result.output
+            assert result.stderr.count("\n") == 1 and reason in result.stderr
+        served = subprocess.run([sys.executable, "-m", "tfkt_edge", "serve", "--port", str(free_port()), "--db", str(path),
+                                 "--store", str(tmp_path / "store")], capture_output=True, text=True, timeout=120)
+        assert served.returncode == 2 and reason in served.stderr
+    assert {p: p.read_bytes() for p in before} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt", "other-app.sqlite"]  # no WAL, no store
+    legacy = tmp_path / "legacy.sqlite"  # a tfkt-edge database from before the marker
+    db = sqlite3.connect(str(legacy))
+    db.executescript(SCHEMA)
+    db.close()
+    listed = runner.invoke(app, ["results", "--db", str(legacy), "--format", "json"])
+    assert listed.exit_code == 0 and json.loads(listed.stdout) == []
 
 
 def test_results_command_reads_the_database(server, tmp_path):

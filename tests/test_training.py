@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -93,3 +95,27 @@ def test_losses():
     predicted = torch.tensor([1.0, 2.0, 3.0], requires_grad=True)
     LOSSES["mse+rank"](predicted, target, 1.0).backward()
     assert predicted.grad is not None and float(LOSSES["mse+rank"](target, target, 1.0)) == 0.0
+
+
+class _RunsCode:
+    def __reduce__(self):
+        return (Path.touch, (Path(os.environ["TFKT_TEST_MARKER"]),))
+
+
+def test_resume_never_unpickles_code_from_a_tampered_checkpoint(tmp_path, monkeypatch):
+    data, val = tiny_set(4), tiny_set(2, seed=1)
+    config = TrainConfig(epochs=2, batch_size=2, lr=1e-3, seed=5)
+
+    def stop_after_first(row):
+        raise Interrupt
+
+    with pytest.raises(Interrupt):
+        train(config, data, val, tmp_path / "run", callbacks=Callbacks(on_epoch=stop_after_first))
+    marker = tmp_path / "code-ran"
+    monkeypatch.setenv("TFKT_TEST_MARKER", str(marker))
+    state = torch.load(tmp_path / "run" / "last.pt", weights_only=True)
+    state["payload"] = _RunsCode()
+    torch.save(state, tmp_path / "run" / "last.pt")
+    with pytest.raises(InputError, match="cannot resume from .*last.pt"):
+        train(config, data, val, tmp_path / "run", resume=True)
+    assert not marker.exists()

@@ -172,7 +172,11 @@ def train(config: TrainConfig, train_set: ImageSet, val_set: ImageSet | None, ru
     loss_fn = LOSSES[config.loss]
     first_epoch, best = 1, -math.inf
     if resume:
-        state = torch.load(last, map_location="cpu", weights_only=False)
+        try:  # tensors and plain values only: a tampered last.pt cannot run code
+            state = torch.load(last, map_location="cpu", weights_only=True)
+        except Exception as exc:
+            raise InputError(f"cannot resume from {last}: not a checkpoint of tensors and plain values "
+                             f"({str(exc).strip().splitlines()[0][:200]})") from None
         model.load_state_dict(state["state_dict"])
         optimiser.load_state_dict(state["optimiser"])
         schedule.load_state_dict(state["schedule"])

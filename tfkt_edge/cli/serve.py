@@ -7,6 +7,7 @@ import io
 import json
 import logging
 import signal
+import sqlite3
 import threading
 from datetime import datetime, timezone
 from pathlib import Path
@@ -171,7 +172,11 @@ def results(
     except ValueError as exc:
         error(f"--since: {exc}")
         raise typer.Exit(2) from None
-    database = Database(db)
+    try:
+        database = Database(db)
+    except (TfktEdgeError, sqlite3.Error) as exc:
+        error(str(exc))
+        raise typer.Exit(2) from None
     try:
         rows = [summary(e) for e in database.events(cutoff)]
     finally:

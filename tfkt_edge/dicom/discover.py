@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 import pydicom
+import pydicom.filereader
+from pydicom.uid import MediaStorageDirectoryStorage
 
 from . import reasons
 from .slices import Skip
@@ -15,8 +17,24 @@ from .slices import Skip
 DICOMDIR_NAME = "DICOMDIR"
 
 
-def _dicomdir_references(path: Path) -> Iterator[Path | Skip]:
-    """The files a DICOMDIR references, relative to the folder holding it."""
+_INDEX_NAMES = {"DICOMDIR", "DIRFILE"}
+_MAX_INDEX_DEPTH = 4  # a root DICOMDIR, its per-patient DIRFILEs, and a margin; deeper is a loop or a lie
+
+
+def _is_index(path: Path, record_type: str) -> bool:
+    """Whether a referenced file is itself a DICOMDIR (Media Storage Directory), as CD exports nest them."""
+    if record_type == "IMAGE" and path.name.upper() not in _INDEX_NAMES:
+        return False
+    try:
+        meta = pydicom.filereader.read_file_meta_info(path)
+    except Exception:
+        return False
+    return str(meta.get("MediaStorageSOPClassUID", "")) == MediaStorageDirectoryStorage
+
+
+def _dicomdir_references(path: Path, depth: int = 0) -> Iterator[Path | Skip]:
+    """The files a DICOMDIR references, relative to the folder holding it; nested DICOMDIR/DIRFILE
+    indexes are followed to the files they reference."""
     try:
         fileset = pydicom.dcmread(path)
         records = fileset.DirectoryRecordSequence
@@ -37,7 +55,15 @@ def _dicomdir_references(path: Path) -> Iterator[Path | Skip]:
             # ISO 9660 media are often copied with lower-cased names
             alternative = root.joinpath(*(p.lower() for p in parts))
             referenced = alternative if alternative.is_file() else referenced
-        yield referenced if referenced.is_file() else Skip(referenced, reasons.MISSING_REFERENCE)
+        if not referenced.is_file():
+            yield Skip(referenced, reasons.MISSING_REFERENCE)
+        elif _is_index(referenced, str(record.get("DirectoryRecordType", ""))):
+            if depth + 1 >= _MAX_INDEX_DEPTH or referenced.resolve() == path.resolve():
+                yield Skip(referenced, reasons.UNREADABLE.format(detail="DICOMDIR indexes nested too deep, or in a loop"))
+            else:
+                yield from _dicomdir_references(referenced, depth + 1)
+        else:
+            yield referenced
 
 
 def _special(path: Path) -> str | None:

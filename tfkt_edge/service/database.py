@@ -20,6 +20,11 @@ from typing import Iterator
 
 from ..dicom import SliceRef
 from ..domain import ImageStats
+from ..errors import InputError
+
+# SQLite's application_id of a tfkt-edge database ("TFKE"): the marker read before a file is touched.
+APPLICATION_ID = 0x54464B45
+_TABLES = {"instances", "slices", "series", "events", "deliveries"}
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS instances (
@@ -86,15 +91,56 @@ def ref_from_json(text: str) -> SliceRef:
     return SliceRef(**data)
 
 
+def check_ours(path: Path) -> None:
+    """Raise InputError, touching nothing, unless ``path`` is absent, empty, or a tfkt-edge database.
+
+    The SQLite header carries the application_id (bytes 68-71); a database made before the
+    marker existed is recognised, read-only, by its tables.
+    """
+    try:
+        with open(path, "rb") as handle:
+            header = handle.read(100)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if not header:
+        return
+    if len(header) < 100 or not header.startswith(b"SQLite format 3\x00"):
+        raise InputError(f"{path} is not a tfkt-edge database (not an SQLite file)")
+    application_id = int.from_bytes(header[68:72], "big")
+    if application_id == APPLICATION_ID:
+        return
+    if application_id == 0:
+        try:
+            probe = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+            try:
+                tables = {r[0] for r in probe.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            finally:
+                probe.close()
+        except sqlite3.Error as exc:
+            raise InputError(f"cannot read {path}: {exc}") from None
+        if _TABLES <= tables:
+            return  # a tfkt-edge database from before the marker
+    raise InputError(f"{path} is not a tfkt-edge database (it belongs to another application); "
+                     "give --db a file of its own")
+
+
 class Database:
-    """One connection shared by the receiving threads and the worker, serialised by a lock."""
+    """One connection shared by the receiving threads and the worker, serialised by a lock.
+
+    The file must be new or a tfkt-edge database (``check_ours``): another application's
+    SQLite file is refused before anything is written to it."""
 
     def __init__(self, path: Path):
+        check_ours(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._lock = threading.Lock()
         self.write_error: str | None = None  # the last write's failure (disk full...), None once writes succeed
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=30)
+        # Before WAL, so a new file carries the marker in its header at once.
+        self._db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")  # an acknowledged instance survives power loss too
         self._db.executescript(SCHEMA)
