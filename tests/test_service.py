@@ -195,6 +195,36 @@ def test_idle_connections_cannot_lock_scanners_out(server):
             s.close()
 
 
+def _closed_by_peer(sock: socket.socket, seconds: float) -> bool:
+    """Read until the server closes the connection (True) or ``seconds`` pass (False)."""
+    sock.settimeout(seconds)
+    try:
+        while sock.recv(65536):
+            pass  # an A-ABORT or A-ASSOCIATE-RJ PDU, then the close
+    except socket.timeout:
+        return False
+    except ConnectionError:
+        pass
+    return True
+
+
+@pytest.mark.parametrize("garbage", [
+    b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",                           # the wrong protocol
+    bytes([0x01, 0x00]) + (0xFFFFFFF0).to_bytes(4, "big") + b"\x00" * 64,  # A-ASSOCIATE-RQ claiming 4 GB
+    bytes([0x04, 0x00]) + (12).to_bytes(4, "big") + b"\xff" * 12,        # P-DATA before any association
+    bytes([0x7F, 0x00]) + (3).to_bytes(4, "big") + b"abc",                # an unknown PDU type
+], ids=["http", "lying-length", "data-before-association", "unknown-pdu"])
+def test_garbage_pdus_are_dropped_and_the_node_keeps_serving(server, tmp_path, garbage):
+    srv = server()
+    with socket.create_connection(("127.0.0.1", srv.port)) as raw:
+        raw.sendall(garbage)
+        assert _closed_by_peer(raw, seconds=20), "the server kept a garbage connection open"
+    assert send(srv.port, make_series(CLINICAL, tmp_path / "s", 2)) == [0, 0]
+    (event,) = srv.wait_events(1)
+    assert event["series"][0]["n_slices"] == 2
+    assert srv.process.poll() is None
+
+
 def test_other_sop_classes_are_refused_at_negotiation(server):
     srv = server()
     mr = pydicom.dcmread(PYDICOM_FILES / "MR_small.dcm")

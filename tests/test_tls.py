@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import socket
 import ssl
 import subprocess
 import sys
@@ -92,6 +93,19 @@ def test_a_tls_node_scores_over_tls_and_refuses_plain_associations(server, pki, 
     assert statuses == [0, 0, 0]
     (event,) = srv.wait_events(1)
     assert event["series"][0]["alert"] and event["series"][0]["n_slices"] == 3
+
+
+def test_a_connection_that_never_says_hello_cannot_stall_a_tls_node(server, pki, tmp_path):
+    """The TLS handshake runs in the connection's own thread: a silent peer holds one slot, briefly, not the door."""
+    srv = server("--tls-cert", str(pki["server_cert"]), "--tls-key", str(pki["server_key"]))
+    with socket.create_connection(("127.0.0.1", srv.port)) as silent:
+        assoc = _associate(srv.port, _client_context(pki, with_certificate=False))
+        assert assoc.is_established
+        assert assoc.send_c_echo().Status == 0
+        assoc.release()
+        silent.settimeout(30)
+        assert silent.recv(1) == b""  # dropped once the handshake time is up
+    assert "TLS handshake with 127.0.0.1" in srv.output()
 
 
 def test_with_a_ca_only_callers_holding_a_certificate_it_signed_are_accepted(server, pki, tmp_path):

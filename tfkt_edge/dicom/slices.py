@@ -313,6 +313,9 @@ def read_slices(path: Path) -> list[SliceRef] | Skip:
         )
         if _sop_class(ds) == ENHANCED_CT_IMAGE:
             return _enhanced_frames(path, ds, common)
+        frames = ds.get("NumberOfFrames")
+        if frames not in (None, "") and _int_or_none(frames) != 1:  # decoding would size its array by the claim
+            raise _Refused(reasons.BAD_FRAMES.format(frames=frames, detail="a CT Image Storage instance holds one frame"))
         _check_pixel_size(ds, 1)
         return _single_frame(path, ds, common)
     except _Refused as exc:

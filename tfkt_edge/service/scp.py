@@ -30,6 +30,7 @@ from pydicom.uid import (
 )
 from pynetdicom import AE, evt
 from pynetdicom.sop_class import CTImageStorage, EnhancedCTImageStorage, Verification
+from pynetdicom.transport import ThreadedAssociationServer
 
 from .database import Database
 from .store import InstanceStore, InvalidUID, instance_uids
@@ -180,7 +181,40 @@ def handle_store(event, store: InstanceStore, db: Database, received: Callable[[
     return SUCCESS
 
 
-IDLE_CONNECT_TIMEOUT = 5.0
+IDLE_CONNECT_TIMEOUT = 5.0  # from connecting to a complete A-ASSOCIATE-RQ (the ARTIM timer), and for a TLS handshake
+PDU_READ_TIMEOUT = 10.0  # the longest a peer may stall in the middle of a PDU
+
+
+class GuardedServer(ThreadedAssociationServer):
+    """pynetdicom's threaded server with bounds on what a peer can hold.
+
+    pynetdicom reads a PDU with blocking ``recv`` on a socket without a timeout, and wraps a
+    TLS socket with its handshake in the accept loop: a peer sending a few bytes of a PDU (or a
+    header claiming 4 GB) would hold its association slot for ever, and a TLS peer that never
+    says hello would stop every other connection from being accepted. Here each accepted
+    socket gets a read timeout, and the TLS handshake runs in the connection's own thread,
+    bounded by IDLE_CONNECT_TIMEOUT.
+    """
+
+    def get_request(self):
+        client, address = self.socket.accept()
+        if self.ssl_context:
+            client.settimeout(IDLE_CONNECT_TIMEOUT)
+            client = self.ssl_context.wrap_socket(client, server_side=True, do_handshake_on_connect=False)
+        else:
+            client.settimeout(PDU_READ_TIMEOUT)
+        return client, address
+
+    def process_request_thread(self, request, client_address) -> None:
+        if isinstance(request, ssl.SSLSocket):
+            try:
+                request.do_handshake()
+            except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+                log.warning("TLS handshake with %s:%s failed: %s", *client_address[:2], exc)
+                self.shutdown_request(request)
+                return
+            request.settimeout(PDU_READ_TIMEOUT)
+        super().process_request_thread(request, client_address)
 
 
 class StorageServer:
@@ -210,8 +244,10 @@ class StorageServer:
         self._lock = threading.Lock()
 
     def start(self) -> None:
-        self._server = self.ae.start_server((self.config.host, self.config.port), block=False,
-                                            evt_handlers=self._handlers, ssl_context=self.ssl_context)
+        self._server = self.ae.make_server((self.config.host, self.config.port), evt_handlers=self._handlers,
+                                           ssl_context=self.ssl_context, server_class=GuardedServer)
+        self.ae._servers.append(self._server)  # as AE.start_server does: the server's shutdown removes it
+        threading.Thread(target=self._server.serve_forever, name="dicom-accept", daemon=True).start()
 
     def stop(self) -> None:
         with self._lock:
