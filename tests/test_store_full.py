@@ -50,7 +50,7 @@ def test_an_unwritable_database_refuses_instances_and_fails_the_echo_until_it_re
         db._db.execute("PRAGMA query_only = OFF")
         stored, echo = _send(server.config.port, dataset)
         assert (stored, echo) == (SUCCESS, SUCCESS) and db.write_error is None
-        assert len(list(store_root.rglob("*.dcm"))) == 1 and db.instance_paths()
+        assert len(list(store_root.rglob("*.dcm"))) == 1 and db.instance_files()
     finally:
         server.stop()
         db.close()

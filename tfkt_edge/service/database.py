@@ -147,6 +147,10 @@ class Database:
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(series)")}
         if "revision" not in columns:  # a database from before series were judged again
             self._db.execute("ALTER TABLE series ADD COLUMN revision INTEGER NOT NULL DEFAULT 0")
+        instance_columns = {row[1] for row in self._db.execute("PRAGMA table_info(instances)")}
+        if "file_size" not in instance_columns:  # a database from before watched files were remembered by size and time
+            self._db.execute("ALTER TABLE instances ADD COLUMN file_size INTEGER")
+            self._db.execute("ALTER TABLE instances ADD COLUMN file_mtime_ns INTEGER")
         if "released_at" not in columns:  # a database from before a released association closed its series
             self._db.execute("ALTER TABLE series ADD COLUMN released_at REAL")
 
@@ -185,14 +189,18 @@ class Database:
             return self._db.execute(sql, args).fetchall()
 
     # receiving
-    def record_instance(self, sop: str, series: str, study: str, path: Path, calling_ae: str) -> None:
-        """Record a stored instance (a re-sent one is processed again) and touch its series."""
+    def record_instance(self, sop: str, series: str, study: str, path: Path, calling_ae: str,
+                        identity: tuple[int, int] | None = None) -> None:
+        """Record a stored instance (a re-sent one is processed again) and touch its series.
+        ``identity`` is a watched file's (size, mtime_ns) when it was taken."""
         now = time.time()
+        size, mtime = identity or (None, None)
         self._write([
             ("INSERT INTO instances (sop_instance_uid, series_instance_uid, study_instance_uid, path, calling_ae,"
-             " received_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (sop_instance_uid) DO UPDATE SET"
-             " path = excluded.path, calling_ae = excluded.calling_ae, received_at = excluded.received_at,"
-             " processed_at = NULL, skip_reason = NULL", (sop, series, study, str(path), calling_ae, now)),
+             " received_at, file_size, file_mtime_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (sop_instance_uid)"
+             " DO UPDATE SET path = excluded.path, calling_ae = excluded.calling_ae, received_at = excluded.received_at,"
+             " processed_at = NULL, skip_reason = NULL, file_size = excluded.file_size,"
+             " file_mtime_ns = excluded.file_mtime_ns", (sop, series, study, str(path), calling_ae, now, size, mtime)),
             ("DELETE FROM slices WHERE sop_instance_uid = ?", (sop,)),
             # An instance of a series already judged opens it again: it is judged anew, over all its slices,
             # once quiet, as its next revision (never a verdict that leaves late slices out).
@@ -208,8 +216,10 @@ class Database:
         self._write([("UPDATE series SET released_at = ? WHERE series_instance_uid = ? AND completed_at IS NULL",
                       (time.time(), series))])
 
-    def instance_paths(self) -> list[Path]:
-        return [Path(r[0]) for r in self._read("SELECT path FROM instances")]
+    def instance_files(self) -> dict[Path, tuple[int, int] | None]:
+        """Every recorded instance's path, with its (size, mtime_ns) when taken (None if not recorded)."""
+        rows = self._read("SELECT path, file_size, file_mtime_ns FROM instances")
+        return {Path(path): None if size is None else (size, mtime) for path, size, mtime in rows}
 
     # scoring
     def unprocessed(self, limit: int) -> list[tuple[str, str, Path]]:

@@ -10,7 +10,7 @@ and modification time have not changed for ``settle`` seconds and no process
 on this machine holds them open for writing (/proc). Files are
 scored where they are: nothing in the watched folder is moved, renamed or
 altered. Files already recorded in the database (before a restart) are not
-taken again.
+taken again unless their size or modification time changed since.
 """
 
 from __future__ import annotations
@@ -117,7 +117,7 @@ def open_for_writing(folder: Path) -> set[Path] | None:
     return found
 
 
-def ingest(path: Path, db: Database) -> str | None:
+def ingest(path: Path, db: Database, identity: tuple[int, int] | None = None) -> str | None:
     """Record one settled file as a received instance; return why it was not taken, or None."""
     try:
         ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=HEADER_TAGS)
@@ -130,7 +130,7 @@ def ingest(path: Path, db: Database) -> str | None:
         sop, series, study = instance_uids(ds)
     except InvalidUID as exc:
         return str(exc)
-    db.record_instance(sop, series, study, path, "watch")
+    db.record_instance(sop, series, study, path, "watch", identity)
     return None
 
 
@@ -150,7 +150,8 @@ class FolderWatcher(threading.Thread):
         self.folder, self.db, self.received, self.settle, self.poll = folder, db, received, settle, poll
         # path -> (size, mtime_ns) when taken or refused: a file that changes afterwards (a network share
         # finishing a file another host closed half-written) is looked at again, not written off for good.
-        self.taken: dict[Path, tuple[int, int] | None] = {p: _identity(p) for p in db.instance_paths()}
+        # Remembered across restarts: a file changed while the service was down is read again too.
+        self.taken: dict[Path, tuple[int, int] | None] = {p: known or _identity(p) for p, known in db.instance_files().items()}
         self.refused: dict[Path, tuple[int, int] | None] = {}
         self._seen: dict[Path, tuple[int, int, float]] = {}  # path -> (size, mtime_ns, unchanged since)
         self._closed: set[Path] = set()  # inotify: written and closed, not yet taken
@@ -220,7 +221,7 @@ class FolderWatcher(threading.Thread):
                         self._seen.pop(path, None)
                         continue  # quiet, but its writer still holds it open
                 identity = _identity(path)
-                reason = ingest(path, self.db)
+                reason = ingest(path, self.db, identity)
                 if reason is None:
                     self.taken[path] = identity
                     taken += 1
