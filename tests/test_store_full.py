@@ -54,3 +54,72 @@ def test_an_unwritable_database_refuses_instances_and_fails_the_echo_until_it_re
     finally:
         server.stop()
         db.close()
+
+
+def _mount_tmpfs(folder, size: str) -> bool:
+    import subprocess
+
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        return subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
+                              capture_output=True, timeout=30).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+def test_a_real_full_disk_under_the_serve_process_refuses_cleanly_and_recovers(tmp_path):
+    """`serve` with its store and database on a 4 MiB tmpfs: instances beyond the space are refused 0xA700, every
+    acknowledged instance is stored and recorded, nothing unrecorded is left, and space freed is used again."""
+    import sqlite3
+    import subprocess
+    import sys
+    import time
+
+    import pytest
+
+    volume = tmp_path / "small"
+    if not _mount_tmpfs(volume, "4m"):
+        pytest.skip("cannot mount a tmpfs here (needs root and mount permission)")
+    try:
+        source = pydicom.dcmread(EXAMPLES / "clinical" / "abdomen.dcm")
+        source.decompress()  # about 0.5 MiB per instance
+        port = _free_port()
+        log = tmp_path / "serve.log"
+        with open(log, "w") as out:
+            process = subprocess.Popen([sys.executable, "-m", "tfkt_edge", "serve", "--port", str(port),
+                                        "--store", str(volume / "store"), "--db", str(volume / "results.sqlite"),
+                                        "--series-timeout", "1", "--workers", "1"], stdout=out, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 60
+            while "listening as" not in log.read_text():
+                assert process.poll() is None and time.monotonic() < deadline, log.read_text()
+                time.sleep(0.1)
+            filler = volume / "filler.bin"
+            filler.write_bytes(b"\0" * (1024 * 1024))
+            statuses, acknowledged = [], []
+            for i in range(12):
+                source.SOPInstanceUID = source.file_meta.MediaStorageSOPInstanceUID = pydicom.uid.generate_uid()
+                status, _ = _send(port, source)
+                statuses.append(status)
+                if status == SUCCESS:
+                    acknowledged.append(source.SOPInstanceUID)
+            assert SUCCESS in statuses and OUT_OF_RESOURCES in statuses, statuses
+            assert set(statuses) <= {SUCCESS, OUT_OF_RESOURCES}
+            stored = {p.stem for p in (volume / "store").rglob("*.dcm")}
+            db = sqlite3.connect(f"file:{volume / 'results.sqlite'}?mode=ro", uri=True)
+            recorded = {r[0] for r in db.execute("SELECT sop_instance_uid FROM instances")}
+            db.close()
+            assert stored == recorded == set(acknowledged)  # nothing acknowledged unrecorded, nothing recorded unstored
+            assert not [p for p in (volume / "store").rglob("*") if p.is_file() and p.suffix != ".dcm"]  # no partial files
+            filler.unlink()  # space again: the next instance is taken
+            for file in (volume / "store").rglob("*.dcm"):
+                file.unlink()
+            source.SOPInstanceUID = source.file_meta.MediaStorageSOPInstanceUID = pydicom.uid.generate_uid()
+            assert _send(port, source)[0] == SUCCESS
+            assert process.poll() is None
+            assert "Traceback" not in log.read_text()
+        finally:
+            process.terminate()
+            process.wait(timeout=60)
+    finally:
+        subprocess.run(["umount", "-l", str(volume)], capture_output=True, timeout=30)
