@@ -4,13 +4,13 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install tools benchmark train clean
+.PHONY: demo test lint install tools benchmark train clean
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	# torch first, pinned: this exact version is the CPU wheel available offline.
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[train,test]'
+	$(BIN)/pip install --quiet -e '.[train,test,lint]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -30,6 +30,11 @@ tools:
 
 test: $(STAMP) tools
 	$(BIN)/python -m pytest -q
+
+# ruff over everything, mypy over the runtime package (settings in pyproject.toml).
+lint: $(STAMP)
+	$(BIN)/ruff check tfkt_edge train export tests benchmarks
+	$(BIN)/mypy
 
 benchmark: $(STAMP)
 	bash benchmarks/run_cpu.sh

@@ -102,7 +102,7 @@ def wait_for(events: Path, series_uid: str, limit: float = 300) -> float:
 
 
 def start_server(root: Path, port: int, timeout: float, workers: int) -> subprocess.Popen:
-    log = open(root / "server.log", "w")
+    log = open(root / "server.log", "w")  # noqa: SIM115 (the server process writes it until it ends)
     process = subprocess.Popen([sys.executable, "-m", "tfkt_edge", "serve", "--port", str(port), "--store", str(root / "store"),
                                 "--db", str(root / "results.sqlite"), "--series-timeout", str(timeout),
                                 "--workers", str(workers)], stdout=log, stderr=subprocess.STDOUT)

@@ -120,3 +120,6 @@ def realct() -> Path:
     if folder is None:
         pytest.skip("needs the shared real CT folder ../shared/realct (or TFKT_REALCT)")
     return folder
+
+
+from .node import server  # noqa: E402, F401  (the fixture of a real `tfkt-edge serve` process, for every module)

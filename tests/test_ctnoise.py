@@ -8,10 +8,8 @@ import pytest
 pytest.importorskip("scipy")
 pytest.importorskip("skimage")
 
-from scipy.ndimage import gaussian_filter  # noqa: E402
-
-from tfkt_edge.dicom import load_hu, scan  # noqa: E402
-from tfkt_edge.train.ctnoise import (  # noqa: E402
+from scipy.ndimage import gaussian_filter
+from tfkt_edge.train.ctnoise import (
     KernelVariant,
     TexturedSimulator,
     dose_noise_rms,
@@ -20,7 +18,9 @@ from tfkt_edge.train.ctnoise import (  # noqa: E402
     native_noise,
 )
 
-from .conftest import data_store_files  # noqa: E402
+from tfkt_edge.dicom import load_hu, scan
+
+from .conftest import data_store_files
 
 
 def _flat_phantom(sigma: float, blur: float, seed: int = 0) -> np.ndarray:
@@ -89,7 +89,7 @@ def test_textured_simulator_follows_the_dose_physics_on_a_real_slice(abdomen):
     prepared = sim.prepare(hu)
     labels, rms = [], []
     for dose in (1.0, 0.5, 0.25, 0.1):
-        image, label, added = sim.degrade(hu, prepared, dose, 360)
+        _, label, added = sim.degrade(hu, prepared, dose, 360)
         labels.append(label)
         rms.append(added)
     assert labels[0] == 4.0 and rms[0] == 0.0

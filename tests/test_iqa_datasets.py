@@ -7,11 +7,12 @@ import pytest
 
 pytest.importorskip("torch")
 
-from tfkt_edge.errors import InputError  # noqa: E402
-from tfkt_edge.ldctiqac import find_labelled_folder, model_input  # noqa: E402
-from tfkt_edge.train.iqa_datasets import NATURAL_LOADERS, DatasetLayoutError  # noqa: E402
+from tfkt_edge.train.iqa_datasets import NATURAL_LOADERS, DatasetLayoutError
 
-from . import iqa_fixtures  # noqa: E402
+from tfkt_edge.errors import InputError
+from tfkt_edge.ldctiqac import find_labelled_folder, model_input
+
+from . import iqa_fixtures
 
 
 @pytest.mark.parametrize("name, labels, families", [
@@ -28,7 +29,7 @@ def test_loader_reads_the_real_layout_and_rescales_to_0_4(tmp_path, name, labels
     assert list(images.families) == families
     batch = images.images(range(len(images)))
     assert batch.shape == (len(labels), 512, 512) and batch.dtype == np.float32
-    assert 0.0 <= batch.min() and batch.max() <= 1.0 and batch.std() > 0.05
+    assert batch.min() >= 0.0 and batch.max() <= 1.0 and batch.std() > 0.05
 
 
 def test_task_focused_selection_drops_colour_types_but_keeps_authentic_datasets(tmp_path):

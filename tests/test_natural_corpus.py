@@ -10,9 +10,8 @@ import pytest
 pytest.importorskip("skimage")
 pytest.importorskip("torch")
 
-from tfkt_edge.train.distortions import DISTORTIONS, selected  # noqa: E402
-from tfkt_edge.train.natural_corpus import (LEVELS, build_natural_corpus, distort, load_natural_corpus,  # noqa: E402
-                                            load_photo, ssim_label, to_model_input)
+from tfkt_edge.train.distortions import DISTORTIONS, selected
+from tfkt_edge.train.natural_corpus import LEVELS, build_natural_corpus, distort, load_natural_corpus, load_photo, ssim_label, to_model_input
 
 
 @pytest.fixture(scope="module")

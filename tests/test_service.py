@@ -25,106 +25,10 @@ import pydicom
 import pytest
 from pydicom.uid import generate_uid
 from pynetdicom import AE
-from pynetdicom.sop_class import CTImageStorage, EnhancedCTImageStorage, MRImageStorage, Verification
-
-from tfkt_edge.benchmark import write_series
-from tfkt_edge.cli.demo import EXAMPLES
+from pynetdicom.sop_class import MRImageStorage, Verification
 
 from .conftest import PYDICOM_FILES
-
-CLINICAL = EXAMPLES / "clinical" / "abdomen.dcm"
-DEGRADED = EXAMPLES / "degraded" / "abdomen_degraded.dcm"
-needs_dcmtk = pytest.mark.skipif(shutil.which("storescu") is None, reason="needs dcmtk's storescu (apt-get install dcmtk)")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def make_series(source: Path, folder: Path, n: int) -> list[Path]:
-    """n uncompressed copies of a real slice as one new series, positions 0..n-1 mm."""
-    return write_series(folder, n, source)
-
-
-class Server:
-    """`python -m tfkt_edge serve` in a subprocess, with its store, database and event log in ``root``."""
-
-    def __init__(self, root: Path, *extra: str, timeout: float = 1.0):
-        self.root, self.port = root, free_port()
-        self.args = [sys.executable, "-m", "tfkt_edge", "serve", "--port", str(self.port), "--store", str(root / "store"),
-                     "--db", str(root / "results.sqlite"), "--series-timeout", str(timeout), "--workers", "1", *extra]
-        self.process: subprocess.Popen | None = None
-
-    @property
-    def events_path(self) -> Path:
-        return self.root / "results.sqlite.events.jsonl"
-
-    def start(self) -> Server:
-        self.log = open(self.root / f"server-{time.time_ns()}.log", "w")
-        self.process = subprocess.Popen(self.args, stdout=self.log, stderr=subprocess.STDOUT, env={**os.environ, "COLUMNS": "300"})
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited: {Path(self.log.name).read_text()}")
-            if "listening as" in Path(self.log.name).read_text():
-                return self
-            time.sleep(0.1)
-        raise RuntimeError("server did not start in 60 s")
-
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(sig)
-            self.process.wait(timeout=30)
-        self.log.close()
-
-    def output(self) -> str:
-        return "".join(p.read_text() for p in sorted(self.root.glob("server-*.log")))
-
-    def events(self) -> list[dict]:
-        if not self.events_path.exists():
-            return []
-        return [json.loads(line) for line in self.events_path.read_text().splitlines() if line.strip()]
-
-    def wait_events(self, count: int, seconds: float = 30) -> list[dict]:
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            events = self.events()
-            if len(events) >= count:
-                return events
-            time.sleep(0.1)
-        raise AssertionError(f"expected {count} result(s), got {len(self.events())}; server said:\n{self.output()}")
-
-
-@pytest.fixture
-def server(tmp_path):
-    started: list[Server] = []
-
-    def start(*extra: str, timeout: float = 1.0) -> Server:
-        s = Server(tmp_path, *extra, timeout=timeout).start()
-        started.append(s)
-        return s
-
-    yield start
-    for s in started:
-        s.stop()
-
-
-def associate(port: int, ae_title: str = "SCU", contexts=(CTImageStorage, EnhancedCTImageStorage, Verification)):
-    ae = AE(ae_title=ae_title)
-    for context in contexts:
-        ae.add_requested_context(context)
-    return ae.associate("127.0.0.1", port, ae_title="TFKT")
-
-
-def send(port: int, paths: list[Path], ae_title: str = "SCU") -> list[int]:
-    assoc = associate(port, ae_title)
-    assert assoc.is_established
-    try:
-        return [assoc.send_c_store(pydicom.dcmread(p)).Status for p in paths]
-    finally:
-        assoc.release()
+from .node import CLINICAL, DEGRADED, associate, free_port, make_series, needs_dcmtk, send
 
 
 def test_echo_and_store_then_one_verdict_per_series(server, tmp_path):
@@ -201,7 +105,7 @@ def _closed_by_peer(sock: socket.socket, seconds: float) -> bool:
     try:
         while sock.recv(65536):
             pass  # an A-ABORT or A-ASSOCIATE-RJ PDU, then the close
-    except socket.timeout:
+    except TimeoutError:
         return False
     except ConnectionError:
         pass
@@ -268,9 +172,9 @@ def test_bad_datasets_get_failure_statuses_and_the_server_keeps_serving(server, 
 
 
 class Receiver(BaseHTTPRequestHandler):
-    received: list[tuple[dict, str]] = []
+    received: list[tuple[dict, str]] = []  # noqa: RUF012 (shared by the handler instances on purpose)
 
-    def do_POST(self):  # noqa: N802 (http.server's name)
+    def do_POST(self):
         body = self.rfile.read(int(self.headers["Content-Length"]))
         Receiver.received.append((json.loads(body), self.headers["Idempotency-Key"]))
         self.send_response(204)
@@ -431,7 +335,7 @@ def test_watch_folder_scores_written_and_closed_files_in_place(tmp_path):
     inbox.mkdir()
     args = [sys.executable, "-m", "tfkt_edge", "watch", str(inbox), "--settle", "0.5", "--series-timeout", "1",
             "--db", str(tmp_path / "results.sqlite"), "--workers", "1"]
-    log = open(tmp_path / "watch.log", "w")
+    log = open(tmp_path / "watch.log", "w")  # noqa: SIM115 (open while the watcher runs)
     process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "COLUMNS": "300"})
     try:
         deadline = time.monotonic() + 60

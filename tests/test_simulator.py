@@ -7,11 +7,12 @@ import pytest
 
 pytest.importorskip("skimage")
 
-from tfkt_edge.dicom import load_hu, scan  # noqa: E402
-from tfkt_edge.train.ctsim import Degradation, SliceSimulator, label_from_noise  # noqa: E402
-from tfkt_edge.train.phantoms import PHANTOMS  # noqa: E402
+from tfkt_edge.train.ctsim import Degradation, SliceSimulator, label_from_noise
+from tfkt_edge.train.phantoms import PHANTOMS
 
-from .conftest import data_store_files  # noqa: E402
+from tfkt_edge.dicom import load_hu, scan
+
+from .conftest import data_store_files
 
 
 def test_label_mapping_is_documented_and_monotone():

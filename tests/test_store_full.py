@@ -97,7 +97,7 @@ def test_a_real_full_disk_under_the_serve_process_refuses_cleanly_and_recovers(t
             filler = volume / "filler.bin"
             filler.write_bytes(b"\0" * (1024 * 1024))
             statuses, acknowledged = [], []
-            for i in range(12):
+            for _ in range(12):
                 source.SOPInstanceUID = source.file_meta.MediaStorageSOPInstanceUID = pydicom.uid.generate_uid()
                 status, _ = _send(port, source)
                 statuses.append(status)

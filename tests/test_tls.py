@@ -19,7 +19,7 @@ import pytest
 from pynetdicom import AE
 from pynetdicom.sop_class import CTImageStorage, Verification
 
-from .test_service import CLINICAL, DEGRADED, make_series, server  # noqa: F401  (server is a fixture)
+from .node import CLINICAL, DEGRADED, make_series
 
 x509 = pytest.importorskip("cryptography.x509", reason="needs the cryptography package (the [test] extra)")
 from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402

@@ -11,9 +11,9 @@ from tfkt_edge.service.sinks import WebhookSink
 
 
 class Receiver(http.server.BaseHTTPRequestHandler):
-    received: list[bytes] = []
+    received: list[bytes] = []  # noqa: RUF012 (shared by the handler instances on purpose)
 
-    def do_POST(self):  # noqa: N802 (the http.server API)
+    def do_POST(self):
         length = int(self.headers.get("Content-Length", 0))
         body = self.rfile.read(length)
         if self.path == "/moved":
@@ -25,7 +25,7 @@ class Receiver(http.server.BaseHTTPRequestHandler):
         self.send_response(204)
         self.end_headers()
 
-    do_GET = do_POST  # noqa: N815: a followed redirect would arrive as a GET
+    do_GET = do_POST  # a followed redirect would arrive as a GET
 
     def log_message(self, *args):
         pass

@@ -21,10 +21,10 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 
@@ -44,7 +44,7 @@ class Protocol:
     thickness: float | None
 
     @classmethod
-    def of(cls, series) -> "Protocol":
+    def of(cls, series) -> Protocol:
         """The protocol of a scored series (a dicom.Series)."""
         first = series.slices[0]
         return cls(first.station.strip(), (series.description or "").strip().upper(), (series.kernel or "").strip().upper(),

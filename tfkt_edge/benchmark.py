@@ -20,9 +20,9 @@ import statistics
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -140,7 +140,7 @@ class SeriesOnDisk:
 
     def __init__(self, data: Path | None, n: int):
         self._tmp = None if data else tempfile.TemporaryDirectory(prefix="tfkt-bench-")
-        self.folder = data or Path(self._tmp.name)
+        self.folder = data if data is not None else Path(self._tmp.name)  # type: ignore[union-attr]
         if data is None:
             write_series(self.folder, n)
         self.n_slices = scan([self.folder]).n_slices

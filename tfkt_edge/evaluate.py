@@ -4,10 +4,10 @@ a predicted-vs-label scatter plot and per-image predictions."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 

@@ -21,9 +21,9 @@ from __future__ import annotations
 import csv
 import json
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -103,7 +103,7 @@ def _figures(rows: list[SeriesOutcome]) -> dict:
     low = [o for o in rows if o.expected == "alert"]
     false_alerts = sum(o.status == "alert" for o in diagnostic)
     misses = sum(o.status != "alert" for o in low)
-    figures = {
+    figures: dict[str, object] = {
         "diagnostic_series": len(diagnostic), "false_alerts": false_alerts,
         "false_alert_rate": _rate(false_alerts, len(diagnostic)),
         "low_dose_series": len(low), "misses": misses, "miss_rate": _rate(misses, len(low)),

@@ -57,4 +57,4 @@ def correlation_report(predicted, labels) -> dict[str, float]:
         raise ValueError(f"need two equally long series of at least 2 values, got {len(p)} and {len(y)}")
     figures = {"plcc": plcc(p, y), "srocc": srocc(p, y), "krocc": krocc(p, y)}
     figures["overall"] = sum(abs(v) for v in figures.values())
-    return {**figures, "n": int(len(p))}
+    return {**figures, "n": len(p)}

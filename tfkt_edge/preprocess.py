@@ -35,7 +35,7 @@ class PreprocessContract:
         return json.dumps(asdict(self), sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str) -> "PreprocessContract":
+    def from_json(cls, text: str) -> PreprocessContract:
         fields = json.loads(text)
         contract = cls(**fields)
         if contract.resize != RESIZE_RULE:

@@ -11,8 +11,8 @@ with ``--reference-model``, or exported once with torch into the cache
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from .backends import Backend, create_backend
 from .errors import BackendUnavailable, ModelError

@@ -3,7 +3,8 @@ duplicates and a lookup that names the choices when asked for an unknown one."""
 
 from __future__ import annotations
 
-from typing import Callable, Generic, TypeVar
+from collections.abc import Callable
+from typing import Generic, TypeVar
 
 from .errors import UnknownNameError
 

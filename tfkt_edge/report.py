@@ -5,17 +5,17 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Sequence
 from dataclasses import asdict
-from typing import Sequence
 
 import numpy as np
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from .baselines import Protocol
 from .dicom import Skip
 from .model_file import ModelInfo
-from .baselines import Protocol
 from .policy import ALERT, OUTSIDE, PASS, STATUS_TEXT
 from .scoring import SeriesResult
 

@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import multiprocessing
 from collections import deque
+from collections.abc import Callable, Iterable
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import nullcontext
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Iterable
 
 import numpy as np
 
@@ -48,7 +48,7 @@ class SeriesResult:
     series: Series
     slices: tuple[SliceScore, ...]
     verdict: Verdict
-    domain: DomainStatus = DomainStatus(True)
+    domain: DomainStatus = field(default_factory=lambda: DomainStatus(True))
 
     @property
     def scores(self) -> np.ndarray:

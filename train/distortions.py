@@ -30,8 +30,8 @@ kept whole under either setting.
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 from PIL import Image
@@ -95,7 +95,7 @@ def motion_blur(image, level, rng):
     kernel = np.zeros((length, length))
     centre = (length - 1) / 2
     for t in np.linspace(-centre, centre, 4 * length):
-        kernel[int(round(centre + t * np.sin(angle))), int(round(centre + t * np.cos(angle)))] = 1.0
+        kernel[round(centre + t * np.sin(angle)), round(centre + t * np.cos(angle))] = 1.0
     return _per_channel(image, lambda c: ndimage.convolve(c, kernel / kernel.sum(), mode="reflect"))
 
 

@@ -8,9 +8,9 @@ and subsets (task-focused selection, train/validation splits) are just rows.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -27,12 +27,12 @@ class ImageSet:
     rows: np.ndarray  # rows of the underlying collection, in this set's order
 
     @classmethod
-    def from_array(cls, images: np.ndarray, labels, groups, families, names) -> "ImageSet":
+    def from_array(cls, images: np.ndarray, labels, groups, families, names) -> ImageSet:
         return cls(np.asarray(labels, np.float32), tuple(groups), tuple(families), tuple(names),
                    lambda row: np.asarray(images[row], dtype=np.float32), np.arange(len(labels)))
 
     @classmethod
-    def from_files(cls, paths: list[Path], labels, groups, families, reader: Callable[[Path], np.ndarray]) -> "ImageSet":
+    def from_files(cls, paths: list[Path], labels, groups, families, reader: Callable[[Path], np.ndarray]) -> ImageSet:
         paths = list(paths)
         return cls(np.asarray(labels, np.float32), tuple(groups), tuple(families), tuple(p.name for p in paths),
                    lambda row: reader(paths[row]), np.arange(len(paths)))
@@ -44,17 +44,17 @@ class ImageSet:
         """(B, 512, 512) float32 for positions within this set."""
         return np.stack([self.loader(int(self.rows[p])) for p in positions])
 
-    def subset(self, positions) -> "ImageSet":
+    def subset(self, positions) -> ImageSet:
         positions = np.asarray(positions, dtype=int)
-        pick = lambda values: tuple(values[p] for p in positions)  # noqa: E731
+        pick = lambda values: tuple(values[p] for p in positions)
         return replace(self, labels=self.labels[positions], groups=pick(self.groups), families=pick(self.families),
                        names=pick(self.names), rows=self.rows[positions])
 
-    def select(self, selection: str) -> "ImageSet":
+    def select(self, selection: str) -> ImageSet:
         """Task-focused selection (see distortions.py) or everything."""
         return self.subset([i for i, family in enumerate(self.families) if selected(family, selection)])
 
-    def split_by_group(self, fraction: float, seed: int) -> tuple["ImageSet", "ImageSet"]:
+    def split_by_group(self, fraction: float, seed: int) -> tuple[ImageSet, ImageSet]:
         """(train, validation): whole groups go to validation, so no reference is shared."""
         names = sorted(set(self.groups))
         rng = np.random.default_rng(seed)

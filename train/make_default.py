@@ -30,18 +30,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tfkt_edge.model_file import ASSETS
 from tfkt_edge.metrics import correlation_report
+from tfkt_edge.model_file import ASSETS
 from tfkt_edge.preprocess import LDCTIQAC
 
 from .ablation import run_arm
-from .corpus import default_sources
-from .corpus import LADDER, SPARSE_VIEWS
+from .corpus import LADDER, SPARSE_VIEWS, default_sources
 from .ctnoise import LABEL_RULE as CT_LABEL_RULE
 from .ctsim import FULL_VIEWS
-from .realct import HELDOUT_GROUPS
 from .models import create_model
 from .natural_corpus import LABEL_RULE
+from .realct import HELDOUT_GROUPS
 from .stages import ctsim_split, pretrain_sets
 from .trainer import TrainConfig, load_checkpoint, predict, read_log, save_checkpoint
 

@@ -42,7 +42,8 @@ def main() -> int:
     ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
     ds.SeriesDescription = f"SIMULATED {DEGRADATION.dose:.0%} dose {DEGRADATION.views} views - not clinical"
     ds.ImageType = ["DERIVED", "SECONDARY", "AXIAL"]
-    ds.DerivationDescription = f"tfkt-edge simulator: Poisson noise at {DEGRADATION.dose:.0%} dose, {DEGRADATION.views} views, FBP; inserted RMS {sigma:.0f} HU"
+    ds.DerivationDescription = (f"tfkt-edge simulator: Poisson noise at {DEGRADATION.dose:.0%} dose, {DEGRADATION.views} views, "
+                                f"FBP; inserted RMS {sigma:.0f} HU")
     ds.compress(RLELossless)
     ds.save_as(EXAMPLES / "degraded" / "abdomen_degraded.dcm", enforce_file_format=True)
     print(f"wrote examples to {EXAMPLES} (inserted RMS {sigma:.1f} HU)")

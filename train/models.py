@@ -258,7 +258,7 @@ class SwinV2Block(nn.Module):
         return different.float() * -100.0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, h, w, c = x.shape
+        _, h, w, _ = x.shape
         shifted = torch.roll(x, (-self.shift, -self.shift), dims=(1, 2)) if self.shift else x
         attended = self.attn(window_partition(shifted, self.window), self.mask)
         attended = window_reverse(attended, self.window, h, w)

@@ -12,8 +12,8 @@ simulator corpus ("ctsim"), split by source slice into train and held-out.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 

@@ -29,7 +29,7 @@ def default_checkpoint() -> Path:
     spec = importlib.util.find_spec("tfkt_edge.train")
     if spec is None or not spec.submodule_search_locations:
         raise ModelError("the tfkt_edge.train package is not installed, so there is no default checkpoint: pass --model")
-    return Path(list(spec.submodule_search_locations)[0]) / "checkpoints" / "tfkt_edge_s.pt"
+    return Path(next(iter(spec.submodule_search_locations))) / "checkpoints" / "tfkt_edge_s.pt"
 
 
 def _import_torch():

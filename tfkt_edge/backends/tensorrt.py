@@ -118,7 +118,7 @@ class TensorRTBackend:
         check_compatible(sidecar, engine_path, trt.__version__, current_gpu(device))
         self.model = sidecar.model_info(engine_path)
         self.sidecar = sidecar
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cuda")
+        self._thread: ThreadPoolExecutor | None = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cuda")
         try:
             self._engine = self._thread.submit(_Engine, trt, engine_path.read_bytes(), sidecar, device).result()
         except BaseException:
@@ -130,6 +130,8 @@ class TensorRTBackend:
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
         limit = self._engine.max_batch
+        if self._thread is None:
+            raise BackendUnavailable("the TensorRT backend was closed")
         parts = [self._thread.submit(self._engine.infer, batch[i:i + limit]).result() for i in range(0, len(batch), limit)]
         return np.concatenate(parts) if parts else np.empty(0, dtype=np.float32)
 

@@ -88,10 +88,11 @@ def benchmark(
     timing = bench.Timing(duration, repeats)
     # The command line as typed (console script or python -m tfkt_edge); empty when called in-process (tests).
     argv = sys.argv[1:] if sys.argv and Path(sys.argv[0]).name in ("tfkt-edge", "__main__.py") else []
-    result = {"machine": bench.machine(), "rows": [], "command": "tfkt-edge " + " ".join(argv)}
+    rows: list[dict] = []
+    result: dict[str, object] = {"machine": bench.machine(), "rows": rows, "command": "tfkt-edge " + " ".join(argv)}
 
     def note(row: dict) -> None:
-        result["rows"].append(row)
+        rows.append(row)
         rate = f"{row['slices_per_s']:.1f} slices/s" if "slices_per_s" in row else f"skipped: {row['skipped']}"
         err.print(f"  {row['model']} {row['backend']} {row['mode']} batch {row.get('batch_size') or '-'}: {rate}")
 

@@ -22,8 +22,8 @@ from ..errors import TfktEdgeError
 from ..evaluate import evaluate as run_evaluation
 from ..evaluate import write_evaluation
 from ..ldctiqac import LAYOUT, find_labelled_folder
-from .console import error
 from ..policy import AlertPolicy
+from .console import error
 from .options import BackendOpt, BatchOpt, MinRunOpt, ModelOpt, ThresholdOpt
 
 
@@ -50,6 +50,7 @@ def evaluate(
     if series is not None:
         _evaluate_series(series, model, output, batch_size, backend, AlertPolicy(threshold, min_run))
         return
+    assert data is not None  # one of the two, checked above
     err, console = Console(stderr=True), Console()
     try:
         folder = find_labelled_folder(data)

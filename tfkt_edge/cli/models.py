@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from enum import Enum
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 from rich.console import Console
@@ -28,7 +28,9 @@ def models(format: Annotated[ListFormat, typer.Option("--format", "-f", help="ta
         typer.echo(json.dumps([{k: v for k, v in c.as_dict().items() if k != "summary"} for c in costs], indent=1))
         return
     table = Table(title="tfkt-edge model variants (input 1x512x512)")
-    for column, justify in (("name", "left"), ("params", "right"), ("GFLOPs", "right"), ("description", "left")):
+    columns: tuple[tuple[str, Literal["left", "right"]], ...] = (("name", "left"), ("params", "right"), ("GFLOPs", "right"),
+                                                                 ("description", "left"))
+    for column, justify in columns:
         table.add_column(column, justify=justify)
     for c in costs:
         table.add_row(c.name, f"{c.params:,}", f"{c.gflops:.2f}", c.summary)

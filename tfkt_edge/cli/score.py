@@ -24,8 +24,8 @@ from ..report import document, print_table, to_csv, to_json
 from ..scoring import ScoringRun, score_paths
 from .console import error, make_policy, require_writable
 from .options import (
-    BaselinesOpt,
     BackendOpt,
+    BaselinesOpt,
     BatchOpt,
     Decoders,
     DecodersOpt,
@@ -93,16 +93,17 @@ def score(
         error(str(exc))
         raise typer.Exit(EXIT_NOTHING) from None
     if format is OutputFormat.table:
-        console = Console(file=io.StringIO(), width=160) if output is not None else Console()
+        buffer = io.StringIO()
+        console = Console(file=buffer, width=160) if output is not None else Console()
         print_table(console, run.results, run.skipped, threshold)
-        text = console.file.getvalue() if output is not None else None
+        text = buffer.getvalue() if output is not None else None
     elif format is OutputFormat.json:
         text = to_json(document(run.model, run.results, run.skipped, threshold))
     else:
         text = to_csv(run.results, run.skipped)
     if text is not None and output is None:
         typer.echo(text, nl=False)
-    elif text is not None:
+    elif text is not None and output is not None:
         try:
             output.write_text(text)
         except OSError as exc:

@@ -13,4 +13,4 @@ def require_training_extra() -> None:
         import torch  # noqa: F401
     except ImportError:
         error("this command needs torch: pip install 'tfkt-edge[train]' (see the README for the CPU-only wheel)")
-        raise typer.Exit(2)
+        raise typer.Exit(2) from None

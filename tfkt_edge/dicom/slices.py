@@ -264,7 +264,7 @@ def _enhanced_frames(path: Path, ds: Dataset, common: dict) -> list[SliceRef]:
     for index in range(n_frames):
         frame_groups = per_frame[index] if index < len(per_frame) else None
 
-        def lookup(sequence: str, keyword: str, default=None):
+        def lookup(sequence: str, keyword: str, default=None, frame_groups=frame_groups):
             for groups in (frame_groups, shared):
                 item = _first(groups, sequence) if groups is not None else None
                 if item is not None and keyword in item:

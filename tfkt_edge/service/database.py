@@ -13,10 +13,10 @@ import json
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
-from typing import Iterator
 
 from ..dicom import SliceRef
 from ..domain import ImageStats
@@ -120,7 +120,7 @@ def check_ours(path: Path) -> None:
                 probe.close()
         except sqlite3.Error as exc:
             raise InputError(f"cannot read {path}: {exc}") from None
-        if _TABLES <= tables:
+        if tables >= _TABLES:
             return  # a tfkt-edge database from before the marker
     raise InputError(f"{path} is not a tfkt-edge database (it belongs to another application); "
                      "give --db a file of its own")
@@ -231,7 +231,7 @@ class Database:
                       processed: list[str]) -> None:
         """Store slice scores and image statistics and mark instances processed, in one transaction."""
         now = time.time()
-        statements = [("INSERT OR REPLACE INTO slices VALUES (?, ?, ?, ?, ?)",
+        statements: list[tuple[str, tuple]] = [("INSERT OR REPLACE INTO slices VALUES (?, ?, ?, ?, ?)",
                        (ref.sop_instance_uid, -1 if ref.frame is None else ref.frame, ref.series_instance_uid,
                         ref_to_json(ref), score)) for ref, score, _ in scored]
         statements += [("INSERT OR REPLACE INTO slice_stats VALUES (?, ?, ?)",

@@ -17,9 +17,8 @@ import datetime as dt
 import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
-from pydicom.uid import ExplicitVRLittleEndian, PYDICOM_IMPLEMENTATION_UID, generate_uid
+from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, BasicTextSRStorage, ExplicitVRLittleEndian, generate_uid
 from pynetdicom import AE
-from pynetdicom.sop_class import BasicTextSRStorage
 
 from ..policy import OUTSIDE
 
@@ -61,7 +60,7 @@ def build_sr(event_id: int, payload: dict, now: dt.datetime | None = None) -> Da
     ds.file_meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
     for keyword in COPIED:
         if keyword in source:
-            setattr(ds, keyword, source.data_element(keyword).value)
+            setattr(ds, keyword, source[keyword].value)
     ds.SOPClassUID = BasicTextSRStorage
     ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid(entropy_srcs=seed + ["instance"])
     ds.SeriesInstanceUID = generate_uid(entropy_srcs=seed + ["series"])

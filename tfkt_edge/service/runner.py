@@ -80,11 +80,15 @@ class Service:
         self.deliveries = [DeliveryWorker(self.db, sink) for sink in sinks]
         self.scoring = ScoringWorker(self.db, self.backend, config.policy, config.series_timeout,
                                      [s.name for s in sinks], self.pool, config.batch_size, self.wake,
-                                     on_result=lambda: [d.wake.set() for d in self.deliveries])
+                                     on_result=self._wake_deliveries)
         self.server = None
         if scp is not None:
             self.server = StorageServer(scp, InstanceStore(config.store), self.db, self.received, ssl_context)
         self.watcher = FolderWatcher(watch, self.db, self.received, settle) if watch is not None else None
+
+    def _wake_deliveries(self) -> None:
+        for delivery in self.deliveries:
+            delivery.wake.set()
 
     def received(self, series_uid: str) -> None:
         self.wake.set()

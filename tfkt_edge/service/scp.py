@@ -15,21 +15,23 @@ import logging
 import ssl
 import threading
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from pydicom.uid import (
+    JPEG2000,
+    CTImageStorage,
+    EnhancedCTImageStorage,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
-    JPEG2000,
     JPEG2000Lossless,
     JPEGLossless,
     JPEGLosslessSV1,
     RLELossless,
 )
 from pynetdicom import AE, evt
-from pynetdicom.sop_class import CTImageStorage, EnhancedCTImageStorage, Verification
+from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]  # made at import; pydicom.uid has no Verification
 from pynetdicom.transport import ThreadedAssociationServer
 
 from .database import Database
@@ -168,7 +170,7 @@ def handle_store(event, store: InstanceStore, db: Database, received: Callable[[
     try:
         data = event.encoded_dataset()  # preamble, file meta and the dataset as received
         existed = store.path_for(study, series, sop).exists()
-        path = store.write(study, series, sop, lambda f: f.write(data))
+        path = store.write(study, series, sop, lambda f: f.write(data))  # type: ignore[attr-defined]
         db.record_instance(sop, series, study, path, calling)
     except Exception as exc:  # disk full, database locked for too long, ...
         log.error("could not store %s from %s: %s", sop, calling, exc)
@@ -240,14 +242,15 @@ class StorageServer:
                           (evt.EVT_RELEASED, handle_released, [arrivals, db, received]),
                           (evt.EVT_CONN_CLOSE, handle_closed, [arrivals]),
                           (evt.EVT_REJECTED, handle_rejected), (evt.EVT_ABORTED, handle_aborted)]
-        self._server = None
+        self._server: ThreadedAssociationServer | None = None
         self._lock = threading.Lock()
 
     def start(self) -> None:
-        self._server = self.ae.make_server((self.config.host, self.config.port), evt_handlers=self._handlers,
-                                           ssl_context=self.ssl_context, server_class=GuardedServer)
-        self.ae._servers.append(self._server)  # as AE.start_server does: the server's shutdown removes it
-        threading.Thread(target=self._server.serve_forever, name="dicom-accept", daemon=True).start()
+        server = self.ae.make_server((self.config.host, self.config.port), evt_handlers=self._handlers,  # type: ignore[arg-type]
+                                     ssl_context=self.ssl_context, server_class=GuardedServer)
+        self.ae._servers.append(server)  # as AE.start_server does: the server's shutdown removes it
+        threading.Thread(target=server.serve_forever, name="dicom-accept", daemon=True).start()
+        self._server = server
 
     def stop(self) -> None:
         with self._lock:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 import re
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 UID = re.compile(r"[0-9]+(\.[0-9]+)*")
 

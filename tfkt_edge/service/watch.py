@@ -22,8 +22,8 @@ import os
 import struct
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pydicom
 from pydicom.errors import InvalidDicomError
@@ -159,7 +159,7 @@ class FolderWatcher(threading.Thread):
         self._halt = threading.Event()
         try:
             self.inotify: Inotify | None = Inotify()
-            for root, dirs, _ in os.walk(folder):
+            for root, _, _ in os.walk(folder):
                 self.inotify.watch(Path(root))
         except OSError as exc:
             log.warning("inotify unavailable (%s): files are taken after %.1f s without change", exc, settle)
@@ -180,11 +180,11 @@ class FolderWatcher(threading.Thread):
             if self.inotify is not None:
                 self.inotify.close()
 
-    def _read_inotify(self) -> None:
-        closed, writing, folders, lost = self.inotify.read()
+    def _read_inotify(self, inotify: Inotify) -> None:
+        closed, writing, folders, lost = inotify.read()
         for folder in folders:
             for root, _, _ in os.walk(folder):
-                self.inotify.watch(Path(root))  # files written before this watch fall back to settling
+                inotify.watch(Path(root))  # files written before this watch fall back to settling
         self._writing = (self._writing | writing) - closed
         self._closed |= closed
         if lost:  # the kernel queue overflowed: trust settling for everything until it is drained
@@ -195,7 +195,7 @@ class FolderWatcher(threading.Thread):
         taken = 0
         busy: set[Path] | None = None  # files open for writing, looked up once per scan when needed
         if self.inotify is not None:
-            self._read_inotify()
+            self._read_inotify(self.inotify)
         for root, dirs, files in os.walk(self.folder):
             dirs[:] = [d for d in dirs if not d.startswith(".")]
             for name in files:

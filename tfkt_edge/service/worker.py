@@ -14,9 +14,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from datetime import datetime, timezone
+from collections.abc import Callable
 from concurrent.futures import Executor
-from typing import Callable
+from datetime import datetime, timezone
 
 import numpy as np
 
