@@ -20,6 +20,9 @@ runner = CliRunner()
 REQUIRED = {"backend", "model", "mode", "batch_size", "precision", "slices_per_s", "p50_ms", "p95_ms", "p99_ms"}
 
 
+pytestmark = pytest.mark.slow  # a real benchmark run and a headless browser
+
+
 @pytest.fixture(scope="module")
 def tiny_benchmark(tmp_path_factory):
     """Edge model and TFKT V2 reference on the torch backend (CPU), kept short: batch 1, one 0.05 s run each."""

@@ -12,7 +12,7 @@ from tfkt_edge.train.models import MODELS, create_model  # noqa: E402
 from tfkt_edge.errors import UnknownNameError  # noqa: E402
 
 
-@pytest.mark.parametrize("name", MODELS.names())
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n == "tfkt_v2" else n for n in MODELS.names()])
 def test_variant_scores_a_batch_in_range(name):
     model = create_model(name).eval()
     x = torch.rand(2, 1, 512, 512)

@@ -118,6 +118,7 @@ def _closed_by_peer(sock: socket.socket, seconds: float) -> bool:
     bytes([0x04, 0x00]) + (12).to_bytes(4, "big") + b"\xff" * 12,        # P-DATA before any association
     bytes([0x7F, 0x00]) + (3).to_bytes(4, "big") + b"abc",                # an unknown PDU type
 ], ids=["http", "lying-length", "data-before-association", "unknown-pdu"])
+@pytest.mark.slow  # up to 10 s each: the mid-PDU read timeout
 def test_garbage_pdus_are_dropped_and_the_node_keeps_serving(server, tmp_path, garbage):
     srv = server()
     with socket.create_connection(("127.0.0.1", srv.port)) as raw:
@@ -328,6 +329,7 @@ def test_results_command_reads_the_database(server, tmp_path):
     assert protocol["n_series"] == 1 and protocol["protocol"]["description"].startswith("SIMULATED")
 
 
+@pytest.mark.slow
 def test_watch_folder_scores_written_and_closed_files_in_place(tmp_path):
     import hashlib
 

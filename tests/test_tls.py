@@ -95,6 +95,7 @@ def test_a_tls_node_scores_over_tls_and_refuses_plain_associations(server, pki, 
     assert event["series"][0]["alert"] and event["series"][0]["n_slices"] == 3
 
 
+@pytest.mark.slow  # the 5 s handshake limit
 def test_a_connection_that_never_says_hello_cannot_stall_a_tls_node(server, pki, tmp_path):
     """The TLS handshake runs in the connection's own thread: a silent peer holds one slot, briefly, not the door."""
     srv = server("--tls-cert", str(pki["server_cert"]), "--tls-key", str(pki["server_key"]))

@@ -8,7 +8,22 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-EXIT_USAGE = 2
+from .exit_codes import USAGE as EXIT_USAGE
+
+_verbosity = 0  # -q: -1, -v: 1, -vv: 2 (set once per command by the shared options)
+
+
+def set_verbosity(level: int) -> None:
+    """-q quiets progress bars and warnings; -v and -vv show the service's info and debug log."""
+    global _verbosity
+    _verbosity = max(-1, min(2, level))
+    import logging
+
+    logging.getLogger("tfkt_edge").setLevel({-1: logging.ERROR, 0: logging.WARNING, 1: logging.INFO, 2: logging.DEBUG}[_verbosity])
+
+
+def quiet() -> bool:
+    return _verbosity < 0
 
 
 def make_policy(threshold: float, min_run: int, baselines: Path | None = None):

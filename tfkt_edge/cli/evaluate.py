@@ -23,7 +23,7 @@ from ..evaluate import evaluate as run_evaluation
 from ..evaluate import write_evaluation
 from ..ldctiqac import LAYOUT, find_labelled_folder
 from ..policy import AlertPolicy
-from .console import error
+from .console import error, quiet
 from .options import BackendOpt, BatchOpt, MinRunOpt, ModelOpt, ThresholdOpt
 
 
@@ -58,7 +58,7 @@ def evaluate(
             raise TfktEdgeError(f"{folder.labels_file}: need at least 2 labelled images to correlate")
         engine = create_backend(backend, model)
         with Progress(TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                      console=err, transient=True, disable=not err.is_terminal) as progress:
+                      console=err, transient=True, disable=not err.is_terminal or quiet()) as progress:
             task = progress.add_task("", total=len(folder.labels))
             with closing(engine):
                 result = run_evaluation(folder, engine, batch_size, on_image=lambda: progress.advance(task))
@@ -88,7 +88,7 @@ def _evaluate_series(folder: Path, model, output: Path, batch_size: int, backend
         total = len(read_index(folder))
         engine = create_backend(backend, model)
         with Progress(TextColumn("series"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                      console=err, transient=True, disable=not err.is_terminal) as progress:
+                      console=err, transient=True, disable=not err.is_terminal or quiet()) as progress:
             task = progress.add_task("", total=total)
             with closing(engine):
                 outcomes = evaluate_series(folder, engine, policy, batch_size, on_series=lambda: progress.advance(task))

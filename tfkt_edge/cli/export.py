@@ -9,10 +9,11 @@ import typer
 from rich.console import Console
 
 from ..errors import TfktEdgeError
+from .boundary import CommandGroup
 from .console import error
 from .training_extra import require_training_extra
 
-app = typer.Typer(help="Export trained checkpoints to deployable model files.", no_args_is_help=True)
+app = typer.Typer(help="Export trained checkpoints to deployable model files.", no_args_is_help=True, cls=CommandGroup)
 
 
 @app.command()

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import logging
 import warnings
+from typing import Annotated
 
 import typer
 
 from . import export, train
 from .benchmark import benchmark
+from .boundary import CONTEXT, CommandGroup, show_version
 from .calibrate import calibrate
+from .console import set_verbosity
 from .demo import demo
 from .evaluate import evaluate
 from .models import models
@@ -18,7 +21,22 @@ from .score import score
 from .serve import results, serve, watch
 
 app = typer.Typer(name="tfkt-edge", help="Reference-free CT image quality at the scanner: score slices 0-4, alert on non-diagnostic series.",
-                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, cls=CommandGroup,
+                  context_settings=CONTEXT)
+
+
+@app.callback()
+def root(
+    version: Annotated[bool, typer.Option("--version", is_eager=True, callback=show_version, help="Print the version and exit.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only results and errors: no progress bars, no warnings in the log.")] = False,
+    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More detail in the log (-vv: debug).")] = 0,
+) -> None:
+    """Reference-free CT image quality at the scanner: score slices 0-4, alert on non-diagnostic series.
+
+    Exit codes (every command): 0 pass, 1 rescan alert, 2 error (one line on stderr), 3 outside the
+    validated domain, 130 interrupted. -q and -v go before the command: tfkt-edge -q score DIR.
+    """
+    set_verbosity(-1 if quiet else verbose)
 app.command()(score)
 app.command()(demo)
 app.command()(evaluate)

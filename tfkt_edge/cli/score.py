@@ -22,7 +22,8 @@ from ..errors import TfktEdgeError
 from ..policy import ALERT, OUTSIDE, PASS, AlertPolicy, overall_status
 from ..report import document, print_table, to_csv, to_json
 from ..scoring import ScoringRun, score_paths
-from .console import error, make_policy, require_writable
+from . import exit_codes
+from .console import error, make_policy, quiet, require_writable
 from .options import (
     BackendOpt,
     BaselinesOpt,
@@ -39,7 +40,7 @@ from .options import (
     WorkersOpt,
 )
 
-EXIT_PASS, EXIT_ALERT, EXIT_NOTHING, EXIT_OUTSIDE = 0, 1, 2, 3
+EXIT_PASS, EXIT_ALERT, EXIT_NOTHING, EXIT_OUTSIDE = exit_codes.PASS, exit_codes.ALERT, exit_codes.USAGE, exit_codes.OUTSIDE
 
 
 def verdict_exit_code(results) -> int:
@@ -52,7 +53,7 @@ def run_scoring(paths: list[Path], model: Path | None, policy: AlertPolicy, batc
                 decoders: str = "threads") -> ScoringRun:
     """Open the backend and score ``paths``, with progress bars on ``console`` when it is a terminal."""
     backend = create_backend(backend_name, model)
-    show = console is not None and console.is_terminal
+    show = console is not None and console.is_terminal and not quiet()
     with closing(backend), Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                                     TimeRemainingColumn(), console=console, transient=True, disable=not show) as progress:
         reading = progress.add_task("reading headers", total=None)

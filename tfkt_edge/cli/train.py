@@ -18,10 +18,11 @@ from rich.progress import (
 )
 
 from ..errors import TfktEdgeError
+from .boundary import CommandGroup
 from .console import error
 from .training_extra import require_training_extra
 
-app = typer.Typer(help="Train models: natural-image pre-training, then CT fine-tuning.", no_args_is_help=True)
+app = typer.Typer(help="Train models: natural-image pre-training, then CT fine-tuning.", no_args_is_help=True, cls=CommandGroup)
 
 
 class Selection(str, Enum):

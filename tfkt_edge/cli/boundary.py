@@ -1,0 +1,49 @@
+"""The one error boundary of the CLI.
+
+Each command raises ``TfktEdgeError`` (or lets an ``OSError`` through) for what
+a user can fix; here, for every command and sub-command, it becomes one
+``error: ...`` line and exit code 2 (``exit_codes``), never a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import typer
+from typer.core import TyperGroup
+
+from ..errors import TfktEdgeError
+from . import exit_codes
+from .console import error
+
+CONTEXT = {"help_option_names": ["-h", "--help"]}  # inherited by every sub-command's context
+
+
+class CommandGroup(TyperGroup):
+    """A Typer group whose commands' errors all end here."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except TfktEdgeError as exc:
+            error(str(exc))
+            raise typer.Exit(exit_codes.USAGE) from None
+        except OSError as exc:
+            where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+            error(f"{where}{exc.strerror or exc}")
+            raise typer.Exit(exit_codes.USAGE) from None
+        except KeyboardInterrupt:
+            logging.getLogger("tfkt_edge").warning("interrupted")
+            raise typer.Exit(exit_codes.INTERRUPTED) from None
+
+
+def show_version(value: bool) -> None:
+    if not value:
+        return
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        typer.echo(f"tfkt-edge {version('tfkt-edge')}")
+    except PackageNotFoundError:
+        typer.echo("tfkt-edge (not installed as a package)")
+    raise typer.Exit(exit_codes.PASS)
