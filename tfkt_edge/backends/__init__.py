@@ -1,5 +1,9 @@
-"""Inference backends, chosen by name."""
+"""Inference backends, chosen by name; each registers itself when the package is imported.
 
+Their heavy libraries (onnxruntime, TensorRT, torch) are imported only when a backend is opened.
+"""
+
+from . import onnxruntime, pytorch, tensorrt  # noqa: F401  (registration)
 from .base import BACKENDS, Backend, create_backend
 
 __all__ = ["BACKENDS", "Backend", "create_backend"]

@@ -41,6 +41,4 @@ def create_backend(name: str, model_path: Path | None = None) -> Backend:
         BackendUnavailable: its libraries or GPU are missing here.
         ModelError: the model cannot be used by it.
     """
-    from . import onnxruntime, pytorch, tensorrt  # noqa: F401  (each registers itself; heavy imports are lazy)
-
     return BACKENDS.get(name)(model_path)

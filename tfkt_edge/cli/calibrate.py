@@ -19,7 +19,7 @@ from .options import BackendOpt, BatchOpt, ModelOpt, WorkersOpt
 
 def _from_folders(paths: list[Path], model, backend: str, batch_size: int, workers: int, console: Console):
     from ..policy import OUTSIDE, AlertPolicy
-    from .score import run_scoring
+    from .running import run_scoring
 
     run = run_scoring(paths, model, AlertPolicy(), batch_size, workers, backend, console)
     pairs = [(Protocol.of(r.series), float(np.median(r.scores))) for r in run.results if r.verdict.status != OUTSIDE]

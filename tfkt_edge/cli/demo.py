@@ -11,7 +11,7 @@ from ..errors import TfktEdgeError
 from ..policy import AlertPolicy
 from ..report import print_table
 from .console import error
-from .score import run_scoring
+from .running import run_scoring
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 

@@ -9,22 +9,11 @@ import typer
 from rich.console import Console
 
 from ..errors import TfktEdgeError
-from ..policy import AlertPolicy
 from .console import error, make_policy, require_writable
 from .options import BackendOpt, BaselinesOpt, BatchOpt, MinRunOpt, ModelOpt, ThresholdOpt, WorkersOpt
-from .score import EXIT_NOTHING, run_scoring, verdict_exit_code
+from .running import EXIT_NOTHING, run_scoring, save_report, verdict_exit_code
 
 ProfilesOpt = Annotated[Optional[Path], typer.Option("--profiles", help="Also write each series' quality profile as a PNG into this folder.")]
-
-
-def save_report(run, policy: AlertPolicy, output: Path, profiles: Path | None) -> list[Path]:
-    from ..report_html import write_report
-
-    try:
-        return write_report(run, policy, output, profiles)
-    except OSError as exc:
-        error(f"cannot write the report {output}: {exc.strerror or exc}")
-        raise typer.Exit(EXIT_NOTHING) from None
 
 
 def report(

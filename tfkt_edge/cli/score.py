@@ -3,27 +3,15 @@
 from __future__ import annotations
 
 import io
-from contextlib import closing
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeRemainingColumn,
-)
 
-from ..backends import create_backend
 from ..errors import TfktEdgeError
-from ..policy import ALERT, OUTSIDE, PASS, AlertPolicy, overall_status
 from ..report import document, print_table, to_csv, to_json
-from ..scoring import ScoringRun, score_paths
-from . import exit_codes
-from .console import error, make_policy, quiet, require_writable
+from .console import error, make_policy, require_writable
 from .options import (
     BackendOpt,
     BaselinesOpt,
@@ -39,32 +27,7 @@ from .options import (
     ThresholdOpt,
     WorkersOpt,
 )
-
-EXIT_PASS, EXIT_ALERT, EXIT_NOTHING, EXIT_OUTSIDE = exit_codes.PASS, exit_codes.ALERT, exit_codes.USAGE, exit_codes.OUTSIDE
-
-
-def verdict_exit_code(results) -> int:
-    """1 if any series alerts; else 3 if any lies outside the validated domain (not judged); else 0."""
-    return {ALERT: EXIT_ALERT, OUTSIDE: EXIT_OUTSIDE, PASS: EXIT_PASS}[overall_status(r.verdict for r in results)]
-
-
-def run_scoring(paths: list[Path], model: Path | None, policy: AlertPolicy, batch_size: int, workers: int,
-                backend_name: str = "onnxruntime", console: Console | None = None,
-                decoders: str = "threads") -> ScoringRun:
-    """Open the backend and score ``paths``, with progress bars on ``console`` when it is a terminal."""
-    backend = create_backend(backend_name, model)
-    show = console is not None and console.is_terminal and not quiet()
-    with closing(backend), Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                    TimeRemainingColumn(), console=console, transient=True, disable=not show) as progress:
-        reading = progress.add_task("reading headers", total=None)
-        scoring = progress.add_task("scoring slices", total=None, visible=False)
-
-        def scan_done(n_slices: int) -> None:
-            progress.update(reading, visible=False)
-            progress.update(scoring, total=n_slices, visible=True)
-
-        return score_paths(paths, backend, policy, batch_size, workers, on_file=lambda _: progress.advance(reading),
-                           on_scan_done=scan_done, on_slice=lambda: progress.advance(scoring), decoders=decoders)
+from .running import EXIT_NOTHING, run_scoring, save_report, verdict_exit_code
 
 
 def score(
@@ -111,7 +74,6 @@ def score(
             error(f"cannot write {output}: {exc.strerror}")
             raise typer.Exit(EXIT_NOTHING) from None
     if report is not None and run.results:
-        from .report import save_report
 
         save_report(run, policy, report, None)
     if not run.results:

@@ -227,7 +227,7 @@ class Database:
                           " ORDER BY received_at LIMIT ?", (limit,))
         return [(sop, series, Path(path)) for sop, series, path in rows]
 
-    def record_scores(self, scored: list[tuple[SliceRef, float, ImageStats]], skipped: dict[str, str],
+    def record_scores(self, scored: list[tuple[SliceRef, float, ImageStats | None]], skipped: dict[str, str],
                       processed: list[str]) -> None:
         """Store slice scores and image statistics and mark instances processed, in one transaction."""
         now = time.time()
@@ -236,7 +236,7 @@ class Database:
                         ref_to_json(ref), score)) for ref, score, _ in scored]
         statements += [("INSERT OR REPLACE INTO slice_stats VALUES (?, ?, ?)",
                         (ref.sop_instance_uid, -1 if ref.frame is None else ref.frame, json.dumps(stats.to_dict())))
-                       for ref, _, stats in scored]
+                       for ref, _, stats in scored if stats is not None]
         statements += [("UPDATE instances SET processed_at = ?, skip_reason = ? WHERE sop_instance_uid = ?",
                         (now, skipped.get(sop), sop)) for sop in processed]
         self._write(statements)

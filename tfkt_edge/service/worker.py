@@ -18,14 +18,12 @@ from collections.abc import Callable
 from concurrent.futures import Executor
 from datetime import datetime, timezone
 
-import numpy as np
-
 from ..backends import Backend
-from ..dicom import Skip, group_series, reasons
+from ..dicom import Skip, group_series
 from ..dicom.slices import read_slices
 from ..policy import AlertPolicy
 from ..report import document
-from ..scoring import SliceScore, decode_with_stats, judge
+from ..scoring import SliceScore, judge, score_slices
 from .database import Database
 from .sinks import Sink
 
@@ -97,29 +95,19 @@ class ScoringWorker(Loop):
 
     def score_instances(self, pending) -> None:
         refs, skipped = [], {}
+        sop_of = {}
         for sop, _, path in pending:
             found = read_slices(path)
             if isinstance(found, Skip):
                 skipped[sop] = found.reason
             else:
                 refs.extend(found)
-        contract = self.backend.model.contract
-        images = list(self.pool.map(decode_with_stats, refs, [contract] * len(refs)))
-        good = [(ref, decoded) for ref, decoded in zip(refs, images) if not isinstance(decoded, Skip)]
-        for ref, image in zip(refs, images):
-            if isinstance(image, Skip):
-                skipped[ref.sop_instance_uid] = image.reason
-        scored = []
-        limit = self.backend.max_batch() or len(good) or 1
-        for start in range(0, len(good), limit):
-            chunk = good[start:start + limit]
-            batch = np.stack([image for _, (image, _) in chunk])[:, None]
-            for (ref, (_, stats)), value in zip(chunk, self.backend.infer(batch)):
-                if np.isfinite(value):
-                    scored.append((ref, float(value), stats))
-                else:
-                    skipped[ref.sop_instance_uid] = reasons.NON_FINITE
-        self.db.record_scores(scored, skipped, [sop for sop, _, _ in pending])
+                sop_of[str(path)] = sop
+        # The same decoding, batching and finite-score check as `score`.
+        scored, bad = score_slices(refs, self.backend, self.batch_size, pool=self.pool)
+        for skip in bad:
+            skipped[sop_of[str(skip.path)]] = skip.reason
+        self.db.record_scores([(s.ref, s.score, s.stats) for s in scored], skipped, [sop for sop, _, _ in pending])
 
     def complete(self, series_uid: str) -> bool:
         rows = self.db.series_slices(series_uid)

@@ -1,0 +1,57 @@
+"""Scoring a list of paths for a command, with progress bars; the verdict's exit code; the HTML report.
+
+Shared by `score`, `report` and `calibrate`, so no command module imports another.
+"""
+
+from __future__ import annotations
+
+from contextlib import closing
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from ..backends import create_backend
+from ..policy import ALERT, OUTSIDE, PASS, AlertPolicy, overall_status
+from ..scoring import ScoringRun, score_paths
+from . import exit_codes
+from .console import error, quiet
+
+EXIT_PASS, EXIT_ALERT, EXIT_NOTHING, EXIT_OUTSIDE = exit_codes.PASS, exit_codes.ALERT, exit_codes.USAGE, exit_codes.OUTSIDE
+
+
+def verdict_exit_code(results) -> int:
+    """1 if any series alerts; else 3 if any lies outside the validated domain (not judged); else 0."""
+    return {ALERT: EXIT_ALERT, OUTSIDE: EXIT_OUTSIDE, PASS: EXIT_PASS}[overall_status(r.verdict for r in results)]
+
+
+def run_scoring(paths: list[Path], model: Path | None, policy: AlertPolicy, batch_size: int, workers: int,
+                backend_name: str = "onnxruntime", console: Console | None = None,
+                decoders: str = "threads") -> ScoringRun:
+    """Open the backend and score ``paths``, with progress bars on ``console`` when it is a terminal."""
+    backend = create_backend(backend_name, model)
+    show = console is not None and console.is_terminal and not quiet()
+    with closing(backend), Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                    TimeRemainingColumn(), console=console, transient=True, disable=not show) as progress:
+        reading = progress.add_task("reading headers", total=None)
+        scoring = progress.add_task("scoring slices", total=None, visible=False)
+
+        def scan_done(n_slices: int) -> None:
+            progress.update(reading, visible=False)
+            progress.update(scoring, total=n_slices, visible=True)
+
+        return score_paths(paths, backend, policy, batch_size, workers, on_file=lambda _: progress.advance(reading),
+                           on_scan_done=scan_done, on_slice=lambda: progress.advance(scoring), decoders=decoders)
+
+
+def save_report(run, policy: AlertPolicy, output: Path, profiles: Path | None) -> list[Path]:
+    from ..report_html import write_report
+
+    try:
+        return write_report(run, policy, output, profiles)
+    except OSError as exc:
+        error(f"cannot write the report {output}: {exc.strerror or exc}")
+        raise typer.Exit(EXIT_NOTHING) from None
+
+
