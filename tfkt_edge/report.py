@@ -31,7 +31,7 @@ CSV_FIELDS = ["series_instance_uid", "description", "path", "sop_instance_uid", 
 
 
 STUDY_FIELDS = ("study_instance_uid", "patient_id", "patient_name", "accession_number", "study_date", "station",
-                "manufacturer")
+                "manufacturer", "study_time", "study_id", "patient_birth_date", "patient_sex", "referring_physician_name")
 
 
 def _study(result: SeriesResult) -> dict:

@@ -58,6 +58,12 @@ class SliceRef:
     patient_name: str = ""
     accession_number: str = ""
     study_date: str = ""
+    # The rest of the patient and study modules, for the DICOM SR that joins the study.
+    study_time: str = ""
+    study_id: str = ""
+    patient_birth_date: str = ""
+    patient_sex: str = ""
+    referring_physician_name: str = ""
 
 
 @dataclass(frozen=True)
@@ -200,7 +206,12 @@ def _acquisition(ds: Dataset) -> dict:
                 patient_id=_text(ds.get("PatientID")).strip(),
                 patient_name=_text(ds.get("PatientName")).strip(),
                 accession_number=_text(ds.get("AccessionNumber")).strip(),
-                study_date=_text(ds.get("StudyDate")).strip())
+                study_date=_text(ds.get("StudyDate")).strip(),
+                study_time=_text(ds.get("StudyTime")).strip(),
+                study_id=_text(ds.get("StudyID")).strip(),
+                patient_birth_date=_text(ds.get("PatientBirthDate")).strip(),
+                patient_sex=_text(ds.get("PatientSex")).strip(),
+                referring_physician_name=_text(ds.get("ReferringPhysicianName")).strip())
 
 
 def _rescale(slope_value, intercept_value) -> tuple[float, float]:

@@ -1,7 +1,9 @@
 """A series result as a DICOM Basic Text SR, sent to a configured destination AE.
 
-The SR joins the scanned study (patient and study modules copied from the
-series' first instance), references every scored instance in its evidence
+The SR joins the scanned study (patient and study modules as the result
+carries them, read from the series' instances when they were scored: the
+stored or watched files are never read again, so a file removed since cannot
+hold the SR back), references every scored instance in its evidence
 sequence, and states the verdict, its reason, the median score and what the
 scores are (the model card's label note). It is marked UNVERIFIED: an
 advisory for the technologist, not a diagnosis. It is deliberately not a Key
@@ -14,17 +16,26 @@ from __future__ import annotations
 
 import datetime as dt
 
-import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
-from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, BasicTextSRStorage, ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import (
+    PYDICOM_IMPLEMENTATION_UID,
+    BasicTextSRStorage,
+    CTImageStorage,
+    EnhancedCTImageStorage,
+    ExplicitVRLittleEndian,
+    generate_uid,
+)
 from pynetdicom import AE
 
 from ..policy import OUTSIDE
 
 SUCCESS_OR_WARNING = {0x0000, 0xB000, 0xB006, 0xB007}
-COPIED = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyInstanceUID", "StudyDate", "StudyTime",
-          "StudyID", "AccessionNumber", "ReferringPhysicianName")
+# Patient and study module attribute <- the result's study field (all Type 1 or 2: present, maybe empty).
+COPIED = {"PatientName": "patient_name", "PatientID": "patient_id", "PatientBirthDate": "patient_birth_date",
+          "PatientSex": "patient_sex", "StudyInstanceUID": "study_instance_uid", "StudyDate": "study_date",
+          "StudyTime": "study_time", "StudyID": "study_id", "AccessionNumber": "accession_number",
+          "ReferringPhysicianName": "referring_physician_name"}
 TITLE = ("IQA-CT", "99TFKT", "CT image quality assessment")
 
 
@@ -44,12 +55,14 @@ def _text(name: tuple[str, str, str], value: str) -> Dataset:
 
 
 def build_sr(event_id: int, payload: dict, now: dt.datetime | None = None) -> Dataset | None:
-    """The SR of one result, or None when the series had nothing scorable (there is nothing to report)."""
+    """The SR of one result, or None when there is nothing to report (nothing scorable, or no study to join)."""
     if not payload.get("series"):
         return None
     series = payload["series"][0]
     slices = series["slices"]
-    source = pydicom.dcmread(slices[0]["path"], stop_before_pixels=True)
+    study = series.get("study") or {}
+    if not study.get("study_instance_uid"):  # never from the node (it refuses such instances); nothing to join
+        return None
     now = now or dt.datetime.now()
     seed = [series["series_instance_uid"], str(event_id), "tfkt-edge basic text SR"]
 
@@ -58,9 +71,8 @@ def build_sr(event_id: int, payload: dict, now: dt.datetime | None = None) -> Da
     ds.file_meta.MediaStorageSOPClassUID = BasicTextSRStorage
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds.file_meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
-    for keyword in COPIED:
-        if keyword in source:
-            setattr(ds, keyword, source[keyword].value)
+    for keyword, field in COPIED.items():
+        setattr(ds, keyword, str(study.get(field) or ""))
     ds.SOPClassUID = BasicTextSRStorage
     ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid(entropy_srcs=seed + ["instance"])
     ds.SeriesInstanceUID = generate_uid(entropy_srcs=seed + ["series"])
@@ -72,20 +84,22 @@ def build_sr(event_id: int, payload: dict, now: dt.datetime | None = None) -> Da
     ds.ManufacturerModelName = payload["model"]["name"]
     ds.SoftwareVersions = str(payload["model"].get("version") or "unknown")
     ds.ContentDate, ds.ContentTime = now.strftime("%Y%m%d"), now.strftime("%H%M%S")
+    ds.ReferencedPerformedProcedureStepSequence = Sequence()  # Type 2: no procedure step is known
+    ds.PerformedProcedureCodeSequence = Sequence()  # Type 2
     ds.CompletionFlag = "COMPLETE"
     ds.VerificationFlag = "UNVERIFIED"
 
     referenced = Sequence()
     for s in slices:
         item = Dataset()
-        item.ReferencedSOPClassUID = source.SOPClassUID
+        item.ReferencedSOPClassUID = CTImageStorage if s.get("frame") is None else EnhancedCTImageStorage
         item.ReferencedSOPInstanceUID = s["sop_instance_uid"]
         referenced.append(item)
     scanned = Dataset()
     scanned.SeriesInstanceUID = series["series_instance_uid"]
     scanned.ReferencedSOPSequence = referenced
     evidence = Dataset()
-    evidence.StudyInstanceUID = source.StudyInstanceUID
+    evidence.StudyInstanceUID = study["study_instance_uid"]
     evidence.ReferencedSeriesSequence = Sequence([scanned])
     ds.CurrentRequestedProcedureEvidenceSequence = Sequence([evidence])
 
