@@ -109,7 +109,7 @@ def markdown_report(card: dict) -> str:
              "Written by `python -m tfkt_edge.train.make_default` from the model card (`heldout_series`). "
              "Held-out patient groups of `../shared/realct` and the pydicom skull base; each original series must "
              "pass, each simulated copy at 10% dose or less must alert (threshold 2.0, min-run 3; domain check on). "
-             "Labels of the copies: 4 + 0.75 log2(dose).", "", "## What is validated, and what is not", "",
+             "Labels of the copies: 4 / (1 + (log2(1/dose) / 2.3)^2.5).", "", "## What is validated, and what is not", "",
              *[f"- Validated: {line}" for line in card.get("validation", {}).get("validated", [])],
              *[f"- Not validated: {line}" for line in card.get("validation", {}).get("not_validated", [])],
              "", "## Per source", "", markdown(figures["summary"]),
