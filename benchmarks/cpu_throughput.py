@@ -28,8 +28,8 @@ import pydicom
 from pydicom.uid import generate_uid
 
 from tfkt_edge.backends import create_backend
+from tfkt_edge.bench.machine import host
 from tfkt_edge.dicom import load_hu, scan
-from tfkt_edge.machine import host
 from tfkt_edge.model_file import DEFAULT_MODEL
 from tfkt_edge.policy import AlertPolicy
 from tfkt_edge.preprocess import preprocess

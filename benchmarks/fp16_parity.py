@@ -27,7 +27,7 @@ import numpy as np
 
 from tfkt_edge.backends import create_backend
 from tfkt_edge.errors import TfktEdgeError
-from tfkt_edge.metrics import srocc
+from tfkt_edge.evaluation.metrics import srocc
 from tfkt_edge.preprocess import preprocess
 
 MAX_DIFFERENCE, MIN_SROCC = 0.02, 0.999

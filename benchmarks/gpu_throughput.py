@@ -33,9 +33,9 @@ from pathlib import Path
 
 import numpy as np
 
-from tfkt_edge.benchmark import Timing, h2d_ms, time_batches, write_series
+from tfkt_edge.bench.benchmark import Timing, h2d_ms, time_batches, write_series
+from tfkt_edge.bench.machine import host
 from tfkt_edge.dicom import load_hu, scan
-from tfkt_edge.machine import host
 from tfkt_edge.model_file import ModelInfo
 from tfkt_edge.policy import AlertPolicy
 from tfkt_edge.preprocess import LDCTIQAC, preprocess

@@ -38,7 +38,7 @@ from pydicom.uid import generate_uid
 from pynetdicom import AE
 from pynetdicom.sop_class import CTImageStorage
 
-from tfkt_edge.machine import host
+from tfkt_edge.bench.machine import host
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "tfkt_edge" / "examples" / "clinical" / "abdomen.dcm"
 

@@ -25,14 +25,13 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+from tfkt_edge.export.calibration import real_ct_slices
+from tfkt_edge.export.engine_precision import PrecisionSummary, summarize
+from tfkt_edge.export.tensorrt_ops import check_operators
 
 from tfkt_edge.engine_file import EngineSidecar, sha256, sidecar_path
 from tfkt_edge.errors import ExportError
 from tfkt_edge.model_file import INPUT_NAME, read_metadata
-
-from .calibration import real_ct_slices
-from .engine_precision import PrecisionSummary, summarize
-from .tensorrt_ops import check_operators
 
 FP16_LIMIT = 0.02  # largest |FP16 engine - FP32 ONNX| score on real CT
 
@@ -93,7 +92,7 @@ def build_engine(onnx_path: Path, output: Path, settings: BuildSettings = BuildS
     calibration = real_ct_slices(info.contract, list(settings.calibration) or None)
     parse_path = onnx_path
     if strongly_typed:
-        from .fp16 import convert_to_fp16
+        from tfkt_edge.export.fp16 import convert_to_fp16
 
         fp16 = convert_to_fp16(model, calibration)
         parse_path = output.with_suffix(".fp16.onnx")

@@ -17,7 +17,7 @@ import pytest
 from pynetdicom import AE
 from pynetdicom.sop_class import CTImageStorage, EnhancedCTImageStorage, Verification
 
-from tfkt_edge.benchmark import write_series
+from tfkt_edge.bench.benchmark import write_series
 from tfkt_edge.cli.demo import EXAMPLES
 
 CLINICAL = EXAMPLES / "clinical" / "abdomen.dcm"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tfkt_edge.metrics import correlation_report, krocc, plcc, rankdata, srocc
+from tfkt_edge.evaluation.metrics import correlation_report, krocc, plcc, rankdata, srocc
 
 stats = pytest.importorskip("scipy.stats")
 

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from tfkt_edge.backends import create_backend
 from tfkt_edge.cli.main import app
 from tfkt_edge.dicom import load_hu, scan
-from tfkt_edge.metrics import correlation_report
+from tfkt_edge.evaluation.metrics import correlation_report
 from tfkt_edge.model_file import DEFAULT_MODEL
 
 from . import iqa_fixtures
@@ -59,7 +59,7 @@ def test_evaluate_end_to_end(tmp_path, labelled_ct):
     figures = correlation_report(predictions, labels)
     assert doc["figures"]["overall"] == pytest.approx(figures["overall"], abs=1e-5) and doc["figures"]["n"] == 8
     # The same images straight through the backend give the same scores.
-    from tfkt_edge.ldctiqac import find_labelled_folder, model_input
+    from tfkt_edge.evaluation.ldctiqac import find_labelled_folder, model_input
 
     folder = find_labelled_folder(labelled_ct)
     direct = create_backend("onnxruntime", DEFAULT_MODEL).infer(np.stack([model_input(p) for p in folder.paths])[:, None])

@@ -8,6 +8,7 @@ dependencies come from the package index (as on any installation).
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -27,7 +28,18 @@ def _run(args: list, **kwargs) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("wheel")
-    built = _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--wheel-dir", folder / "dist", ROOT])
+    # Built from a copy of the tracked tree: setuptools keeps a build/ folder in the source tree, and a
+    # module moved or removed since an earlier build would otherwise ride along in the wheel.
+    source = folder / "src"
+    listed = _run(["git", "ls-files", "-z"], cwd=ROOT)
+    files = [f for f in listed.stdout.split("\0") if f] if listed.returncode == 0 else []
+    if files:
+        for name in files:
+            (source / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, source / name)
+    else:  # not a git checkout: everything but the local environment and data
+        shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".venv", "data", "runs", "build", "*.egg-info", ".git"))
+    built = _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--wheel-dir", folder / "dist", source])
     if built.returncode != 0:
         pytest.fail(f"the wheel did not build:\n{built.stdout[-2000:]}{built.stderr[-2000:]}")
     (wheel,) = (folder / "dist").glob("tfkt_edge-*.whl")

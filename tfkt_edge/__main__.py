@@ -1,3 +1,3 @@
-from .cli.main import main
+from tfkt_edge.cli.main import main
 
 main()

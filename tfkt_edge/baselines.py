@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputError
+from tfkt_edge.errors import InputError
 
 FORMAT = "tfkt-edge-baselines/1"
 MARGIN = 0.5

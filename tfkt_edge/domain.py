@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 
-from .preprocess import LDCTIQAC, PreprocessContract
+from tfkt_edge.preprocess import LDCTIQAC, PreprocessContract
 
 # Stats are taken on a 4x mean-pooled copy of the 512x512 input: 128x128 is enough and costs ~0.3 ms.
 POOL = 4

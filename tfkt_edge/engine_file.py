@@ -14,9 +14,9 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .errors import ModelError
-from .model_file import ModelInfo
-from .preprocess import PreprocessContract
+from tfkt_edge.errors import ModelError
+from tfkt_edge.model_file import ModelInfo
+from tfkt_edge.preprocess import PreprocessContract
 
 SIDECAR_VERSION = 1
 

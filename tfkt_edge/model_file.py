@@ -6,9 +6,9 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from .domain import Domain
-from .errors import ModelError
-from .preprocess import METADATA_KEY, PreprocessContract
+from tfkt_edge.domain import Domain
+from tfkt_edge.errors import ModelError
+from tfkt_edge.preprocess import METADATA_KEY, PreprocessContract
 
 ASSETS = Path(__file__).parent / "assets"
 DEFAULT_MODEL = ASSETS / "tfkt_edge_s.onnx"

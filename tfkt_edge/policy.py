@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .baselines import Baselines
+from tfkt_edge.baselines import Baselines
 
 
 @dataclass(frozen=True)

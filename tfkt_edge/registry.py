@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
-from .errors import UnknownNameError
+from tfkt_edge.errors import UnknownNameError
 
 T = TypeVar("T")
 

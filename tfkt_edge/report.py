@@ -13,11 +13,11 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from .baselines import Protocol
-from .dicom import Skip
-from .model_file import ModelInfo
-from .policy import ALERT, OUTSIDE, PASS, STATUS_TEXT
-from .scoring import SeriesResult
+from tfkt_edge.baselines import Protocol
+from tfkt_edge.dicom import Skip
+from tfkt_edge.model_file import ModelInfo
+from tfkt_edge.policy import ALERT, OUTSIDE, PASS, STATUS_TEXT
+from tfkt_edge.scoring import SeriesResult
 
 STATUS_STYLE = {PASS: "green", ALERT: "bold red", OUTSIDE: "yellow"}
 

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .dicom import load_hu
-from .policy import STATUS_TEXT, AlertPolicy, alerting_runs
-from .report import series_name
-from .scoring import ScoringRun, SeriesResult
+from tfkt_edge.dicom import load_hu
+from tfkt_edge.policy import STATUS_TEXT, AlertPolicy, alerting_runs
+from tfkt_edge.report import series_name
+from tfkt_edge.scoring import ScoringRun, SeriesResult
 
 WINDOW = (40.0, 400.0)  # level, width (HU): soft tissue, where low-dose noise shows
 THUMBNAILS = 4
@@ -31,7 +31,7 @@ THUMB_SIZE = 192
 
 def profile_png(result: SeriesResult, policy: AlertPolicy) -> bytes:
     """Score against slice position (mm along the patient axis when every slice has one, else slice number)."""
-    from .plots import _pyplot
+    from tfkt_edge.evaluation.plots import _pyplot
 
     plt = _pyplot()
     scores = result.scores

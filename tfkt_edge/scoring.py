@@ -23,12 +23,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .backends import Backend
-from .dicom import Series, Skip, SliceRef, load_hu, reasons, scan
-from .domain import Domain, DomainStatus, ImageStats, check_series, image_stats
-from .model_file import ModelInfo
-from .policy import AlertPolicy, Verdict, evaluate, outside_domain
-from .preprocess import PreprocessContract, preprocess
+from tfkt_edge.backends import Backend
+from tfkt_edge.dicom import Series, Skip, SliceRef, load_hu, reasons, scan
+from tfkt_edge.domain import Domain, DomainStatus, ImageStats, check_series, image_stats
+from tfkt_edge.model_file import ModelInfo
+from tfkt_edge.policy import AlertPolicy, Verdict, evaluate, outside_domain
+from tfkt_edge.preprocess import PreprocessContract, preprocess
 
 
 @dataclass(frozen=True)

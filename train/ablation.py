@@ -29,10 +29,10 @@ import sys
 import time
 from pathlib import Path
 
-from tfkt_edge.metrics import correlation_report
+from tfkt_edge.train.stages import ctsim_split, pretrain_sets
+from tfkt_edge.train.trainer import Callbacks, TrainConfig, load_checkpoint, predict, read_log, train
 
-from .stages import ctsim_split, pretrain_sets
-from .trainer import Callbacks, TrainConfig, load_checkpoint, predict, read_log, train
+from tfkt_edge.evaluation.metrics import correlation_report
 
 
 def _log(prefix: str) -> Callbacks:
@@ -61,7 +61,7 @@ def markdown_table(arms: dict) -> str:
 
 def plot_arms(arms: dict, path: Path) -> Path:
     """Held-out overall against fine-tuning epoch, one line per arm, from each run's log.csv."""
-    from tfkt_edge.plots import _pyplot
+    from tfkt_edge.evaluation.plots import _pyplot
 
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 3.8), dpi=100)

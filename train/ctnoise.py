@@ -226,7 +226,7 @@ class TexturedSimulator:
         self._streaks: dict[int, np.ndarray] = {}
 
     def _streak(self, views: int) -> np.ndarray:
-        from .ctsim import Degradation, SliceSimulator
+        from tfkt_edge.train.ctsim import Degradation, SliceSimulator
 
         if self._sinogram_sim is None:
             self._sinogram_sim = SliceSimulator(self.hu, self.pixel_mm)
@@ -247,7 +247,7 @@ class TexturedSimulator:
     def degrade(self, image: np.ndarray, prepared: tuple[NativeNoise, list[np.ndarray]], dose: float, views: int,
                 draw: int = 0) -> tuple[np.ndarray, float, float]:
         """(degraded HU image, label, inserted RMS in the body) at dose fraction ``dose`` and ``views`` views."""
-        from .ctsim import FULL_VIEWS
+        from tfkt_edge.train.ctsim import FULL_VIEWS
 
         own, unit_noise = prepared
         added = np.zeros_like(image, dtype=np.float32)

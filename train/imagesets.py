@@ -13,8 +13,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
-
-from .distortions import selected
+from tfkt_edge.train.distortions import selected
 
 
 @dataclass(frozen=True)

@@ -29,20 +29,19 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tfkt_edge.train.ablation import run_arm
+from tfkt_edge.train.corpus import LADDER, SPARSE_VIEWS, default_sources
+from tfkt_edge.train.ctnoise import LABEL_RULE as CT_LABEL_RULE
+from tfkt_edge.train.ctsim import FULL_VIEWS
+from tfkt_edge.train.models import create_model
+from tfkt_edge.train.natural_corpus import LABEL_RULE
+from tfkt_edge.train.realct import HELDOUT_GROUPS
+from tfkt_edge.train.stages import ctsim_split, pretrain_sets
+from tfkt_edge.train.trainer import TrainConfig, load_checkpoint, predict, read_log, save_checkpoint
 
-from tfkt_edge.metrics import correlation_report
+from tfkt_edge.evaluation.metrics import correlation_report
 from tfkt_edge.model_file import ASSETS
 from tfkt_edge.preprocess import LDCTIQAC
-
-from .ablation import run_arm
-from .corpus import LADDER, SPARSE_VIEWS, default_sources
-from .ctnoise import LABEL_RULE as CT_LABEL_RULE
-from .ctsim import FULL_VIEWS
-from .models import create_model
-from .natural_corpus import LABEL_RULE
-from .realct import HELDOUT_GROUPS
-from .stages import ctsim_split, pretrain_sets
-from .trainer import TrainConfig, load_checkpoint, predict, read_log, save_checkpoint
 
 CHECKPOINTS = Path(__file__).parent / "checkpoints"
 
@@ -156,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     from tfkt_edge.export.onnx import export_onnx, max_score_difference
 
     onnx_path = args.assets / f"{args.model}.onnx"
-    from .validate import NOT_VALIDATED, VALIDATED, measure_domain, series_figures
+    from tfkt_edge.train.validate import NOT_VALIDATED, VALIDATED, measure_domain, series_figures
 
     card = _card(pretrain, finetune, figures, sizes, command, seconds)
     card["domain"] = json.loads(measure_domain().to_json())  # the runtime's domain check reads it from the card
@@ -169,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     export_onnx(model, args.model, LDCTIQAC, card, onnx_path)
     save_checkpoint(model, finetune, CHECKPOINTS / f"{args.model}.pt", card)
     (args.assets / f"{args.model}.card.json").write_text(json.dumps(card, indent=2) + "\n")
-    from .validate import markdown_report
+    from tfkt_edge.train.validate import markdown_report
 
     (Path(__file__).resolve().parents[1] / "docs" / "heldout_real.md").write_text(markdown_report(card))
     shutil.copyfile(model_path.parent / "log.csv", CHECKPOINTS / f"{args.model}.log.csv")

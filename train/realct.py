@@ -18,7 +18,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .sources import real_ct_slices
+from tfkt_edge.train.sources import real_ct_slices
 
 ENV = "TFKT_REALCT"
 

@@ -16,13 +16,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from tfkt_edge.train.imagesets import ImageSet
+from tfkt_edge.train.iqa_datasets import NATURAL_LOADERS
+from tfkt_edge.train.trainer import TrainConfig
 
 from tfkt_edge.errors import InputError
-from tfkt_edge.ldctiqac import find_labelled_folder, model_input
-
-from .imagesets import ImageSet
-from .iqa_datasets import NATURAL_LOADERS
-from .trainer import TrainConfig
+from tfkt_edge.evaluation.ldctiqac import find_labelled_folder, model_input
 
 PRETRAIN_DATASETS = ("skimage", *NATURAL_LOADERS)
 FINETUNE_DATASETS = ("ldctiqac", "ctsim")
@@ -44,7 +43,7 @@ def pretrain_sets(config: TrainConfig, progress: Progress | None = None) -> tupl
         raise InputError(f"unknown pre-training dataset {config.dataset!r}; choose from {', '.join(PRETRAIN_DATASETS)}")
     folder = _folder(config)
     if config.dataset == "skimage":
-        from .natural_corpus import build_natural_corpus, load_natural_corpus
+        from tfkt_edge.train.natural_corpus import build_natural_corpus, load_natural_corpus
 
         if not (folder / "index.json").exists():
             build_natural_corpus(folder, seed=config.seed, progress=progress)
@@ -69,7 +68,7 @@ def finetune_sets(config: TrainConfig, progress: Progress | None = None) -> tupl
 
 
 def ctsim_split(folder: Path, split: str, progress: Progress | None = None) -> ImageSet:
-    from .corpus import build_corpus, default_sources
+    from tfkt_edge.train.corpus import build_corpus, default_sources
 
     if not (folder / "index.json").exists():
         build_corpus(folder, default_sources(), progress=(lambda s: progress(s.name)) if progress else None)

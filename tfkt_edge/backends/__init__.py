@@ -3,7 +3,7 @@
 Their heavy libraries (onnxruntime, TensorRT, torch) are imported only when a backend is opened.
 """
 
-from . import onnxruntime, pytorch, tensorrt  # noqa: F401  (registration)
-from .base import BACKENDS, Backend, create_backend
+from tfkt_edge.backends import onnxruntime, pytorch, tensorrt  # noqa: F401  (registration)
+from tfkt_edge.backends.base import BACKENDS, Backend, create_backend
 
 __all__ = ["BACKENDS", "Backend", "create_backend"]

@@ -8,8 +8,8 @@ from typing import Protocol
 
 import numpy as np
 
-from ..model_file import ModelInfo
-from ..registry import Registry
+from tfkt_edge.model_file import ModelInfo
+from tfkt_edge.registry import Registry
 
 
 class Backend(Protocol):

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ModelError
-from ..model_file import DEFAULT_MODEL, INPUT_NAME, ModelInfo, read_metadata
-from .base import BACKENDS
+from tfkt_edge.backends.base import BACKENDS
+from tfkt_edge.errors import ModelError
+from tfkt_edge.model_file import DEFAULT_MODEL, INPUT_NAME, ModelInfo, read_metadata
 
 
 @BACKENDS.register("onnxruntime")

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import BackendUnavailable, InputError, ModelError
-from ..model_file import ModelInfo
-from ..preprocess import PreprocessContract
-from .base import BACKENDS
+from tfkt_edge.backends.base import BACKENDS
+from tfkt_edge.errors import BackendUnavailable, InputError, ModelError
+from tfkt_edge.model_file import ModelInfo
+from tfkt_edge.preprocess import PreprocessContract
 
 GRAPH_SIZES = (1, 2, 4, 8, 16, 32, 64)
 PRECISIONS = ("fp32", "fp16")

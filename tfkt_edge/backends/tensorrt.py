@@ -22,11 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..engine_file import EngineSidecar, check_compatible, read_sidecar
-from ..errors import BackendUnavailable, ModelError
-from ..model_file import INPUT_NAME, OUTPUT_NAME
-from ..preprocess import PreprocessContract
-from .base import BACKENDS
+from tfkt_edge.backends.base import BACKENDS
+from tfkt_edge.engine_file import EngineSidecar, check_compatible, read_sidecar
+from tfkt_edge.errors import BackendUnavailable, ModelError
+from tfkt_edge.model_file import INPUT_NAME, OUTPUT_NAME
+from tfkt_edge.preprocess import PreprocessContract
 
 NEEDS_ENGINE = "--backend tensorrt needs --model MODEL.engine: build one on this GPU with tfkt-edge export tensorrt"
 
@@ -113,7 +113,7 @@ class TensorRTBackend:
             raise ModelError(f"{engine_path.name} is an ONNX model; {NEEDS_ENGINE}")
         sidecar = read_sidecar(engine_path)  # file problems first: they need no GPU to report
         trt = import_tensorrt()
-        from ..gpu import current_gpu
+        from tfkt_edge.gpu import current_gpu
 
         check_compatible(sidecar, engine_path, trt.__version__, current_gpu(device))
         self.model = sidecar.model_info(engine_path)

@@ -10,9 +10,9 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
-from ..errors import TfktEdgeError
-from .console import error, require_writable
-from .options import Decoders, DecodersOpt, WorkersOpt
+from tfkt_edge.cli.console import error, require_writable
+from tfkt_edge.cli.options import Decoders, DecodersOpt, WorkersOpt
+from tfkt_edge.errors import TfktEdgeError
 
 MODES = ("model-only", "end-to-end")
 FIXED_PRECISION = {"onnxruntime": "fp32", "tensorrt": "fp16"}  # torch runs either
@@ -30,10 +30,10 @@ def parse_sizes(text: str) -> list[int]:
 
 def open_edge(backend: str, model: Path | None, precision: str | None):
     """The edge model on ``backend`` at ``precision`` (None: the backend's own)."""
-    from ..backends import create_backend
+    from tfkt_edge.backends import create_backend
 
     if backend == "torch":
-        from ..backends.pytorch import TorchBackend
+        from tfkt_edge.backends.pytorch import TorchBackend
 
         return TorchBackend(model, precision=precision)
     only = FIXED_PRECISION.get(backend)
@@ -67,8 +67,8 @@ def benchmark(
 ) -> None:
     """Measure slices/s model-only (in-memory batches) and end to end (DICOM on disk), the edge model beside
     the TFKT V2 reference, with latency percentiles, the decode-only bound, peak memory and the machine."""
-    from .. import benchmark as bench
-    from ..benchmark_output import markdown, plot, table
+    from tfkt_edge.bench import benchmark as bench
+    from tfkt_edge.bench.output import markdown, plot, table
 
     err, out = Console(stderr=True, highlight=False, soft_wrap=True), Console(highlight=False)
     if not out.is_terminal:
@@ -114,7 +114,7 @@ def benchmark(
             finally:
                 edge.close()
             if reference and "model-only" in wanted:
-                from ..reference import NAME, reference_backend
+                from tfkt_edge.bench.reference import NAME, reference_backend
 
                 try:
                     ref = reference_backend(name, precision, reference_model, log=err.print)

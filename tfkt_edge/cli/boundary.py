@@ -12,9 +12,9 @@ import logging
 import typer
 from typer.core import TyperGroup
 
-from ..errors import TfktEdgeError
-from . import exit_codes
-from .console import error
+from tfkt_edge.cli import exit_codes
+from tfkt_edge.cli.console import error
+from tfkt_edge.errors import TfktEdgeError
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}  # inherited by every sub-command's context
 

@@ -11,15 +11,15 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ..baselines import MIN_SERIES, Protocol, learn, save
-from ..errors import TfktEdgeError
-from .console import error, require_writable
-from .options import BackendOpt, BatchOpt, ModelOpt, WorkersOpt
+from tfkt_edge.baselines import MIN_SERIES, Protocol, learn, save
+from tfkt_edge.cli.console import error, require_writable
+from tfkt_edge.cli.options import BackendOpt, BatchOpt, ModelOpt, WorkersOpt
+from tfkt_edge.errors import TfktEdgeError
 
 
 def _from_folders(paths: list[Path], model, backend: str, batch_size: int, workers: int, console: Console):
-    from ..policy import OUTSIDE, AlertPolicy
-    from .running import run_scoring
+    from tfkt_edge.cli.running import run_scoring
+    from tfkt_edge.policy import OUTSIDE, AlertPolicy
 
     run = run_scoring(paths, model, AlertPolicy(), batch_size, workers, backend, console)
     pairs = [(Protocol.of(r.series), float(np.median(r.scores))) for r in run.results if r.verdict.status != OUTSIDE]
@@ -27,7 +27,7 @@ def _from_folders(paths: list[Path], model, backend: str, batch_size: int, worke
 
 
 def _from_database(db: Path):
-    from ..service.database import Database
+    from tfkt_edge.service.database import Database
 
     if not db.is_file():
         raise TfktEdgeError(f"no results database at {db}")
@@ -72,7 +72,7 @@ def calibrate(
         if paths:
             pairs, identity, left_out = _from_folders(paths, model, backend, batch_size, workers, err)
         else:  # scores come from the database: the model is opened only to name it
-            from ..backends import create_backend
+            from tfkt_edge.backends import create_backend
 
             with closing(create_backend(backend, model)) as engine:
                 identity = engine.model.identity

@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from .exit_codes import USAGE as EXIT_USAGE
+from tfkt_edge.cli.exit_codes import USAGE as EXIT_USAGE
 
 _verbosity = 0  # -q: -1, -v: 1, -vv: 2 (set once per command by the shared options)
 
@@ -28,9 +28,9 @@ def quiet() -> bool:
 
 def make_policy(threshold: float, min_run: int, baselines: Path | None = None):
     """The alert policy of a command's options; a bad baseline file is one error line and exit 2."""
-    from ..baselines import load
-    from ..errors import TfktEdgeError
-    from ..policy import AlertPolicy
+    from tfkt_edge.baselines import load
+    from tfkt_edge.errors import TfktEdgeError
+    from tfkt_edge.policy import AlertPolicy
 
     try:
         return AlertPolicy(threshold, min_run, load(baselines) if baselines is not None else None)

@@ -7,11 +7,11 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from ..errors import TfktEdgeError
-from ..policy import AlertPolicy
-from ..report import print_table
-from .console import error
-from .running import run_scoring
+from tfkt_edge.cli.console import error
+from tfkt_edge.cli.running import run_scoring
+from tfkt_edge.errors import TfktEdgeError
+from tfkt_edge.policy import AlertPolicy
+from tfkt_edge.report import print_table
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 

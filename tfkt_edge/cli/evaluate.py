@@ -17,14 +17,14 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from ..backends import create_backend
-from ..errors import TfktEdgeError
-from ..evaluate import evaluate as run_evaluation
-from ..evaluate import write_evaluation
-from ..ldctiqac import LAYOUT, find_labelled_folder
-from ..policy import AlertPolicy
-from .console import error, quiet
-from .options import BackendOpt, BatchOpt, MinRunOpt, ModelOpt, ThresholdOpt
+from tfkt_edge.backends import create_backend
+from tfkt_edge.cli.console import error, quiet
+from tfkt_edge.cli.options import BackendOpt, BatchOpt, MinRunOpt, ModelOpt, ThresholdOpt
+from tfkt_edge.errors import TfktEdgeError
+from tfkt_edge.evaluation.evaluate import evaluate as run_evaluation
+from tfkt_edge.evaluation.evaluate import write_evaluation
+from tfkt_edge.evaluation.ldctiqac import LAYOUT, find_labelled_folder
+from tfkt_edge.policy import AlertPolicy
 
 
 def evaluate(
@@ -80,7 +80,7 @@ def _fmt(value, spec: str = ".2f") -> str:
 
 
 def _evaluate_series(folder: Path, model, output: Path, batch_size: int, backend: str, policy: AlertPolicy) -> None:
-    from ..evaluate_series import evaluate_series, markdown, read_index, to_document, write_document
+    from tfkt_edge.evaluation.series import evaluate_series, markdown, read_index, to_document, write_document
 
     err = Console(stderr=True)
     console = Console() if Console().is_terminal else Console(width=160)

@@ -8,10 +8,10 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
-from ..errors import TfktEdgeError
-from .boundary import CommandGroup
-from .console import error
-from .training_extra import require_training_extra
+from tfkt_edge.cli.boundary import CommandGroup
+from tfkt_edge.cli.console import error
+from tfkt_edge.cli.training_extra import require_training_extra
+from tfkt_edge.errors import TfktEdgeError
 
 app = typer.Typer(help="Export trained checkpoints to deployable model files.", no_args_is_help=True, cls=CommandGroup)
 

@@ -8,17 +8,17 @@ from typing import Annotated
 
 import typer
 
-from . import export, train
-from .benchmark import benchmark
-from .boundary import CONTEXT, CommandGroup, show_version
-from .calibrate import calibrate
-from .console import set_verbosity
-from .demo import demo
-from .evaluate import evaluate
-from .models import models
-from .report import report
-from .score import score
-from .serve import results, serve, watch
+from tfkt_edge.cli import export, train
+from tfkt_edge.cli.benchmark import benchmark
+from tfkt_edge.cli.boundary import CONTEXT, CommandGroup, show_version
+from tfkt_edge.cli.calibrate import calibrate
+from tfkt_edge.cli.console import set_verbosity
+from tfkt_edge.cli.demo import demo
+from tfkt_edge.cli.evaluate import evaluate
+from tfkt_edge.cli.models import models
+from tfkt_edge.cli.report import report
+from tfkt_edge.cli.score import score
+from tfkt_edge.cli.serve import results, serve, watch
 
 app = typer.Typer(name="tfkt-edge", help="Reference-free CT image quality at the scanner: score slices 0-4, alert on non-diagnostic series.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, cls=CommandGroup,

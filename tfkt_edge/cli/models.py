@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from .training_extra import require_training_extra
+from tfkt_edge.cli.training_extra import require_training_extra
 
 
 class ListFormat(str, Enum):

@@ -8,10 +8,10 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
-from ..errors import TfktEdgeError
-from .console import error, make_policy, require_writable
-from .options import BackendOpt, BaselinesOpt, BatchOpt, MinRunOpt, ModelOpt, ThresholdOpt, WorkersOpt
-from .running import EXIT_NOTHING, run_scoring, save_report, verdict_exit_code
+from tfkt_edge.cli.console import error, make_policy, require_writable
+from tfkt_edge.cli.options import BackendOpt, BaselinesOpt, BatchOpt, MinRunOpt, ModelOpt, ThresholdOpt, WorkersOpt
+from tfkt_edge.cli.running import EXIT_NOTHING, run_scoring, save_report, verdict_exit_code
+from tfkt_edge.errors import TfktEdgeError
 
 ProfilesOpt = Annotated[Optional[Path], typer.Option("--profiles", help="Also write each series' quality profile as a PNG into this folder.")]
 

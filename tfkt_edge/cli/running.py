@@ -12,11 +12,11 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from ..backends import create_backend
-from ..policy import ALERT, OUTSIDE, PASS, AlertPolicy, overall_status
-from ..scoring import ScoringRun, score_paths
-from . import exit_codes
-from .console import error, quiet
+from tfkt_edge.backends import create_backend
+from tfkt_edge.cli import exit_codes
+from tfkt_edge.cli.console import error, quiet
+from tfkt_edge.policy import ALERT, OUTSIDE, PASS, AlertPolicy, overall_status
+from tfkt_edge.scoring import ScoringRun, score_paths
 
 EXIT_PASS, EXIT_ALERT, EXIT_NOTHING, EXIT_OUTSIDE = exit_codes.PASS, exit_codes.ALERT, exit_codes.USAGE, exit_codes.OUTSIDE
 
@@ -46,7 +46,7 @@ def run_scoring(paths: list[Path], model: Path | None, policy: AlertPolicy, batc
 
 
 def save_report(run, policy: AlertPolicy, output: Path, profiles: Path | None) -> list[Path]:
-    from ..report_html import write_report
+    from tfkt_edge.report_html import write_report
 
     try:
         return write_report(run, policy, output, profiles)

@@ -9,10 +9,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from ..errors import TfktEdgeError
-from ..report import document, print_table, to_csv, to_json
-from .console import error, make_policy, require_writable
-from .options import (
+from tfkt_edge.cli.console import error, make_policy, require_writable
+from tfkt_edge.cli.options import (
     BackendOpt,
     BaselinesOpt,
     BatchOpt,
@@ -27,7 +25,9 @@ from .options import (
     ThresholdOpt,
     WorkersOpt,
 )
-from .running import EXIT_NOTHING, run_scoring, save_report, verdict_exit_code
+from tfkt_edge.cli.running import EXIT_NOTHING, run_scoring, save_report, verdict_exit_code
+from tfkt_edge.errors import TfktEdgeError
+from tfkt_edge.report import document, print_table, to_csv, to_json
 
 
 def score(

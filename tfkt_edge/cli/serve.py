@@ -18,11 +18,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from ..errors import TfktEdgeError
-from ..policy import STATUS_TEXT
-from ..report import STATUS_STYLE
-from .console import error, make_policy
-from .options import (
+from tfkt_edge.cli.console import error, make_policy
+from tfkt_edge.cli.options import (
     BackendOpt,
     BaselinesOpt,
     BatchOpt,
@@ -33,6 +30,9 @@ from .options import (
     ThresholdOpt,
     WorkersOpt,
 )
+from tfkt_edge.errors import TfktEdgeError
+from tfkt_edge.policy import STATUS_TEXT
+from tfkt_edge.report import STATUS_STYLE
 
 StoreOpt = Annotated[Path, typer.Option("--store", help="Folder for received instances (named by UIDs).")]
 DbOpt = Annotated[Path, typer.Option("--db", help="SQLite file of instances, scores and results.")]
@@ -73,7 +73,7 @@ def _run(make_service, banner: str, starting: str) -> None:
 
 def _config(store, db, events, series_timeout, threshold, min_run, webhook, sr_destination, calling_ae, backend, model,
             batch_size, workers, decoders, baselines=None):
-    from ..service.runner import ServiceConfig
+    from tfkt_edge.service.runner import ServiceConfig
 
     return ServiceConfig(store=store, db=db, events=events, series_timeout=series_timeout,
                          policy=make_policy(threshold, min_run, baselines), webhook=webhook, sr_destination=sr_destination,
@@ -106,8 +106,8 @@ def serve(
 ) -> None:
     """Run a DICOM node (C-ECHO, C-STORE of CT and Enhanced CT) that scores slices as they arrive and
     prints a verdict per series once no instance has arrived for --series-timeout seconds. Stop with Ctrl-C."""
-    from ..service.runner import Service
-    from ..service.scp import ScpConfig
+    from tfkt_edge.service.runner import Service
+    from tfkt_edge.service.scp import ScpConfig
 
     if len(ae_title.strip()) == 0 or len(ae_title) > 16:
         error(f"--ae-title must be 1-16 characters, not {ae_title!r}")
@@ -140,7 +140,7 @@ def watch(
     baselines: BaselinesOpt = None,
 ) -> None:
     """Score CT files as they appear in a folder, with the same pipeline and verdicts as `serve`. Stop with Ctrl-C."""
-    from ..service.runner import Service
+    from tfkt_edge.service.runner import Service
 
     if not folder.is_dir():
         error(f"{folder} is not a folder")
@@ -159,7 +159,7 @@ def results(
     format: Annotated[str, typer.Option("--format", "-f", help="table, json or csv.")] = "table",
 ) -> None:
     """List the series results recorded by `tfkt-edge serve` / `watch`, oldest first."""
-    from ..service.database import Database
+    from tfkt_edge.service.database import Database
 
     if format not in ("table", "json", "csv"):
         error(f"--format must be table, json or csv, not {format!r}")

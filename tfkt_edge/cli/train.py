@@ -17,10 +17,10 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from ..errors import TfktEdgeError
-from .boundary import CommandGroup
-from .console import error
-from .training_extra import require_training_extra
+from tfkt_edge.cli.boundary import CommandGroup
+from tfkt_edge.cli.console import error
+from tfkt_edge.cli.training_extra import require_training_extra
+from tfkt_edge.errors import TfktEdgeError
 
 app = typer.Typer(help="Train models: natural-image pre-training, then CT fine-tuning.", no_args_is_help=True, cls=CommandGroup)
 

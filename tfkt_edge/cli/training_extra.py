@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from .console import error
+from tfkt_edge.cli.console import error
 
 
 def require_training_extra() -> None:

@@ -6,11 +6,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import reasons
-from .discover import iter_files
-from .pixels import load_hu
-from .series import Series, group_series
-from .slices import Skip, SliceRef, read_slices
+from tfkt_edge.dicom import reasons
+from tfkt_edge.dicom.discover import iter_files
+from tfkt_edge.dicom.pixels import load_hu
+from tfkt_edge.dicom.series import Series, group_series
+from tfkt_edge.dicom.slices import Skip, SliceRef, read_slices
 
 __all__ = ["ScanResult", "Series", "Skip", "SliceRef", "load_hu", "reasons", "scan"]
 

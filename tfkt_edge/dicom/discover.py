@@ -11,8 +11,8 @@ import pydicom
 import pydicom.filereader
 from pydicom.uid import MediaStorageDirectoryStorage
 
-from . import reasons
-from .slices import Skip
+from tfkt_edge.dicom import reasons
+from tfkt_edge.dicom.slices import Skip
 
 DICOMDIR_NAME = "DICOMDIR"
 

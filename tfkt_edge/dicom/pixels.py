@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from pydicom.pixels import pixel_array
 
-from .slices import SliceRef
+from tfkt_edge.dicom.slices import SliceRef
 
 
 def load_hu(ref: SliceRef) -> np.ndarray:

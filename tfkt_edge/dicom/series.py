@@ -6,7 +6,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from .slices import SliceRef
+from tfkt_edge.dicom.slices import SliceRef
 
 
 @dataclass(frozen=True)

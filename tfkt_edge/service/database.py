@@ -18,9 +18,9 @@ from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 
-from ..dicom import SliceRef
-from ..domain import ImageStats
-from ..errors import InputError
+from tfkt_edge.dicom import SliceRef
+from tfkt_edge.domain import ImageStats
+from tfkt_edge.errors import InputError
 
 # SQLite's application_id of a tfkt-edge database ("TFKE"): the marker read before a file is touched.
 APPLICATION_ID = 0x54464B45

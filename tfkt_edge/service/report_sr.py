@@ -28,7 +28,7 @@ from pydicom.uid import (
 )
 from pynetdicom import AE
 
-from ..policy import OUTSIDE
+from tfkt_edge.policy import OUTSIDE
 
 SUCCESS_OR_WARNING = {0x0000, 0xB000, 0xB006, 0xB007}
 # Patient and study module attribute <- the result's study field (all Type 1 or 2: present, maybe empty).

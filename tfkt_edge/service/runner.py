@@ -8,16 +8,16 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..backends import create_backend
-from ..policy import AlertPolicy
-from ..scoring import decoder_pool
-from .database import Database
-from .report_sr import DicomSrSink
-from .scp import ScpConfig, StorageServer
-from .sinks import ConsoleSink, JsonlSink, Sink, WebhookSink
-from .store import InstanceStore
-from .watch import FolderWatcher
-from .worker import DeliveryWorker, ScoringWorker
+from tfkt_edge.backends import create_backend
+from tfkt_edge.policy import AlertPolicy
+from tfkt_edge.scoring import decoder_pool
+from tfkt_edge.service.database import Database
+from tfkt_edge.service.report_sr import DicomSrSink
+from tfkt_edge.service.scp import ScpConfig, StorageServer
+from tfkt_edge.service.sinks import ConsoleSink, JsonlSink, Sink, WebhookSink
+from tfkt_edge.service.store import InstanceStore
+from tfkt_edge.service.watch import FolderWatcher
+from tfkt_edge.service.worker import DeliveryWorker, ScoringWorker
 
 log = logging.getLogger("tfkt_edge.service")
 

@@ -34,8 +34,8 @@ from pynetdicom import AE, evt
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]  # made at import; pydicom.uid has no Verification
 from pynetdicom.transport import ThreadedAssociationServer
 
-from .database import Database
-from .store import InstanceStore, InvalidUID, instance_uids
+from tfkt_edge.service.database import Database
+from tfkt_edge.service.store import InstanceStore, InvalidUID, instance_uids
 
 TRANSFER_SYNTAXES = [ExplicitVRLittleEndian, ImplicitVRLittleEndian, JPEGLosslessSV1, JPEGLossless,
                      JPEG2000Lossless, JPEG2000, RLELossless]

@@ -20,8 +20,8 @@ from typing import Protocol
 from rich.console import Console
 from rich.markup import escape
 
-from ..policy import STATUS_TEXT
-from ..report import series_name
+from tfkt_edge.policy import STATUS_TEXT
+from tfkt_edge.report import series_name
 
 
 class Sink(Protocol):

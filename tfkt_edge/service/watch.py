@@ -28,9 +28,9 @@ from pathlib import Path
 import pydicom
 from pydicom.errors import InvalidDicomError
 
-from .database import Database
-from .scp import STORAGE_CLASSES
-from .store import InvalidUID, instance_uids
+from tfkt_edge.service.database import Database
+from tfkt_edge.service.scp import STORAGE_CLASSES
+from tfkt_edge.service.store import InvalidUID, instance_uids
 
 log = logging.getLogger("tfkt_edge.service")
 HEADER_TAGS = ["SOPClassUID", "SOPInstanceUID", "SeriesInstanceUID", "StudyInstanceUID"]

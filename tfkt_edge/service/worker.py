@@ -18,14 +18,14 @@ from collections.abc import Callable
 from concurrent.futures import Executor
 from datetime import datetime, timezone
 
-from ..backends import Backend
-from ..dicom import Skip, group_series
-from ..dicom.slices import read_slices
-from ..policy import AlertPolicy
-from ..report import document
-from ..scoring import SliceScore, judge, score_slices
-from .database import Database
-from .sinks import Sink
+from tfkt_edge.backends import Backend
+from tfkt_edge.dicom import Skip, group_series
+from tfkt_edge.dicom.slices import read_slices
+from tfkt_edge.policy import AlertPolicy
+from tfkt_edge.report import document
+from tfkt_edge.scoring import SliceScore, judge, score_slices
+from tfkt_edge.service.database import Database
+from tfkt_edge.service.sinks import Sink
 
 log = logging.getLogger("tfkt_edge.service")
 RETRY_DELAYS = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)  # then every 60 s

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .backends.base import Backend
-from .ldctiqac import LabelledFolder, model_input
-from .metrics import correlation_report
+from tfkt_edge.backends.base import Backend
+from tfkt_edge.evaluation.ldctiqac import LabelledFolder, model_input
+from tfkt_edge.evaluation.metrics import correlation_report
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ def evaluate(folder: LabelledFolder, backend: Backend, batch_size: int = 16,
 
 def write_evaluation(result: Evaluation, out_dir: Path) -> tuple[Path, Path]:
     """predictions.json and scatter.png in ``out_dir``."""
-    from .plots import scatter
+    from tfkt_edge.evaluation.plots import scatter
 
     out_dir.mkdir(parents=True, exist_ok=True)
     json_path = out_dir / "predictions.json"

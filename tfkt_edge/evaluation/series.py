@@ -27,11 +27,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .backends.base import Backend
-from .errors import InputError
-from .metrics import correlation_report, srocc
-from .policy import OUTSIDE, AlertPolicy, overall_status
-from .scoring import score_paths
+from tfkt_edge.backends.base import Backend
+from tfkt_edge.errors import InputError
+from tfkt_edge.evaluation.metrics import correlation_report, srocc
+from tfkt_edge.policy import OUTSIDE, AlertPolicy, overall_status
+from tfkt_edge.scoring import score_paths
 
 INDEX = "series.csv"
 EXPECTED = ("pass", "alert", "either")

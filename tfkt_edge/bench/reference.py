@@ -14,10 +14,10 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from .backends import Backend, create_backend
-from .errors import BackendUnavailable, ModelError
-from .model_file import ModelInfo
-from .preprocess import LDCTIQAC
+from tfkt_edge.backends import Backend, create_backend
+from tfkt_edge.errors import BackendUnavailable, ModelError
+from tfkt_edge.model_file import ModelInfo
+from tfkt_edge.preprocess import LDCTIQAC
 
 NAME = "tfkt_v2"
 
@@ -34,8 +34,8 @@ def reference_onnx(log: Callable[[str], None] = lambda _: None) -> Path:
     try:
         import torch
 
-        from .export.onnx import export_onnx
-        from .train.models import create_model
+        from tfkt_edge.export.onnx import export_onnx
+        from tfkt_edge.train.models import create_model
     except ImportError:
         raise BackendUnavailable("the TFKT V2 reference needs torch once, to export its ONNX: pip install "
                                  "'tfkt-edge[train]', or pass --reference-model FILE.onnx") from None
@@ -59,8 +59,8 @@ def reference_backend(backend: str, precision: str | None, model: Path | None = 
         try:
             import torch
 
-            from .backends.pytorch import TorchBackend
-            from .train.models import create_model
+            from tfkt_edge.backends.pytorch import TorchBackend
+            from tfkt_edge.train.models import create_model
         except ImportError:
             raise BackendUnavailable("the TFKT V2 reference on the torch backend needs torch") from None
         if model is not None:

@@ -26,12 +26,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .backends import Backend
-from .dicom import load_hu, scan
-from .machine import host
-from .policy import AlertPolicy
-from .preprocess import LDCTIQAC, PreprocessContract, preprocess
-from .scoring import decode_slice, decoder_pool, score_paths
+from tfkt_edge.backends import Backend
+from tfkt_edge.bench.machine import host
+from tfkt_edge.dicom import load_hu, scan
+from tfkt_edge.policy import AlertPolicy
+from tfkt_edge.preprocess import LDCTIQAC, PreprocessContract, preprocess
+from tfkt_edge.scoring import decode_slice, decoder_pool, score_paths
 
 ROW_KEYS = ("backend", "model", "mode", "batch_size", "precision", "slices_per_s", "p50_ms", "p95_ms", "p99_ms")
 
@@ -88,7 +88,7 @@ def h2d_ms(batch: np.ndarray) -> float | None:
 
 def probe_image(contract: PreprocessContract) -> np.ndarray:
     """One real preprocessed CT slice: the bundled clinical example."""
-    from .cli.demo import EXAMPLES
+    from tfkt_edge.cli.demo import EXAMPLES
 
     return preprocess(load_hu(scan([EXAMPLES / "clinical"]).series[0].slices[0]), contract)
 
@@ -118,7 +118,7 @@ def write_series(folder: Path, n: int, source: Path | None = None, decompress: b
     import pydicom
     from pydicom.uid import generate_uid
 
-    from .cli.demo import EXAMPLES
+    from tfkt_edge.cli.demo import EXAMPLES
 
     folder.mkdir(parents=True, exist_ok=True)
     ds = pydicom.dcmread(source or EXAMPLES / "clinical" / "abdomen.dcm")
