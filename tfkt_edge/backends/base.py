@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
+from tfkt_edge.errors import InputError
 from tfkt_edge.model_file import ModelInfo
 from tfkt_edge.registry import Registry
 
@@ -28,12 +30,24 @@ class Backend(Protocol):
         """Release threads, device memory and contexts; the backend is unusable afterwards."""
 
 
-# A factory takes the model path, or None for the backend's own default model.
-BackendFactory = Callable[[Path | None], Backend]
+@dataclass(frozen=True)
+class BackendOptions:
+    """Settings some backends take besides the model file; each backend names the ones it uses
+    (``options_used``), and giving one to a backend that does not use it is an error."""
+
+    url: str | None = None  # triton: the server's gRPC endpoint, host:port
+    triton_model: str | None = None  # triton: the served model's name (default: the first ready variant)
+
+    def given(self) -> dict[str, object]:
+        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
+
+
+# A factory takes the model path (None: the backend's own default model) and the options it names.
+BackendFactory = Callable[..., Backend]
 BACKENDS: Registry[BackendFactory] = Registry("backend")
 
 
-def create_backend(name: str, model_path: Path | None = None) -> Backend:
+def create_backend(name: str, model_path: Path | None = None, options: BackendOptions | None = None) -> Backend:
     """Open ``model_path`` (None: the backend's default model) with the backend registered as ``name``.
 
     Raises:
@@ -41,4 +55,11 @@ def create_backend(name: str, model_path: Path | None = None) -> Backend:
         BackendUnavailable: its libraries or GPU are missing here.
         ModelError: the model cannot be used by it.
     """
-    return BACKENDS.get(name)(model_path)
+    factory = BACKENDS.get(name)
+    given = (options or BackendOptions()).given()
+    unused = sorted(set(given) - set(getattr(factory, "options_used", ())))
+    if unused:
+        flags = ", ".join("--" + option.replace("_", "-") for option in unused)
+        users = [n for n in BACKENDS.names() if set(unused) <= set(getattr(BACKENDS.get(n), "options_used", ()))]
+        raise InputError(f"{flags} does not apply to the {name} backend" + (f" (only to: {', '.join(users)})" if users else ""))
+    return factory(model_path, **given)

@@ -82,3 +82,27 @@ def tensorrt(
     out.print(f"  precision      ok: FP16 ({built.precisions.fp16_share:.0%} of {built.precisions.layers} compute layers; "
               f"{built.precisions.counts})")
     out.print(f"  fp16 parity    ok (max |engine - fp32 onnx| {built.max_difference:.4f} on real CT, limit 0.02)")
+
+
+@app.command()
+def triton(
+    output: Annotated[Path, typer.Option("--output", "-o", help="Model repository folder to write (created; variant folders replaced).", show_default=False)],
+    model: Annotated[Optional[Path], typer.Option("--model", help="The exported ONNX model (default: the shipped model).")] = None,
+    plan: Annotated[Optional[Path], typer.Option("--plan", help="Also a tensorrt_plan variant from this engine (tfkt-edge export tensorrt, built on the serving GPU).")] = None,
+    max_batch: Annotated[int, typer.Option("--max-batch", min=1, max=1024, help="max_batch_size of every variant.")] = 64,
+    queue_delay_us: Annotated[int, typer.Option("--queue-delay-us", min=0, help="Dynamic batching: how long a request may wait for others (microseconds).")] = 2000,
+    instances: Annotated[int, typer.Option("--instances", min=1, help="Model instances per variant (instance_group count).")] = 1,
+) -> None:
+    """Triton Inference Server model repository: NAME (onnxruntime_onnx, for the official container), NAME-python
+    (Python backend, for tfkt-edge triton-serve) and, with --plan, NAME-trt (tensorrt_plan). No torch needed.
+
+    Example: tfkt-edge export triton -o /srv/triton-models
+    """
+    from tfkt_edge.export.triton import BatchingSettings, write_repository
+
+    settings = BatchingSettings(max_batch=max_batch, queue_delay_us=queue_delay_us, instances=instances)
+    folders = write_repository(model, output, settings, plan)  # errors end at the CLI's boundary: one line, exit 2
+    out = Console(highlight=False, soft_wrap=True)
+    out.print(f"triton: {output}")
+    for folder in folders:
+        out.print(f"  {folder.name:<24} {(folder / 'config.pbtxt').read_text().splitlines()[1]}")

@@ -19,6 +19,7 @@ from tfkt_edge.cli.models import models
 from tfkt_edge.cli.report import report
 from tfkt_edge.cli.score import score
 from tfkt_edge.cli.serve import results, serve, watch
+from tfkt_edge.cli.triton import triton_serve
 
 app = typer.Typer(name="tfkt-edge", help="Reference-free CT image quality at the scanner: score slices 0-4, alert on non-diagnostic series.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, cls=CommandGroup,
@@ -47,6 +48,7 @@ app.command()(results)
 app.command()(benchmark)
 app.command()(report)
 app.command()(calibrate)
+app.command(name="triton-serve")(triton_serve)
 app.add_typer(train.app, name="train")
 app.add_typer(export.app, name="export")
 

@@ -8,8 +8,19 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
+from tfkt_edge.backends import BackendOptions
 from tfkt_edge.cli.console import error, make_policy, require_writable
-from tfkt_edge.cli.options import BackendOpt, BaselinesOpt, BatchOpt, MinRunOpt, ModelOpt, ThresholdOpt, WorkersOpt
+from tfkt_edge.cli.options import (
+    BackendOpt,
+    BaselinesOpt,
+    BatchOpt,
+    MinRunOpt,
+    ModelOpt,
+    ThresholdOpt,
+    TritonModelOpt,
+    UrlOpt,
+    WorkersOpt,
+)
 from tfkt_edge.cli.running import EXIT_NOTHING, run_scoring, save_report, verdict_exit_code
 from tfkt_edge.errors import TfktEdgeError
 
@@ -27,6 +38,8 @@ def report(
     workers: WorkersOpt = 2,
     model: ModelOpt = None,
     backend: BackendOpt = "onnxruntime",
+    url: UrlOpt = None,
+    triton_model: TritonModelOpt = None,
 ) -> None:
     """Score series and write a self-contained HTML report: per series the verdict and reason, the quality
     profile along the patient axis, and the worst slices. Exit code as for `score` (0 pass, 1 alert, 2 nothing, 3 outside the domain)."""
@@ -34,7 +47,7 @@ def report(
     require_writable(output)
     policy = make_policy(threshold, min_run, baselines)
     try:
-        run = run_scoring(paths, model, policy, batch_size, workers, backend, err)
+        run = run_scoring(paths, model, policy, batch_size, workers, backend, err, options=BackendOptions(url, triton_model))
     except TfktEdgeError as exc:
         error(str(exc))
         raise typer.Exit(EXIT_NOTHING) from None

@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from tfkt_edge.backends import create_backend
+from tfkt_edge.backends import BackendOptions, create_backend
 from tfkt_edge.cli import exit_codes
 from tfkt_edge.cli.console import error, quiet
 from tfkt_edge.policy import ALERT, OUTSIDE, PASS, AlertPolicy, overall_status
@@ -28,9 +28,9 @@ def verdict_exit_code(results) -> int:
 
 def run_scoring(paths: list[Path], model: Path | None, policy: AlertPolicy, batch_size: int, workers: int,
                 backend_name: str = "onnxruntime", console: Console | None = None,
-                decoders: str = "threads") -> ScoringRun:
+                decoders: str = "threads", options: BackendOptions | None = None) -> ScoringRun:
     """Open the backend and score ``paths``, with progress bars on ``console`` when it is a terminal."""
-    backend = create_backend(backend_name, model)
+    backend = create_backend(backend_name, model, options)
     show = console is not None and console.is_terminal and not quiet()
     with closing(backend), Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                                     TimeRemainingColumn(), console=console, transient=True, disable=not show) as progress:

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from tfkt_edge.backends import BackendOptions
 from tfkt_edge.cli.console import error, make_policy, require_writable
 from tfkt_edge.cli.options import (
     BackendOpt,
@@ -23,6 +24,8 @@ from tfkt_edge.cli.options import (
     OutputOpt,
     ReportOpt,
     ThresholdOpt,
+    TritonModelOpt,
+    UrlOpt,
     WorkersOpt,
 )
 from tfkt_edge.cli.running import EXIT_NOTHING, run_scoring, save_report, verdict_exit_code
@@ -40,6 +43,8 @@ def score(
     workers: WorkersOpt = 2,
     model: ModelOpt = None,
     backend: BackendOpt = "onnxruntime",
+    url: UrlOpt = None,
+    triton_model: TritonModelOpt = None,
     decoders: DecodersOpt = Decoders.threads,
     baselines: BaselinesOpt = None,
     report: ReportOpt = None,
@@ -52,7 +57,8 @@ def score(
     require_writable(output, report)
     policy = make_policy(threshold, min_run, baselines)
     try:
-        run = run_scoring(paths, model, policy, batch_size, workers, backend, err, decoders.value)
+        run = run_scoring(paths, model, policy, batch_size, workers, backend, err, decoders.value,
+                          BackendOptions(url, triton_model))
     except TfktEdgeError as exc:
         error(str(exc))
         raise typer.Exit(EXIT_NOTHING) from None

@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from tfkt_edge.backends import BackendOptions
 from tfkt_edge.cli.console import error, make_policy
 from tfkt_edge.cli.options import (
     BackendOpt,
@@ -28,6 +29,8 @@ from tfkt_edge.cli.options import (
     MinRunOpt,
     ModelOpt,
     ThresholdOpt,
+    TritonModelOpt,
+    UrlOpt,
     WorkersOpt,
 )
 from tfkt_edge.errors import TfktEdgeError
@@ -72,12 +75,13 @@ def _run(make_service, banner: str, starting: str) -> None:
 
 
 def _config(store, db, events, series_timeout, threshold, min_run, webhook, sr_destination, calling_ae, backend, model,
-            batch_size, workers, decoders, baselines=None):
+            batch_size, workers, decoders, baselines=None, backend_options=None):
     from tfkt_edge.service.runner import ServiceConfig
 
     return ServiceConfig(store=store, db=db, events=events, series_timeout=series_timeout,
                          policy=make_policy(threshold, min_run, baselines), webhook=webhook, sr_destination=sr_destination,
                          calling_ae=calling_ae, backend=backend, model=model, batch_size=batch_size, workers=workers,
+                         backend_options=backend_options or BackendOptions(),
                          decoders=decoders.value)
 
 
@@ -95,6 +99,8 @@ def serve(
     sr_destination: SrOpt = None,
     events: EventsOpt = None,
     backend: BackendOpt = "onnxruntime",
+    url: UrlOpt = None,
+    triton_model: TritonModelOpt = None,
     model: ModelOpt = None,
     batch_size: BatchOpt = 16,
     workers: WorkersOpt = 2,
@@ -114,7 +120,7 @@ def serve(
         raise typer.Exit(2)
     callers = [c.strip() for c in (allowed_callers or "").split(",") if c.strip()]
     config = _config(store, db, events, series_timeout, threshold, min_run, webhook, sr_destination, ae_title, backend,
-                     model, batch_size, workers, decoders, baselines)
+                     model, batch_size, workers, decoders, baselines, BackendOptions(url, triton_model))
     scp = ScpConfig(ae_title, host, port, callers, tls_cert, tls_key, tls_ca)
     secure = (" over TLS, client certificates required" if tls_ca else " over TLS") if tls_cert else ""
     _run(lambda: Service(config, scp=scp),
@@ -133,6 +139,8 @@ def watch(
     sr_destination: SrOpt = None,
     events: EventsOpt = None,
     backend: BackendOpt = "onnxruntime",
+    url: UrlOpt = None,
+    triton_model: TritonModelOpt = None,
     model: ModelOpt = None,
     batch_size: BatchOpt = 16,
     workers: WorkersOpt = 2,
@@ -147,7 +155,7 @@ def watch(
         raise typer.Exit(2)
     config = _config(Path("tfkt-store"), db, events,  # no store: watched files are scored where they are
                      series_timeout, threshold, min_run, webhook, sr_destination, "TFKT", backend, model, batch_size,
-                     workers, decoders, baselines)
+                     workers, decoders, baselines, BackendOptions(url, triton_model))
     _run(lambda: Service(config, watch=folder.resolve(), settle=settle),
          f"tfkt-edge: watching {folder} (settle {settle:g} s); database {db}, series complete after {series_timeout:g} s",
          f"cannot watch {folder}")

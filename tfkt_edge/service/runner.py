@@ -8,7 +8,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tfkt_edge.backends import create_backend
+from tfkt_edge.backends import BackendOptions, create_backend
 from tfkt_edge.policy import AlertPolicy
 from tfkt_edge.scoring import decoder_pool
 from tfkt_edge.service.database import Database
@@ -37,6 +37,7 @@ class ServiceConfig:
     batch_size: int = 16
     workers: int = 2
     decoders: str = "threads"
+    backend_options: BackendOptions = field(default_factory=BackendOptions)
 
     @property
     def events_path(self) -> Path:
@@ -62,7 +63,7 @@ class Service:
         self.config = config
         # Everything that can fail on the user's options is checked before anything is written to disk:
         # a failed start leaves no database, store or event log behind.
-        self.backend = create_backend(config.backend, config.model)
+        self.backend = create_backend(config.backend, config.model, config.backend_options)
         extra: list[Sink] = []
         if config.webhook:
             extra.append(WebhookSink(config.webhook))

@@ -1,0 +1,119 @@
+"""A Triton Inference Server model repository for an exported model.
+
+Three variants of the same ONNX file, so one repository serves on any Triton:
+
+- ``<name>``: platform ``onnxruntime_onnx``, for the official Triton container
+  (CPU or GPU);
+- ``<name>-python``: the Python backend running ONNX Runtime, for the
+  pip-installed ``tritonserver`` that ships only the Python backend
+  (``tfkt-edge triton-serve``);
+- ``<name>-trt``: platform ``tensorrt_plan``, written only with ``plan``: an
+  engine built on the serving GPU (``tfkt-edge export tensorrt``).
+
+Input and output names, types and dims come from the model file's own
+contract. The repository needs no torch to write.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from tfkt_edge.backends import create_backend
+from tfkt_edge.errors import ExportError
+from tfkt_edge.model_file import INPUT_NAME, OUTPUT_NAME, ModelInfo
+
+
+@dataclass(frozen=True)
+class BatchingSettings:
+    max_batch: int = 64
+    preferred: tuple[int, ...] = (16, 32)
+    queue_delay_us: int = 2000  # a node sends its batch at once; this gathers other nodes' batches
+    instances: int = 1
+    kind: str = "KIND_AUTO"  # the GPU where there is one, else the CPU (the Python variant: the CPU)
+
+
+PYTHON_MODEL = '''"""Triton Python backend: the tfkt-edge ONNX model on ONNX Runtime (written by tfkt-edge export triton)."""
+
+import os
+
+import numpy as np
+import onnxruntime as ort
+import triton_python_backend_utils as pb_utils
+
+
+class TritonPythonModel:
+    def initialize(self, args):
+        path = os.path.join(args["model_repository"], args["model_version"], "model.onnx")
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        self.session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+
+    def execute(self, requests):
+        # Requests gathered by the dynamic batcher are scored as one batch.
+        images = [pb_utils.get_input_tensor_by_name(r, "{input}").as_numpy() for r in requests]
+        scores = self.session.run(["{output}"], {{"{input}": np.concatenate(images)}})[0].astype(np.float32)
+        responses, start = [], 0
+        for image in images:
+            part = scores[start:start + len(image)].reshape(-1, 1)
+            responses.append(pb_utils.InferenceResponse([pb_utils.Tensor("{output}", part)]))
+            start += len(image)
+        return responses
+'''
+
+
+def _config(name: str, info: ModelInfo, settings: BatchingSettings, *, platform: str | None = None,
+            backend: str | None = None, kind: str | None = None, reshape: bool = True) -> str:
+    size = info.contract.size
+    engine = f'platform: "{platform}"' if platform else f'backend: "{backend}"'
+    output_shape = "dims: [ 1 ] reshape: { shape: [ ] }" if reshape else "dims: [ 1 ]"
+    preferred = ", ".join(str(b) for b in settings.preferred if b <= settings.max_batch) or str(settings.max_batch)
+    label = f"{info.name} {info.card.get('version', '')}".strip()
+    return "\n".join([
+        f'name: "{name}"',
+        engine,
+        f"max_batch_size: {settings.max_batch}",
+        f'input [ {{ name: "{INPUT_NAME}" data_type: TYPE_FP32 dims: [ 1, {size}, {size} ] }} ]',
+        f'output [ {{ name: "{OUTPUT_NAME}" data_type: TYPE_FP32 {output_shape} }} ]',
+        f"dynamic_batching {{ preferred_batch_size: [ {preferred} ] max_queue_delay_microseconds: {settings.queue_delay_us} }}",
+        f"instance_group [ {{ count: {settings.instances} kind: {kind or settings.kind} }} ]",
+        f'parameters {{ key: "tfkt_edge_model" value: {{ string_value: "{label}" }} }}',
+        "",
+    ])
+
+
+def write_repository(model: Path | None, repository: Path, settings: BatchingSettings = BatchingSettings(),
+                     plan: Path | None = None) -> list[Path]:
+    """Write the variants into ``repository`` (created; existing variant folders are replaced); return their folders.
+
+    Raises:
+        ModelError: the model file is not a tfkt-edge ONNX model.
+        ExportError: the batch settings are inconsistent, or ``plan`` is not a file.
+    """
+    if not 1 <= settings.max_batch <= 1024 or settings.instances < 1 or settings.queue_delay_us < 0:
+        raise ExportError("max batch must be 1-1024, instances at least 1 and the queue delay not negative")
+    if plan is not None and not plan.is_file():
+        raise ExportError(f"--plan {plan}: no such engine file")
+    backend = create_backend("onnxruntime", model)  # validates the file and reads its contract
+    try:
+        info = backend.model
+    finally:
+        backend.close()
+    repository.mkdir(parents=True, exist_ok=True)
+    variants = [(info.name, dict(platform="onnxruntime_onnx"), "model.onnx"),
+                (f"{info.name}-python", dict(backend="python", kind="KIND_CPU", reshape=False), "model.onnx")]
+    if plan is not None:
+        variants.append((f"{info.name}-trt", dict(platform="tensorrt_plan", kind="KIND_GPU"), "model.plan"))
+    written = []
+    for name, options, filename in variants:
+        folder = repository / name
+        if folder.exists():
+            shutil.rmtree(folder)
+        (folder / "1").mkdir(parents=True)
+        shutil.copyfile(plan if filename == "model.plan" and plan is not None else info.path, folder / "1" / filename)
+        (folder / "config.pbtxt").write_text(_config(name, info, settings, **options))
+        if options.get("backend") == "python":
+            (folder / "1" / "model.py").write_text(PYTHON_MODEL.format(input=INPUT_NAME, output=OUTPUT_NAME))
+        written.append(folder)
+    return written
