@@ -55,9 +55,9 @@ def edge_backend(precision: str):
 
 def reference_backend(precision: str):
     import torch
-    from tfkt_edge.train.models import create_model
 
     from tfkt_edge.backends.pytorch import TorchBackend
+    from tfkt_edge.train.models import create_model
 
     torch.manual_seed(0)
     info = ModelInfo(Path("tfkt_v2 (random weights)"), "tfkt_v2", LDCTIQAC, {})

@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 import onnx
 import torch
-from tfkt_edge.export.calibration import real_ct_slices
-from tfkt_edge.export.tensorrt_ops import OperatorReport, check_operators
 from torch import nn
 
 from tfkt_edge.errors import ExportError
+from tfkt_edge.export.calibration import real_ct_slices
+from tfkt_edge.export.tensorrt_ops import OperatorReport, check_operators
 from tfkt_edge.model_file import CARD_KEY, INPUT_NAME, MODEL_KEY, OUTPUT_NAME
 from tfkt_edge.preprocess import METADATA_KEY, PreprocessContract
 

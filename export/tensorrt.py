@@ -25,12 +25,12 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from tfkt_edge.export.calibration import real_ct_slices
-from tfkt_edge.export.engine_precision import PrecisionSummary, summarize
-from tfkt_edge.export.tensorrt_ops import check_operators
 
 from tfkt_edge.engine_file import EngineSidecar, sha256, sidecar_path
 from tfkt_edge.errors import ExportError
+from tfkt_edge.export.calibration import real_ct_slices
+from tfkt_edge.export.engine_precision import PrecisionSummary, summarize
+from tfkt_edge.export.tensorrt_ops import check_operators
 from tfkt_edge.model_file import INPUT_NAME, read_metadata
 
 FP16_LIMIT = 0.02  # largest |FP16 engine - FP32 ONNX| score on real CT

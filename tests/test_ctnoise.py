@@ -9,6 +9,8 @@ pytest.importorskip("scipy")
 pytest.importorskip("skimage")
 
 from scipy.ndimage import gaussian_filter
+
+from tfkt_edge.dicom import load_hu, scan
 from tfkt_edge.train.ctnoise import (
     KernelVariant,
     TexturedSimulator,
@@ -17,8 +19,6 @@ from tfkt_edge.train.ctnoise import (
     match_texture,
     native_noise,
 )
-
-from tfkt_edge.dicom import load_hu, scan
 
 from .conftest import data_store_files
 

@@ -7,10 +7,9 @@ import pytest
 
 pytest.importorskip("torch")
 
-from tfkt_edge.train.iqa_datasets import NATURAL_LOADERS, DatasetLayoutError
-
 from tfkt_edge.errors import InputError
 from tfkt_edge.evaluation.ldctiqac import find_labelled_folder, model_input
+from tfkt_edge.train.iqa_datasets import NATURAL_LOADERS, DatasetLayoutError
 
 from . import iqa_fixtures
 

@@ -7,9 +7,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from tfkt_edge.train.models import MODELS, create_model  # noqa: E402
-
 from tfkt_edge.errors import UnknownNameError  # noqa: E402
+from tfkt_edge.train.models import MODELS, create_model  # noqa: E402
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n == "tfkt_v2" else n for n in MODELS.names()])
@@ -34,9 +33,9 @@ def test_registry_refuses_duplicates_and_names_choices():
 
 def test_export_writes_contract_and_checks_parity(tmp_path):
     import onnx
-    from tfkt_edge.export.onnx import export_onnx, max_score_difference
 
     from tfkt_edge.backends import create_backend
+    from tfkt_edge.export.onnx import export_onnx, max_score_difference
     from tfkt_edge.preprocess import LDCTIQAC
 
     model = create_model("tfkt_edge_s").eval()

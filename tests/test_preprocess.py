@@ -39,9 +39,8 @@ def test_contract_roundtrips_and_rejects_nonsense():
 
 def test_training_and_runtime_prepare_a_dicom_slice_identically(real):
     """The corpus builder and the scoring pipeline go through the same function."""
-    from tfkt_edge.train import corpus
-
     from tfkt_edge.scoring import decode_slice
+    from tfkt_edge.train import corpus
 
     source = corpus.Source("abdomen", "train", "real", 0, 1, str(real["abdomen_j2k"]))
     hu, _ = corpus._source_image(source)

@@ -79,9 +79,8 @@ def test_dose_ladders_of_held_out_real_slices_rank_and_alert(heldout_slices, bac
     """Down each held-out slice's own dose ladder (fresh noise draws, not the card's) the score falls,
     and at 10% dose most slices of the unseen GE and Toshiba patients fall below the alert line."""
     pytest.importorskip("scipy")
-    from tfkt_edge.train.ctnoise import TexturedSimulator
-
     from tfkt_edge.preprocess import pad_square
+    from tfkt_edge.train.ctnoise import TexturedSimulator
 
     doses = (1.0, 0.25, 0.1, 0.05)
     picks = [s for s in heldout_slices if s.source == "saltyjoke"]

@@ -7,10 +7,9 @@ import pytest
 
 pytest.importorskip("skimage")
 
+from tfkt_edge.dicom import load_hu, scan
 from tfkt_edge.train.ctsim import Degradation, SliceSimulator, label_from_noise
 from tfkt_edge.train.phantoms import PHANTOMS
-
-from tfkt_edge.dicom import load_hu, scan
 
 from .conftest import data_store_files
 

@@ -12,12 +12,11 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from tfkt_edge.errors import InputError  # noqa: E402
 from tfkt_edge.train.imagesets import ImageSet  # noqa: E402
 from tfkt_edge.train.losses import LOSSES, pairwise_rank  # noqa: E402
 from tfkt_edge.train.models import MODELS  # noqa: E402
 from tfkt_edge.train.trainer import Callbacks, TrainConfig, load_checkpoint, train  # noqa: E402
-
-from tfkt_edge.errors import InputError  # noqa: E402
 
 
 def tiny_set(n: int = 6, seed: int = 0) -> ImageSet:

@@ -29,10 +29,9 @@ import sys
 import time
 from pathlib import Path
 
+from tfkt_edge.evaluation.metrics import correlation_report
 from tfkt_edge.train.stages import ctsim_split, pretrain_sets
 from tfkt_edge.train.trainer import Callbacks, TrainConfig, load_checkpoint, predict, read_log, train
-
-from tfkt_edge.evaluation.metrics import correlation_report
 
 
 def _log(prefix: str) -> Callbacks:

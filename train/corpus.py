@@ -19,12 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tfkt_edge.train.ctnoise import KernelVariant, TexturedSimulator, kernel_variants
-from tfkt_edge.train.ctsim import FULL_VIEWS, Degradation
-from tfkt_edge.train.realct import training_slices
 
 from tfkt_edge.dicom import load_hu, scan
 from tfkt_edge.preprocess import LDCTIQAC, pad_square, preprocess
+from tfkt_edge.train.ctnoise import KernelVariant, TexturedSimulator, kernel_variants
+from tfkt_edge.train.ctsim import FULL_VIEWS, Degradation
+from tfkt_edge.train.realct import training_slices
 
 SPARSE_VIEWS = (240, 180, 120, 90, 60, 45)
 LADDER = (1.0, 0.5, 0.25, 0.1, 0.05, 0.02)

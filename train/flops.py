@@ -12,8 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from tfkt_edge.train.models import IMAGE_SIZE, MODELS, create_model
 from torch.utils.flop_counter import FlopCounterMode
+
+from tfkt_edge.train.models import IMAGE_SIZE, MODELS, create_model
 
 
 @dataclass(frozen=True)

@@ -26,11 +26,11 @@ import re
 from pathlib import Path
 
 import numpy as np
+
+from tfkt_edge.errors import InputError
 from tfkt_edge.train.distortions import KADID_FAMILIES, TID2013_FAMILIES
 from tfkt_edge.train.imagesets import ImageSet
 from tfkt_edge.train.natural_corpus import load_rgb, to_model_input
-
-from tfkt_edge.errors import InputError
 
 
 class DatasetLayoutError(InputError):

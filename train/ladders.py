@@ -22,12 +22,12 @@ from pathlib import Path
 import numpy as np
 import pydicom
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
-from tfkt_edge.train.ctnoise import TexturedSimulator
-from tfkt_edge.train.ctsim import FULL_VIEWS
-from tfkt_edge.train.realct import training_slices
 
 from tfkt_edge.dicom import load_hu, scan
 from tfkt_edge.preprocess import pad_square
+from tfkt_edge.train.ctnoise import TexturedSimulator
+from tfkt_edge.train.ctsim import FULL_VIEWS
+from tfkt_edge.train.realct import training_slices
 
 DOSES = (1.0, 0.5, 0.25, 0.1, 0.05, 0.02)
 ALERT_AT_OR_BELOW = 0.1

@@ -29,6 +29,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from tfkt_edge.evaluation.metrics import correlation_report
+from tfkt_edge.model_file import ASSETS
+from tfkt_edge.preprocess import LDCTIQAC
 from tfkt_edge.train.ablation import run_arm
 from tfkt_edge.train.corpus import LADDER, SPARSE_VIEWS, default_sources
 from tfkt_edge.train.ctnoise import LABEL_RULE as CT_LABEL_RULE
@@ -38,10 +42,6 @@ from tfkt_edge.train.natural_corpus import LABEL_RULE
 from tfkt_edge.train.realct import HELDOUT_GROUPS
 from tfkt_edge.train.stages import ctsim_split, pretrain_sets
 from tfkt_edge.train.trainer import TrainConfig, load_checkpoint, predict, read_log, save_checkpoint
-
-from tfkt_edge.evaluation.metrics import correlation_report
-from tfkt_edge.model_file import ASSETS
-from tfkt_edge.preprocess import LDCTIQAC
 
 CHECKPOINTS = Path(__file__).parent / "checkpoints"
 

@@ -15,11 +15,11 @@ import sys
 import numpy as np
 import pydicom
 from pydicom.uid import RLELossless, generate_uid
-from tfkt_edge.train.ctsim import Degradation, SliceSimulator
-from tfkt_edge.train.sources import real_ct_slices
 
 from tfkt_edge.cli.demo import EXAMPLES
 from tfkt_edge.dicom import load_hu, scan
+from tfkt_edge.train.ctsim import Degradation, SliceSimulator
+from tfkt_edge.train.sources import real_ct_slices
 
 DEGRADATION = Degradation(dose=0.05, views=90)
 

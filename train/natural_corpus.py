@@ -19,11 +19,11 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
-from tfkt_edge.train.distortions import DISTORTIONS, DistortionType
-from tfkt_edge.train.imagesets import ImageSet
 
 from tfkt_edge.errors import InputError
 from tfkt_edge.preprocess import LDCTIQAC, fit_to_size
+from tfkt_edge.train.distortions import DISTORTIONS, DistortionType
+from tfkt_edge.train.imagesets import ImageSet
 
 PHOTOS = ("astronaut.png", "brick.png", "camera.png", "cell.png", "chelsea.png", "coffee.png", "coins.png",
           "grass.png", "gravel.png", "hubble_deep_field.jpg", "ihc.png", "moon.png", "motorcycle_left.png",

@@ -16,12 +16,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from tfkt_edge.train.imagesets import ImageSet
-from tfkt_edge.train.iqa_datasets import NATURAL_LOADERS
-from tfkt_edge.train.trainer import TrainConfig
 
 from tfkt_edge.errors import InputError
 from tfkt_edge.evaluation.ldctiqac import find_labelled_folder, model_input
+from tfkt_edge.train.imagesets import ImageSet
+from tfkt_edge.train.iqa_datasets import NATURAL_LOADERS
+from tfkt_edge.train.trainer import TrainConfig
 
 PRETRAIN_DATASETS = ("skimage", *NATURAL_LOADERS)
 FINETUNE_DATASETS = ("ldctiqac", "ctsim")

@@ -25,14 +25,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tfkt_edge.train.imagesets import ImageSet
-from tfkt_edge.train.losses import LOSSES
-from tfkt_edge.train.models import create_model
 from torch import nn
 
 from tfkt_edge.errors import InputError
 from tfkt_edge.evaluation.metrics import correlation_report
 from tfkt_edge.preprocess import LDCTIQAC
+from tfkt_edge.train.imagesets import ImageSet
+from tfkt_edge.train.losses import LOSSES
+from tfkt_edge.train.models import create_model
 
 MODES = ("transfer", "scratch", "frozen")
 LOG_FIELDS = ["epoch", "train_loss", "val_mse", "plcc", "srocc", "krocc", "overall", "lr", "seconds"]

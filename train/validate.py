@@ -19,11 +19,10 @@ import tempfile
 from collections import defaultdict
 from pathlib import Path
 
-from tfkt_edge.train.realct import HELDOUT_GROUPS, training_slices
-
 from tfkt_edge.dicom import load_hu, scan
 from tfkt_edge.domain import Domain, image_stats
 from tfkt_edge.preprocess import LDCTIQAC, preprocess
+from tfkt_edge.train.realct import HELDOUT_GROUPS, training_slices
 
 
 def measure_domain(split: str = "train") -> Domain:
@@ -58,10 +57,9 @@ def measure_domain(split: str = "train") -> Domain:
 
 def series_figures(model: Path, ladders: Path | None = None) -> dict:
     """Held-out series figures of ``model`` (ONNX Runtime), from ladders written to ``ladders`` (a temp dir if None)."""
-    from tfkt_edge.train.ladders import write_ladders
-
     from tfkt_edge.backends import create_backend
     from tfkt_edge.evaluation.series import evaluate_series, summarise
+    from tfkt_edge.train.ladders import write_ladders
 
     with tempfile.TemporaryDirectory() as scratch:
         folder = ladders or Path(scratch)
