@@ -3,5 +3,5 @@
 # model-only and end to end (300 real CT files). Run from the repository root after `make install`.
 set -euo pipefail
 out=benchmarks/results
-.venv/bin/tfkt-edge benchmark --backend onnxruntime --batch-sizes 1,8,32 --duration 3 --repeats 3 --slices 300 \
+.venv/bin/tfkt-edge benchmark --full --backend onnxruntime --batch-sizes 1,8,32 --duration 3 --repeats 3 --slices 300 \
     --json "$out/benchmark_cpu.json" --markdown "$out/benchmark_cpu.md" --plot "$out/benchmark_cpu.png" "$@"

@@ -28,7 +28,7 @@ def tiny_benchmark(tmp_path_factory):
     """Edge model and TFKT V2 reference on the torch backend (CPU), kept short: batch 1, one 0.05 s run each."""
     pytest.importorskip("torch")
     folder = tmp_path_factory.mktemp("bench")
-    result = runner.invoke(app, ["benchmark", "--backend", "torch", "--batch-sizes", "1", "--duration", "0.05",
+    result = runner.invoke(app, ["benchmark", "--backend", "torch", "--reference", "--batch-sizes", "1", "--duration", "0.05",
                                  "--repeats", "2", "--slices", "4", "--e2e-batch", "2", "--json", str(folder / "b.json"),
                                  "--markdown", str(folder / "b.md"), "--plot", str(folder / "b.png")])
     assert result.exit_code == 0, result.output

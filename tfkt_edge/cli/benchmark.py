@@ -9,8 +9,9 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from tfkt_edge.cli.console import error, require_writable
+from tfkt_edge.cli.console import error, quiet, require_writable
 from tfkt_edge.cli.options import Decoders, DecodersOpt, WorkersOpt
 from tfkt_edge.errors import TfktEdgeError
 
@@ -49,15 +50,16 @@ def precision_of(backend) -> str:
 def benchmark(
     backends: Annotated[Optional[list[str]], typer.Option("--backend", help="Backend to measure; repeat for several (default: onnxruntime).")] = None,
     model: Annotated[Optional[Path], typer.Option("--model", help="Edge model file for the backend (default: the backend's shipped model).")] = None,
-    reference: Annotated[bool, typer.Option("--reference/--no-reference", help="Also time the TFKT V2 reference architecture on the same backend.")] = True,
+    full: Annotated[bool, typer.Option("--full", help="The complete table: batches 1,8,32, 200 files end to end, 3 runs of 3 s, and the TFKT V2 reference.")] = False,
+    reference: Annotated[Optional[bool], typer.Option("--reference/--no-reference", help="Also time the TFKT V2 reference (209 M parameters; exported once, about 840 MB, then reused). Default: only with --full.")] = None,
     reference_model: Annotated[Optional[Path], typer.Option("--reference-model", help="TFKT V2 file for the backend (ONNX, engine or checkpoint); default: built or cached.")] = None,
-    batch_sizes: Annotated[str, typer.Option("--batch-sizes", help="Comma-separated model-only batch sizes.")] = "1,8,32",
+    batch_sizes: Annotated[Optional[str], typer.Option("--batch-sizes", help="Comma-separated model-only batch sizes (default 1,16; --full: 1,8,32).")] = None,
     precision: Annotated[Optional[str], typer.Option("--precision", help="fp32 or fp16 (default: the backend's: fp32 on onnxruntime and the CPU, fp16 on CUDA and TensorRT).")] = None,
     data: Annotated[Optional[Path], typer.Option("--data", help="DICOM folder for end to end (default: a temporary series of --slices real CT files).")] = None,
-    slices: Annotated[int, typer.Option("--slices", min=1, help="Files in the temporary end-to-end series.")] = 200,
+    slices: Annotated[Optional[int], typer.Option("--slices", min=1, help="Files in the temporary end-to-end series (default 64; --full: 200).")] = None,
     modes: Annotated[str, typer.Option("--modes", help="model-only, end-to-end, or both comma-separated.")] = "model-only,end-to-end",
-    duration: Annotated[float, typer.Option("--duration", min=0.0, help="Seconds per timed run (at least one batch each).")] = 3.0,
-    repeats: Annotated[int, typer.Option("--repeats", min=1, help="Timed runs per measurement.")] = 3,
+    duration: Annotated[Optional[float], typer.Option("--duration", min=0.0, help="Seconds per timed run, at least one batch each (default 1; --full: 3).")] = None,
+    repeats: Annotated[Optional[int], typer.Option("--repeats", min=1, help="Timed runs per measurement (default 2; --full: 3).")] = None,
     e2e_batch: Annotated[int, typer.Option("--e2e-batch", min=1, help="Scoring batch end to end.")] = 16,
     workers: WorkersOpt = 2,
     decoders: DecodersOpt = Decoders.threads,
@@ -65,8 +67,12 @@ def benchmark(
     markdown_path: Annotated[Optional[Path], typer.Option("--markdown", help="Write a Markdown table here.")] = None,
     plot_path: Annotated[Optional[Path], typer.Option("--plot", help="Write a PNG of slices/s by batch size here.")] = None,
 ) -> None:
-    """Measure slices/s model-only (in-memory batches) and end to end (DICOM on disk), the edge model beside
-    the TFKT V2 reference, with latency percentiles, the decode-only bound, peak memory and the machine."""
+    """Measure slices/s model-only (in-memory batches) and end to end (DICOM on disk), with latency percentiles,
+    the decode-only bound, peak memory and the machine. Quick by default (well under a minute on a 2-core CPU);
+    --full adds batch sizes, longer runs and the TFKT V2 reference.
+
+    Example: tfkt-edge benchmark --json bench.json; tfkt-edge benchmark --full --backend torch --markdown bench.md
+    """
     from tfkt_edge.bench import benchmark as bench
     from tfkt_edge.bench.output import markdown, plot, table
 
@@ -84,8 +90,17 @@ def benchmark(
         error(f"--data {data}: not a folder")
         raise typer.Exit(2)
     require_writable(json_path, markdown_path, plot_path)
-    sizes = parse_sizes(batch_sizes)
-    timing = bench.Timing(duration, repeats)
+    reference = full if reference is None else reference
+    sizes = parse_sizes(batch_sizes or ("1,8,32" if full else "1,16"))
+    slices = slices or (200 if full else 64)
+    timing = bench.Timing(3.0 if full and duration is None else (duration if duration is not None else 1.0),
+                          repeats or (3 if full else 2))
+    names = backends or ["onnxruntime"]
+    planned = (("end-to-end" in wanted) * (1 + len(names)) +
+               ("model-only" in wanted) * len(names) * len(sizes) * (2 if reference else 1))
+    progress = Progress(TextColumn("measuring"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err,
+                        transient=True, disable=not err.is_terminal or quiet())
+    task = progress.add_task("rows", total=planned)
     # The command line as typed (console script or python -m tfkt_edge); empty when called in-process (tests).
     argv = sys.argv[1:] if sys.argv and Path(sys.argv[0]).name in ("tfkt-edge", "__main__.py") else []
     rows: list[dict] = []
@@ -93,17 +108,19 @@ def benchmark(
 
     def note(row: dict) -> None:
         rows.append(row)
+        progress.advance(task)
         rate = f"{row['slices_per_s']:.1f} slices/s" if "slices_per_s" in row else f"skipped: {row['skipped']}"
         err.print(f"  {row['model']} {row['backend']} {row['mode']} batch {row.get('batch_size') or '-'}: {rate}")
 
     files = None
+    progress.start()
     try:
         if "end-to-end" in wanted:
             files = bench.SeriesOnDisk(data, slices)
             if files.n_slices == 0:
                 raise TfktEdgeError(f"no CT slices in {data}")
             note(bench.decode_only(files, workers, decoders.value, timing))
-        for name in backends or ["onnxruntime"]:
+        for name in names:
             edge = open_edge(name, model, precision)
             label = {"backend": name, "model": edge.model.name, "precision": precision_of(edge)}
             try:
@@ -130,6 +147,7 @@ def benchmark(
         error(str(exc))
         raise typer.Exit(2) from None
     finally:
+        progress.stop()
         if files is not None:
             files.close()
     result["peak_rss_mb"] = bench.peak_rss_mb()
