@@ -23,12 +23,9 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-import onnxruntime
-import pydicom
-from pydicom.uid import generate_uid
 
 from tfkt_edge.backends import create_backend
-from tfkt_edge.bench.machine import host
+from tfkt_edge.bench.benchmark import machine, write_series
 from tfkt_edge.dicom import load_hu, scan
 from tfkt_edge.model_file import DEFAULT_MODEL
 from tfkt_edge.policy import AlertPolicy
@@ -41,19 +38,6 @@ def _sources() -> list[Path]:
 
     store = Path(data_store.__file__).parent / "data"
     return [store / "693_UNCR.dcm", store / "explicit_VR-UN.dcm"]  # uncompressed, JPEG 2000 lossless
-
-
-def write_series(folder: Path, n: int) -> None:
-    series_uid = generate_uid()
-    templates = [pydicom.dcmread(p) for p in _sources()]
-    for i in range(n):
-        ds = templates[i % len(templates)]
-        ds.SeriesInstanceUID = series_uid
-        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
-        ds.InstanceNumber = i + 1
-        ds.ImagePositionPatient = [0.0, 0.0, float(i)]
-        ds.ImageOrientationPatient = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
-        ds.save_as(folder / f"{i:05d}.dcm")
 
 
 def model_only(batch_sizes: list[int], duration: float) -> list[dict]:
@@ -80,7 +64,7 @@ def model_only(batch_sizes: list[int], duration: float) -> list[dict]:
 
 def end_to_end(n_slices: int, batch_size: int, repeats: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
-        write_series(Path(tmp), n_slices)
+        write_series(Path(tmp), n_slices, _sources(), decompress=False)
         backend = create_backend("onnxruntime", DEFAULT_MODEL)
         score_paths([Path(tmp)], backend, AlertPolicy(), batch_size, 2)  # warm-up: page cache
         rates = []
@@ -93,10 +77,6 @@ def end_to_end(n_slices: int, batch_size: int, repeats: int) -> dict:
     return {"mode": "end-to-end", "batch_size": batch_size, "n_slices": n_slices,
             "slices_per_s": round(statistics.median(rates), 1), "min_slices_per_s": round(min(rates), 1),
             "max_slices_per_s": round(max(rates), 1), "repeats": repeats}
-
-
-def machine() -> dict:
-    return {**host(), "onnxruntime": onnxruntime.__version__, "pydicom": pydicom.__version__}
 
 
 def main() -> int:

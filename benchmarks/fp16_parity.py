@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import warnings
 from pathlib import Path
@@ -26,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from tfkt_edge.backends import create_backend
+from tfkt_edge.bench.benchmark import machine as shared_machine
 from tfkt_edge.errors import TfktEdgeError
 from tfkt_edge.evaluation.metrics import srocc
 from tfkt_edge.preprocess import preprocess
@@ -86,19 +86,15 @@ def open_backend(name: str, model: Path | None = None, precision: str | None = N
 
 
 def machine() -> dict:
-    info = {"python": platform.python_version()}
+    """The shared machine description, with the CUDA version torch was built for."""
+    info = shared_machine()
     try:
         import torch
 
-        info["torch"] = torch.__version__
         if torch.cuda.is_available():
-            info["gpu"] = torch.cuda.get_device_name(0)
             info["cuda"] = torch.version.cuda
     except ImportError:
         pass
-    import onnxruntime
-
-    info["onnxruntime"] = onnxruntime.__version__
     return info
 
 

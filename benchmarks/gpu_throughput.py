@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from tfkt_edge.bench.benchmark import Timing, h2d_ms, time_batches, write_series
-from tfkt_edge.bench.machine import host
+from tfkt_edge.bench.benchmark import machine as shared_machine
 from tfkt_edge.dicom import load_hu, scan
 from tfkt_edge.model_file import ModelInfo
 from tfkt_edge.policy import AlertPolicy
@@ -118,7 +118,7 @@ def machine() -> dict:
     props = torch.cuda.get_device_properties(0)
     return {"gpu": props.name, "gpu_memory_gb": round(props.total_memory / 2**30, 1),
             "compute_capability": f"{props.major}.{props.minor}", "cuda": torch.version.cuda, "torch": torch.__version__,
-            "cudnn": torch.backends.cudnn.version(), **host()}
+            "cudnn": torch.backends.cudnn.version(), **shared_machine()}
 
 
 def main(argv: list[str] | None = None) -> int:

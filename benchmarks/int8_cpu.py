@@ -26,7 +26,7 @@ import numpy as np
 from scipy.stats import spearmanr
 
 from tfkt_edge.backends import create_backend
-from tfkt_edge.bench.machine import host
+from tfkt_edge.bench.benchmark import machine
 from tfkt_edge.evaluation.series import evaluate_series, summarise
 from tfkt_edge.export.int8 import calibration_images, quantize_int8
 from tfkt_edge.model_file import DEFAULT_MODEL
@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
                 "fp32_median": x.median, "int8_median": y.median}
                for x, y in zip(outcomes["fp32"], outcomes["int8"]) if x.status != y.status]
     result = {
-        "machine": host(), "backend": "onnxruntime (CPU execution provider)", "batch_size": 16,
+        "machine": machine(), "backend": "onnxruntime (CPU execution provider)", "batch_size": 16,
         "command": "python benchmarks/int8_cpu.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "model_only_slices_per_s": speed, "speedup": round(speed["int8"] / speed["fp32"], 2), "int8_file_mb": size_mb,
         "heldout_slices": len(a), "max_abs_diff": round(float(np.abs(a - b).max()), 4),

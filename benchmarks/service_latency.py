@@ -38,7 +38,7 @@ from pydicom.uid import generate_uid
 from pynetdicom import AE
 from pynetdicom.sop_class import CTImageStorage
 
-from tfkt_edge.bench.machine import host
+from tfkt_edge.bench.benchmark import machine
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "tfkt_edge" / "examples" / "clinical" / "abdomen.dcm"
 
@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     template = pydicom.dcmread(EXAMPLE)
     template.decompress()  # uncompressed, as most scanners send
-    result = {"machine": host(), "slices_per_series": args.slices, "series_timeout_s": args.series_timeout,
+    result = {"machine": machine(), "slices_per_series": args.slices, "series_timeout_s": args.series_timeout,
               "server_workers": args.workers,
               "command": "python benchmarks/service_latency.py " + " ".join(argv if argv is not None else sys.argv[1:])}
     with tempfile.TemporaryDirectory() as tmp:

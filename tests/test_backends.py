@@ -19,8 +19,8 @@ runner = CliRunner()
 
 def test_every_backend_is_registered_by_name():
     create_backend("onnxruntime").close()
-    assert BACKENDS.names() == ["onnxruntime", "tensorrt", "torch"]
-    with pytest.raises(UnknownNameError, match="choose one of: onnxruntime, tensorrt, torch"):
+    assert BACKENDS.names() == ["onnxruntime", "tensorrt", "torch", "triton"]
+    with pytest.raises(UnknownNameError, match="choose one of: onnxruntime, tensorrt, torch, triton"):
         create_backend("openvino")
 
 

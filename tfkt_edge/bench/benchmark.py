@@ -112,21 +112,25 @@ def model_only(backend: Backend, label: dict, batch_sizes: list[int], timing: Ti
     return rows
 
 
-def write_series(folder: Path, n: int, source: Path | None = None, decompress: bool = True) -> list[Path]:
-    """n copies of a real CT slice (default: the bundled clinical example) as one new series, with new UIDs
-    and positions 0..n-1 mm; uncompressed (as most scanners send) unless ``decompress`` is False."""
+def write_series(folder: Path, n: int, source: Path | list[Path] | None = None, decompress: bool = True) -> list[Path]:
+    """n copies of real CT slices (default: the bundled clinical example; several sources are used in turn) as
+    one new series, with new UIDs and positions 0..n-1 mm; uncompressed (as most scanners send) unless
+    ``decompress`` is False. Every benchmark script and test writes its series with this."""
     import pydicom
     from pydicom.uid import generate_uid
 
     from tfkt_edge.cli.demo import EXAMPLES
 
     folder.mkdir(parents=True, exist_ok=True)
-    ds = pydicom.dcmread(source or EXAMPLES / "clinical" / "abdomen.dcm")
-    if decompress:
-        ds.decompress()
-    ds.SeriesInstanceUID = generate_uid()
+    sources = source if isinstance(source, list) else [source or EXAMPLES / "clinical" / "abdomen.dcm"]
+    templates = [pydicom.dcmread(p) for p in sources]
+    series_uid = generate_uid()
     paths = []
     for i in range(n):
+        ds = templates[i % len(templates)]
+        if decompress and ds.file_meta.TransferSyntaxUID.is_compressed:
+            ds.decompress()
+        ds.SeriesInstanceUID = series_uid
         ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
         ds.InstanceNumber = i + 1
         ds.ImagePositionPatient = [0.0, 0.0, float(i)]
