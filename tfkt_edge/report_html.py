@@ -5,16 +5,17 @@ slice position in anatomical order, the threshold line, slices below it
 marked and runs long enough to alert shaded), and thumbnails of the worst
 slices at a soft-tissue window. Every image is embedded as a data URI, so the
 file needs nothing else: no network, no folder beside it. Each profile can
-also be written as a PNG of its own for embedding elsewhere.
+also be written as a PNG of its own for embedding elsewhere. The page is the
+jinja2 template `tfkt_edge/templates/report.html`, autoescaped.
 """
 
 from __future__ import annotations
 
 import base64
-import html
 import io
 import re
 from datetime import datetime, timezone
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -76,32 +77,24 @@ def _data_uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode()
 
 
-def _series_html(number: int, result: SeriesResult, profile: bytes) -> str:
+def _section(result: SeriesResult, profile: bytes) -> dict:
+    """What the template shows of one series; text is escaped by the template, never here."""
     series, verdict = result.series, result.verdict
-    e = html.escape
-    worst = np.argsort(result.scores, kind="stable")[:THUMBNAILS]
     thumbs = []
-    for i in worst:
+    for i in np.argsort(result.scores, kind="stable")[:THUMBNAILS]:
         s = result.slices[int(i)]
         try:
-            img = f'<img alt="{e(s.label)}" src="{_data_uri(thumbnail_png(result, int(i)))}">'
+            src = _data_uri(thumbnail_png(result, int(i)))
         except Exception:  # the file changed or vanished since scoring: say so instead of failing the report
-            img = '<div class="missing">image unavailable</div>'
-        thumbs.append(f'<figure>{img}<figcaption>{e(s.label)}: <b>{s.score:.2f}</b></figcaption></figure>')
-    state = verdict.status
+            src = None
+        thumbs.append({"label": s.label, "score": s.score, "src": src})
     first = series.slices[0]
-    return f"""
-<section class="series {state}">
-  <h2>#{number} {e(series_name(series.description, series.series_instance_uid))}</h2>
-  <p class="verdict {state}">{STATUS_TEXT[verdict.status].upper()}: {e(verdict.reason)}</p>
-  <p class="meta">{len(result.slices)} slices; median {float(np.median(result.scores)):.2f}, lowest {float(result.scores.min()):.2f};
-     kernel {e(series.kernel or "-")}; series {e(series.series_instance_uid)}</p>
-  <p class="meta">patient {e(first.patient_name or "-")} ({e(first.patient_id or "-")}); accession {e(first.accession_number or "-")};
-     study {e(first.study_date or "-")} {e(first.study_instance_uid or "-")}; station {e(first.station or "-")}</p>
-  <img class="profile" alt="quality profile of series {number}" src="{_data_uri(profile)}">
-  <h3>Worst slices (window L{WINDOW[0]:g} W{WINDOW[1]:g})</h3>
-  <div class="thumbs">{"".join(thumbs)}</div>
-</section>"""
+    return {"state": verdict.status, "name": series_name(series.description, series.series_instance_uid),
+            "status_text": STATUS_TEXT[verdict.status].upper(), "reason": verdict.reason, "n_slices": len(result.slices),
+            "median": float(np.median(result.scores)), "lowest": float(result.scores.min()), "kernel": series.kernel,
+            "series_uid": series.series_instance_uid, "patient_name": first.patient_name, "patient_id": first.patient_id,
+            "accession": first.accession_number, "study_date": first.study_date, "study_uid": first.study_instance_uid,
+            "station": first.station, "profile": _data_uri(profile), "thumbs": thumbs}
 
 
 STYLE = """
@@ -124,29 +117,23 @@ table { border-collapse: collapse; font-size: 13px; } td { padding: 2px 8px; bor
 
 def render(run: ScoringRun, policy: AlertPolicy, title: str = "tfkt-edge CT image quality report",
            profiles: list[bytes] | None = None) -> str:
-    """The report page; ``profiles`` are the series' profile PNGs when the caller has made them already."""
-    e = html.escape
+    """The report page (jinja2, autoescaped); ``profiles`` are the series' profile PNGs when made already."""
     if profiles is None:
         profiles = [profile_png(r, policy) for r in run.results]
-    model = run.model
-    alerts = sum(r.verdict.alert for r in run.results)
-    sections = "".join(_series_html(i, r, png) for i, (r, png) in enumerate(zip(run.results, profiles), 1))
-    skipped = "".join(f"<tr><td>{e(str(s.path))}</td><td>{e(s.reason)}</td></tr>" for s in run.skipped[:200])
-    more = f"<p>... and {len(run.skipped) - 200} more.</p>" if len(run.skipped) > 200 else ""
-    skipped_html = f"<h2>Skipped ({len(run.skipped)})</h2><table>{skipped}</table>{more}" if run.skipped else ""
-    generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>{e(title)}</title><style>{STYLE}</style></head>
-<body>
-<h1>{e(title)}</h1>
-<p><b>{len(run.results)} series, {alerts} rescan alert(s).</b> Scores 0-4, higher is better; a series alerts when its
-median, or {policy.min_run} consecutive slices, fall below {policy.threshold:.2f}.</p>
-<p class="model">Model {e(model.name)} {e(str(model.card.get("version", "")))}. {e(model.card.get("labels", ""))}</p>
-{sections}
-{skipped_html}
-<footer><p>Generated {generated} by tfkt-edge. Advisory for the technologist; not a diagnosis.</p></footer>
-</body></html>
-"""
+    return _template().render(
+        title=title, style=STYLE, results=run.results, alerts=sum(r.verdict.alert for r in run.results), policy=policy,
+        model=run.model, window=WINDOW, sections=[_section(r, png) for r, png in zip(run.results, profiles)],
+        skipped=[{"path": str(k.path), "reason": k.reason} for k in run.skipped],
+        generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
+
+
+@lru_cache(maxsize=1)
+def _template():
+    from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+
+    environment = Environment(loader=PackageLoader("tfkt_edge", "templates"), autoescape=select_autoescape(["html"]),
+                              undefined=StrictUndefined)
+    return environment.get_template("report.html")
 
 
 def _slug(text: str) -> str:
