@@ -357,10 +357,7 @@ def test_watch_folder_scores_written_and_closed_files_in_place(tmp_path):
         (inbox / "notes.txt").write_text("not DICOM")
         before = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in inbox.rglob("*") if p.is_file()}
         events_path = tmp_path / "results.sqlite.events.jsonl"
-        deadline = time.monotonic() + 30
-        while not events_path.exists() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        time.sleep(0.5)
+        wait_delivered(tmp_path / "results.sqlite")  # the result is in the event log, whole, once this returns
         (event,) = [json.loads(line) for line in events_path.read_text().splitlines()]
         assert event["series"][0]["n_slices"] == 3 and event["series"][0]["alert"]
         assert {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in inbox.rglob("*") if p.is_file()} == before

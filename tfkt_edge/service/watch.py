@@ -1,7 +1,7 @@
 """Feeding the service from a folder that a scanner exports to, instead of from the network.
 
 A file is taken once it is written and closed. On Linux the kernel says so
-(inotify IN_CLOSE_WRITE, or IN_MOVED_TO for a file renamed into place): a
+(inotify, through watchdog: a file closed after writing, or renamed into place): a
 file created while watching is taken when its writer closes it, however long
 the writer pauses. Files that inotify cannot vouch for (those already there
 at start, in folders created meanwhile, on network shares written by another
@@ -15,11 +15,9 @@ taken again unless their size or modification time changed since.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import logging
 import os
-import struct
+import queue
 import threading
 import time
 from collections.abc import Callable
@@ -36,60 +34,59 @@ log = logging.getLogger("tfkt_edge.service")
 HEADER_TAGS = ["SOPClassUID", "SOPInstanceUID", "SeriesInstanceUID", "StudyInstanceUID"]
 
 
-IN_MODIFY, IN_CLOSE_WRITE, IN_MOVED_TO, IN_CREATE = 0x2, 0x8, 0x80, 0x100
-IN_Q_OVERFLOW, IN_ISDIR = 0x4000, 0x40000000
-EVENT = struct.Struct("iIII")
+class KernelEvents:
+    """Linux inotify through watchdog: which files were closed after writing (or moved in), which are being
+    written. Sub-folders, including those created later, are watched by watchdog itself."""
 
+    def __init__(self, folder: Path):
+        from watchdog.events import (
+            FileClosedEvent,
+            FileCreatedEvent,
+            FileModifiedEvent,
+            FileMovedEvent,
+            FileSystemEventHandler,
+        )
+        from watchdog.observers.inotify import InotifyObserver  # Linux only: ImportError elsewhere
 
-class Inotify:
-    """Just enough of Linux inotify (through libc) to learn which files were closed after writing."""
+        events: queue.SimpleQueue = queue.SimpleQueue()
 
-    def __init__(self):
-        name = ctypes.util.find_library("c")
-        self._libc = ctypes.CDLL(name, use_errno=True) if name else None
-        if self._libc is None or not hasattr(self._libc, "inotify_init1"):
-            raise OSError("inotify is not available here")
-        self.fd = self._libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
-        if self.fd < 0:
-            raise OSError(ctypes.get_errno(), "inotify_init1 failed")
-        self._dirs: dict[int, Path] = {}
+        class Handler(FileSystemEventHandler):
+            def on_any_event(self, event) -> None:
+                if not event.is_directory:
+                    events.put(event)
 
-    def watch(self, folder: Path) -> None:
-        wd = self._libc.inotify_add_watch(self.fd, os.fsencode(folder), IN_MODIFY | IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE)
-        if wd >= 0:
-            self._dirs[wd] = folder
+        self._events = events
+        self._kinds = (FileClosedEvent, FileMovedEvent, FileCreatedEvent, FileModifiedEvent)
+        self._observer = InotifyObserver()
+        self._observer.schedule(Handler(), str(folder), recursive=True,
+                                event_filter=[FileClosedEvent, FileMovedEvent, FileCreatedEvent, FileModifiedEvent])
+        self._observer.start()
 
-    def read(self) -> tuple[set[Path], set[Path], set[Path], bool]:
-        """(closed after writing or moved in, being written, new folders, events were lost)."""
-        closed, writing, folders, lost = set(), set(), set(), False
+    def read(self) -> tuple[set[Path], set[Path], bool]:
+        """(closed after writing or moved in, being written, events may have been lost)."""
+        closed_kind, moved_kind, *_ = self._kinds
+        closed: set[Path] = set()
+        writing: set[Path] = set()
         while True:
             try:
-                data = os.read(self.fd, 1 << 16)
-            except BlockingIOError:
+                event = self._events.get_nowait()
+            except queue.Empty:
                 break
-            offset = 0
-            while offset < len(data):
-                wd, mask, _, length = EVENT.unpack_from(data, offset)
-                name = data[offset + EVENT.size: offset + EVENT.size + length].rstrip(b"\0")
-                offset += EVENT.size + length
-                if mask & IN_Q_OVERFLOW:
-                    lost = True
-                    continue
-                if wd not in self._dirs or not name:
-                    continue
-                path = self._dirs[wd] / os.fsdecode(name)
-                if mask & IN_ISDIR:
-                    if mask & (IN_CREATE | IN_MOVED_TO):
-                        folders.add(path)
-                elif mask & (IN_CLOSE_WRITE | IN_MOVED_TO):
-                    closed.add(path)
-                    writing.discard(path)
-                elif mask & (IN_CREATE | IN_MODIFY):
-                    writing.add(path)
-        return closed, writing, folders, lost
+            if isinstance(event, moved_kind):
+                path = Path(os.fsdecode(event.dest_path))
+                closed.add(path)
+                writing.discard(path)
+            elif isinstance(event, closed_kind):
+                path = Path(os.fsdecode(event.src_path))
+                closed.add(path)
+                writing.discard(path)
+            else:  # created or modified: open for writing until it is closed
+                writing.add(Path(os.fsdecode(event.src_path)))
+        return closed, writing, not self._observer.is_alive()
 
     def close(self) -> None:
-        os.close(self.fd)
+        self._observer.stop()
+        self._observer.join(timeout=10)
 
 
 def open_for_writing(folder: Path) -> set[Path] | None:
@@ -158,10 +155,8 @@ class FolderWatcher(threading.Thread):
         self._writing: set[Path] = set()  # inotify: opened for writing, not yet closed
         self._halt = threading.Event()
         try:
-            self.inotify: Inotify | None = Inotify()
-            for root, _, _ in os.walk(folder):
-                self.inotify.watch(Path(root))
-        except OSError as exc:
+            self.inotify: KernelEvents | None = KernelEvents(folder)
+        except (ImportError, OSError) as exc:
             log.warning("inotify unavailable (%s): files are taken after %.1f s without change", exc, settle)
             self.inotify = None
 
@@ -180,14 +175,11 @@ class FolderWatcher(threading.Thread):
             if self.inotify is not None:
                 self.inotify.close()
 
-    def _read_inotify(self, inotify: Inotify) -> None:
-        closed, writing, folders, lost = inotify.read()
-        for folder in folders:
-            for root, _, _ in os.walk(folder):
-                inotify.watch(Path(root))  # files written before this watch fall back to settling
+    def _read_inotify(self, inotify: KernelEvents) -> None:
+        closed, writing, lost = inotify.read()
         self._writing = (self._writing | writing) - closed
         self._closed |= closed
-        if lost:  # the kernel queue overflowed: trust settling for everything until it is drained
+        if lost:  # the observer stopped (a kernel queue overflow among others): trust settling for everything
             self._writing.clear()
 
     def scan_once(self, now: float) -> int:
