@@ -36,8 +36,8 @@ LADDER = ((1.0, 360), (0.5, 360), (0.25, 360), (0.1, 360), (0.05, 360), (0.25, 9
 
 def make_set() -> tuple[np.ndarray, list[str]]:
     """HU slices (N x 512 x 512, int16) and their names: real slices and their dose ladders."""
-    from tfkt_edge.cli.demo import EXAMPLES
     from tfkt_edge.dicom import load_hu, scan
+    from tfkt_edge.examples import EXAMPLES
     from tfkt_edge.train.ctsim import Degradation, SliceSimulator
     from tfkt_edge.train.sources import real_ct_slices
 

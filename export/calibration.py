@@ -16,8 +16,8 @@ def real_ct_slices(contract: PreprocessContract, paths: list[Path] | None = None
     Raises:
         TfktEdgeError: no CT slice could be read under ``paths``.
     """
-    from tfkt_edge.cli.demo import EXAMPLES
     from tfkt_edge.dicom import load_hu, scan
+    from tfkt_edge.examples import EXAMPLES
 
     found = scan(paths or [EXAMPLES])
     refs = [s for series in found.series for s in series.slices]

@@ -35,8 +35,8 @@ CALIBRATION_SLICES = 64
 def calibration_images(contract: PreprocessContract, limit: int = CALIBRATION_SLICES, seed: int = 0) -> np.ndarray:
     """(N, 1, S, S) preprocessed real CT: realct training slices (if present) and the packaged slices,
     each as acquired and with noise for a quarter and a tenth of the dose (the image's own noise, scaled)."""
-    from tfkt_edge.cli.demo import EXAMPLES
     from tfkt_edge.dicom import load_hu, scan
+    from tfkt_edge.examples import EXAMPLES
     from tfkt_edge.preprocess import preprocess
 
     paths: list[Path] = [EXAMPLES / "clinical"]

@@ -18,7 +18,7 @@ from pynetdicom import AE
 from pynetdicom.sop_class import CTImageStorage, EnhancedCTImageStorage, Verification
 
 from tfkt_edge.bench.benchmark import write_series
-from tfkt_edge.cli.demo import EXAMPLES
+from tfkt_edge.examples import EXAMPLES
 
 CLINICAL = EXAMPLES / "clinical" / "abdomen.dcm"
 DEGRADED = EXAMPLES / "degraded" / "abdomen_degraded.dcm"

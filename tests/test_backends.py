@@ -9,9 +9,9 @@ import pytest
 from typer.testing import CliRunner
 
 from tfkt_edge.backends import BACKENDS, create_backend
-from tfkt_edge.cli.demo import EXAMPLES
 from tfkt_edge.cli.main import app
 from tfkt_edge.errors import InputError, ModelError, UnknownNameError
+from tfkt_edge.examples import EXAMPLES
 from tfkt_edge.model_file import DEFAULT_MODEL
 
 runner = CliRunner()

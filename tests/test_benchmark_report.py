@@ -13,8 +13,8 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from tfkt_edge.cli.demo import EXAMPLES
 from tfkt_edge.cli.main import app
+from tfkt_edge.examples import EXAMPLES
 
 runner = CliRunner()
 REQUIRED = {"backend", "model", "mode", "batch_size", "precision", "slices_per_s", "p50_ms", "p95_ms", "p99_ms"}

@@ -10,8 +10,8 @@ import os
 import pytest
 from typer.testing import CliRunner
 
-from tfkt_edge.cli.demo import EXAMPLES
 from tfkt_edge.cli.main import app
+from tfkt_edge.examples import EXAMPLES
 
 runner = CliRunner()
 CLINICAL, DEGRADED = EXAMPLES / "clinical", EXAMPLES / "degraded"

@@ -103,6 +103,6 @@ def test_outside_is_its_own_status_and_exit_code_in_every_format(realct, tmp_pat
     assert runner.invoke(app, ["report", phantom, "-o", str(report)]).exit_code == 3
     assert "OUTSIDE DOMAIN" in report.read_text()
     # A phantom beside a degraded clinical slice: the alert wins the exit code.
-    from tfkt_edge.cli.demo import EXAMPLES
+    from tfkt_edge.examples import EXAMPLES
 
     assert runner.invoke(app, ["score", phantom, str(EXAMPLES / "degraded")]).exit_code == 1

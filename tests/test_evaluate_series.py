@@ -7,9 +7,9 @@ import shutil
 
 from typer.testing import CliRunner
 
-from tfkt_edge.cli.demo import EXAMPLES
 from tfkt_edge.cli.main import app
 from tfkt_edge.evaluation.series import SeriesOutcome, summarise
+from tfkt_edge.examples import EXAMPLES
 
 runner = CliRunner()
 

@@ -16,7 +16,7 @@ runner = CliRunner()
 
 def test_checkpoint_exports_with_contract_card_and_parity(tmp_path):
     from tfkt_edge.backends import create_backend
-    from tfkt_edge.cli.demo import EXAMPLES
+    from tfkt_edge.examples import EXAMPLES
     from tfkt_edge.policy import AlertPolicy
     from tfkt_edge.preprocess import LDCTIQAC
     from tfkt_edge.scoring import score_paths

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 
 from tfkt_edge.backends import create_backend
-from tfkt_edge.cli.demo import EXAMPLES
 from tfkt_edge.dicom import load_hu, scan
 from tfkt_edge.engine_file import sidecar_path
 from tfkt_edge.errors import ModelError
+from tfkt_edge.examples import EXAMPLES
 from tfkt_edge.model_file import DEFAULT_MODEL
 from tfkt_edge.preprocess import preprocess
 

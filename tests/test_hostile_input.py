@@ -10,9 +10,9 @@ import pydicom
 import pytest
 from typer.testing import CliRunner
 
-from tfkt_edge.cli.demo import EXAMPLES
 from tfkt_edge.cli.main import app
 from tfkt_edge.dicom import reasons, scan
+from tfkt_edge.examples import EXAMPLES
 
 runner = CliRunner()
 

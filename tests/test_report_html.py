@@ -5,7 +5,7 @@ from __future__ import annotations
 import pydicom
 
 from tfkt_edge.backends import create_backend
-from tfkt_edge.cli.demo import EXAMPLES
+from tfkt_edge.examples import EXAMPLES
 from tfkt_edge.policy import AlertPolicy
 from tfkt_edge.report_html import render
 from tfkt_edge.scoring import score_paths

@@ -8,8 +8,8 @@ import shutil
 import pydicom
 from typer.testing import CliRunner
 
-from tfkt_edge.cli.demo import EXAMPLES
 from tfkt_edge.cli.main import app
+from tfkt_edge.examples import EXAMPLES
 from tfkt_edge.service.report_sr import build_sr
 
 

@@ -9,7 +9,7 @@ import pydicom
 from pynetdicom import AE
 from pynetdicom.sop_class import CTImageStorage, Verification
 
-from tfkt_edge.cli.demo import EXAMPLES
+from tfkt_edge.examples import EXAMPLES
 from tfkt_edge.service.database import Database
 from tfkt_edge.service.scp import OUT_OF_RESOURCES, PROCESSING_FAILURE, SUCCESS, ScpConfig, StorageServer
 from tfkt_edge.service.store import InstanceStore

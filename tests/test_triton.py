@@ -22,8 +22,8 @@ import numpy as np
 import pytest
 
 from tfkt_edge.backends import BackendOptions, create_backend
-from tfkt_edge.cli.demo import EXAMPLES
 from tfkt_edge.errors import InputError
+from tfkt_edge.examples import EXAMPLES
 from tfkt_edge.model_file import DEFAULT_MODEL
 from tfkt_edge.policy import AlertPolicy
 from tfkt_edge.preprocess import LDCTIQAC

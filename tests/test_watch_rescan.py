@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tfkt_edge.cli.demo import EXAMPLES
+from tfkt_edge.examples import EXAMPLES
 from tfkt_edge.service.database import Database
 from tfkt_edge.service.watch import FolderWatcher
 

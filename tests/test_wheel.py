@@ -67,7 +67,7 @@ def test_the_installed_wheel_scores_without_torch(installed, tmp_path):
     python = installed / "bin" / "python"
     no_torch = _run([python, "-c", "import importlib.util, sys; sys.exit(importlib.util.find_spec('torch') is not None)"])
     assert no_torch.returncode == 0, "torch is installed in the fresh environment"
-    example = _run([python, "-c", "from tfkt_edge.cli.demo import EXAMPLES; print(EXAMPLES)"], cwd=tmp_path)
+    example = _run([python, "-c", "from tfkt_edge.examples import EXAMPLES; print(EXAMPLES)"], cwd=tmp_path)
     assert example.returncode == 0, example.stderr
     examples = Path(example.stdout.strip())
     assert ROOT not in examples.parents  # the installed copy, not the checkout's

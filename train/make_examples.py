@@ -16,8 +16,8 @@ import numpy as np
 import pydicom
 from pydicom.uid import RLELossless, generate_uid
 
-from tfkt_edge.cli.demo import EXAMPLES
 from tfkt_edge.dicom import load_hu, scan
+from tfkt_edge.examples import EXAMPLES
 from tfkt_edge.train.ctsim import Degradation, SliceSimulator
 from tfkt_edge.train.sources import real_ct_slices
 

@@ -88,7 +88,7 @@ def h2d_ms(batch: np.ndarray) -> float | None:
 
 def probe_image(contract: PreprocessContract) -> np.ndarray:
     """One real preprocessed CT slice: the bundled clinical example."""
-    from tfkt_edge.cli.demo import EXAMPLES
+    from tfkt_edge.examples import EXAMPLES
 
     return preprocess(load_hu(scan([EXAMPLES / "clinical"]).series[0].slices[0]), contract)
 
@@ -119,7 +119,7 @@ def write_series(folder: Path, n: int, source: Path | list[Path] | None = None, 
     import pydicom
     from pydicom.uid import generate_uid
 
-    from tfkt_edge.cli.demo import EXAMPLES
+    from tfkt_edge.examples import EXAMPLES
 
     folder.mkdir(parents=True, exist_ok=True)
     sources = source if isinstance(source, list) else [source or EXAMPLES / "clinical" / "abdomen.dcm"]

@@ -10,10 +10,9 @@ from rich.console import Console
 from tfkt_edge.cli.console import error
 from tfkt_edge.cli.running import run_scoring
 from tfkt_edge.errors import TfktEdgeError
+from tfkt_edge.examples import EXAMPLES
 from tfkt_edge.policy import AlertPolicy
 from tfkt_edge.report import print_table
-
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
 def demo() -> None:
