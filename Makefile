@@ -18,13 +18,15 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/tfkt-edge demo
 
-# dcmtk (storescu, echoscu) is the DICOM peer of the service tests, and headless Chromium renders the
-# HTML report in its test; where they cannot be installed those tests skip, saying so.
+# dcmtk (storescu, echoscu) is the DICOM peer of the service tests, dicom3tools' dciodvfy verifies the SR,
+# and headless Chromium renders the HTML report in its test; where they cannot be installed those tests skip.
 APT_INSTALL = command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
 	{ apt-get install -y -q $(1) >/dev/null 2>&1 || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q $(1) >/dev/null 2>&1; }; }
 tools:
 	@command -v storescu >/dev/null || { $(call APT_INSTALL,dcmtk); } || \
 	  echo "dcmtk not installed: the tests that use storescu will be skipped"
+	@command -v dciodvfy >/dev/null || { $(call APT_INSTALL,dicom3tools); } || \
+	  echo "dicom3tools not installed: the SR verification test will be skipped"
 	@command -v chromium >/dev/null || { $(call APT_INSTALL,chromium); } || \
 	  echo "chromium not installed: the report screenshot test will be skipped"
 

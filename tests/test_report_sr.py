@@ -34,3 +34,20 @@ def test_the_sr_joins_the_study_from_the_result_after_the_scored_file_is_deleted
     assert scanned.ReferencedSOPSequence[0].ReferencedSOPClassUID == original.SOPClassUID
     assert scanned.ReferencedSOPSequence[0].ReferencedSOPInstanceUID == original.SOPInstanceUID
     assert build_sr(7, payload).SOPInstanceUID == sr.SOPInstanceUID  # a retried send is the same instance
+
+
+def test_the_sr_passes_dciodvfy_without_errors(tmp_path):
+    """dicom3tools' IOD verifier (Debian package dicom3tools; `make test` installs it where it can)."""
+    import subprocess
+
+    import pytest
+
+    if shutil.which("dciodvfy") is None:
+        pytest.skip("needs dciodvfy (apt-get install dicom3tools)")
+    result = CliRunner().invoke(app, ["score", str(EXAMPLES / "degraded"), "--format", "json"])
+    sr = build_sr(3, json.loads(result.stdout))
+    sr.save_as(tmp_path / "sr.dcm", enforce_file_format=True)
+    checked = subprocess.run(["dciodvfy", str(tmp_path / "sr.dcm")], capture_output=True, text=True, timeout=60)
+    report = checked.stdout + checked.stderr
+    assert "BasicTextSR" in report
+    assert not [line for line in report.splitlines() if line.startswith("Error")], report
