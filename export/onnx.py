@@ -98,7 +98,7 @@ def export_checkpoint(checkpoint: Path, output: Path) -> tuple[OnnxExport, float
         ExportError: unreadable checkpoint, an operator TensorRT cannot parse, or
             parity worse than PARITY_LIMIT.
     """
-    from tfkt_edge.train.trainer import load_checkpoint
+    from tfkt_edge.train.checkpoint import load_checkpoint
 
     try:
         model, saved = load_checkpoint(checkpoint)

@@ -41,8 +41,8 @@ def test_model_file_is_small_and_carries_contract_and_card(backend):
 def test_onnx_matches_torch_checkpoint_on_real_ct(real):
     torch = pytest.importorskip("torch")
     from tfkt_edge.export.onnx import max_score_difference
+    from tfkt_edge.train.checkpoint import load_checkpoint
     from tfkt_edge.train.make_default import CHECKPOINTS
-    from tfkt_edge.train.trainer import load_checkpoint
 
     model, checkpoint = load_checkpoint(CHECKPOINTS / "tfkt_edge_s.pt")
     assert checkpoint["preprocess"] == LDCTIQAC.to_json()

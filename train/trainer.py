@@ -29,7 +29,7 @@ from torch import nn
 
 from tfkt_edge.errors import InputError
 from tfkt_edge.evaluation.metrics import correlation_report
-from tfkt_edge.preprocess import LDCTIQAC
+from tfkt_edge.train.checkpoint import load_checkpoint, save_checkpoint  # noqa: F401  (re-exported)
 from tfkt_edge.train.imagesets import ImageSet
 from tfkt_edge.train.losses import LOSSES
 from tfkt_edge.train.models import create_model
@@ -259,15 +259,3 @@ def _plot(run_dir: Path) -> None:
     loss_curves(read_log(run_dir / "log.csv"), run_dir / "loss.png", title=run_dir.name)
 
 
-def save_checkpoint(model: nn.Module, config: TrainConfig, path: Path, card: dict) -> None:
-    """Weights plus what they are: model name, training config, preprocessing contract, card."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"model": config.model, "state_dict": model.state_dict(), "config": asdict(config),
-                "preprocess": LDCTIQAC.to_json(), "card": card}, path)
-
-
-def load_checkpoint(path: Path) -> tuple[nn.Module, dict]:
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    model = create_model(checkpoint["model"])
-    model.load_state_dict(checkpoint["state_dict"])
-    return model.eval(), checkpoint

@@ -53,7 +53,7 @@ class TorchBackend:
                              "--backend onnxruntime or tensorrt")
         if not path.is_file():
             raise ModelError(f"model file not found: {path}")
-        from tfkt_edge.train.trainer import load_checkpoint
+        from tfkt_edge.train.checkpoint import load_checkpoint
 
         try:
             net, saved = load_checkpoint(path)

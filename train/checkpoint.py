@@ -1,0 +1,32 @@
+"""The torch checkpoint of a model: weights plus what they are (name, training settings, contract, card).
+
+Beside the model code, so the runtime's torch backend and the ONNX export load a
+checkpoint without importing the trainer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, is_dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from tfkt_edge.preprocess import LDCTIQAC
+from tfkt_edge.train.models import create_model
+
+
+def save_checkpoint(model: nn.Module, config, path: Path, card: dict) -> None:
+    """``config`` is the training settings (a dataclass with a ``model`` name)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    settings = asdict(config) if is_dataclass(config) and not isinstance(config, type) else dict(config)
+    torch.save({"model": settings["model"], "state_dict": model.state_dict(), "config": settings,
+                "preprocess": LDCTIQAC.to_json(), "card": card}, path)
+
+
+def load_checkpoint(path: Path) -> tuple[nn.Module, dict]:
+    """The model in eval mode and the checkpoint's contents; tensors and plain values only (no code runs)."""
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    model = create_model(checkpoint["model"])
+    model.load_state_dict(checkpoint["state_dict"])
+    return model.eval(), checkpoint
