@@ -37,6 +37,7 @@ class BackendOptions:
 
     url: str | None = None  # triton: the server's gRPC endpoint, host:port
     triton_model: str | None = None  # triton: the served model's name (default: the first ready variant)
+    precision: str | None = None  # torch: fp32 or fp16 (default: fp16 on CUDA, fp32 on the CPU)
 
     def given(self) -> dict[str, object]:
         return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}

@@ -31,16 +31,12 @@ def parse_sizes(text: str) -> list[int]:
 
 def open_edge(backend: str, model: Path | None, precision: str | None):
     """The edge model on ``backend`` at ``precision`` (None: the backend's own)."""
-    from tfkt_edge.backends import create_backend
+    from tfkt_edge.backends import BackendOptions, create_backend
 
-    if backend == "torch":
-        from tfkt_edge.backends.pytorch import TorchBackend
-
-        return TorchBackend(model, precision=precision)
     only = FIXED_PRECISION.get(backend)
     if precision is not None and only is not None and precision != only:
         raise TfktEdgeError(f"the {backend} backend runs {only} only")
-    return create_backend(backend, model)
+    return create_backend(backend, model, BackendOptions(precision=precision if only is None else None))
 
 
 def precision_of(backend) -> str:
