@@ -8,6 +8,8 @@ a user can fix; here, for every command and sub-command, it becomes one
 from __future__ import annotations
 
 import logging
+import os
+import sys
 
 import typer
 from typer.core import TyperGroup
@@ -28,6 +30,9 @@ class CommandGroup(TyperGroup):
         except TfktEdgeError as exc:
             error(str(exc))
             raise typer.Exit(exit_codes.USAGE) from None
+        except BrokenPipeError:  # the reader went away (| head): nothing to say to anyone
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise typer.Exit(exit_codes.PIPE_CLOSED) from None
         except OSError as exc:
             where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
             error(f"{where}{exc.strerror or exc}")

@@ -19,6 +19,8 @@ def demo() -> None:
     """Score the bundled clinical abdomen slice and its simulated low-dose, sparse-view copy.
 
     Exits 0 when the clinical series passes and the degraded copy raises the alert.
+
+    Example: tfkt-edge demo
     """
     console = Console()
     console.print(f"[bold]tfkt-edge demo[/]: scoring the bundled examples in {EXAMPLES}\n"

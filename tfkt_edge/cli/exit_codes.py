@@ -7,6 +7,7 @@ ALERT = 1
 USAGE = 2
 OUTSIDE = 3
 INTERRUPTED = 130
+PIPE_CLOSED = 141  # as a shell reports SIGPIPE: standard output was closed by its reader
 
 MEANING = {
     PASS: "success: every series passes (or the command did what it was asked)",
@@ -14,4 +15,5 @@ MEANING = {
     USAGE: "nothing scorable, a bad model, baseline, database or option, or a failed check (message on stderr)",
     OUTSIDE: "no alert, but at least one series lies outside the model's validated domain and was not judged",
     INTERRUPTED: "stopped with Ctrl-C",
+    PIPE_CLOSED: "standard output was closed by its reader (for example | head); nothing more is written",
 }

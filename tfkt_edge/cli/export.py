@@ -23,7 +23,10 @@ def onnx(
     output: Annotated[Path, typer.Option("--output", "-o", help="ONNX file to write.", show_default=False)],
 ) -> None:
     """ONNX with a dynamic batch, the preprocessing contract and model card inside; checked with
-    onnx.checker and against torch on real CT slices (fails above 1e-3)."""
+    onnx.checker and against torch on real CT slices (fails above 1e-3).
+
+    Example: tfkt-edge export onnx --checkpoint runs/finetune/model.pt --output model.onnx
+    """
     require_training_extra()
     from tfkt_edge.export.onnx import export_checkpoint
 
@@ -55,7 +58,10 @@ def tensorrt(
     calibration: Annotated[Optional[list[Path]], typer.Option("--calibration", help="DICOM files or folders of real CT for the FP16 checks (default: the bundled examples).")] = None,
 ) -> None:
     """TensorRT FP16 engine for this machine's GPU, with a sidecar (TensorRT version, GPU, profile,
-    contract); its layers are inspected and its scores checked against FP32 on real CT (limit 0.02)."""
+    contract); its layers are inspected and its scores checked against FP32 on real CT (limit 0.02).
+
+    Example: tfkt-edge export tensorrt --onnx model.onnx --output model.engine
+    """
     from tfkt_edge.errors import BackendUnavailable
 
     if not onnx_model.is_file():

@@ -19,7 +19,10 @@ class ListFormat(str, Enum):
 
 
 def models(format: Annotated[ListFormat, typer.Option("--format", "-f", help="table for people; json for machines.")] = ListFormat.table) -> None:
-    """List the model variants: parameters and GFLOPs per 512x512 slice (2 FLOPs per multiply-add), measured now."""
+    """List the model variants: parameters and GFLOPs per 512x512 slice (2 FLOPs per multiply-add), measured now.
+
+    Example: tfkt-edge models --format json
+    """
     require_training_extra()
     from tfkt_edge.train.flops import measure_all
 

@@ -42,7 +42,10 @@ def report(
     triton_model: TritonModelOpt = None,
 ) -> None:
     """Score series and write a self-contained HTML report: per series the verdict and reason, the quality
-    profile along the patient axis, and the worst slices. Exit code as for `score` (0 pass, 1 alert, 2 nothing, 3 outside the domain)."""
+    profile along the patient axis, and the worst slices. Exit code as for `score` (0 pass, 1 alert, 2 nothing, 3 outside the domain).
+
+    Example: tfkt-edge report /data/exam42 -o exam42.html
+    """
     err = Console(stderr=True)
     require_writable(output)
     policy = make_policy(threshold, min_run, baselines)

@@ -52,6 +52,8 @@ def score(
     """Score CT slices 0-4 (higher is better) per series and flag series that need a rescan.
 
     Exit code 0: every series passes; 1: at least one rescan alert; 2: nothing scorable or bad usage.
+
+    Example: tfkt-edge score /data/exam42 --format json -o exam42.json
     """
     err = Console(stderr=True)
     require_writable(output, report)

@@ -111,7 +111,10 @@ def serve(
     tls_ca: Annotated[Optional[Path], typer.Option("--tls-ca", help="PEM CA bundle: callers must present a client certificate it signed.")] = None,
 ) -> None:
     """Run a DICOM node (C-ECHO, C-STORE of CT and Enhanced CT) that scores slices as they arrive and
-    prints a verdict per series once no instance has arrived for --series-timeout seconds. Stop with Ctrl-C."""
+    prints a verdict per series once no instance has arrived for --series-timeout seconds. Stop with Ctrl-C.
+
+    Example: tfkt-edge serve --ae-title TFKT --port 11112 --host 0.0.0.0 --allowed-callers CT1,CT2
+    """
     from tfkt_edge.service.runner import Service
     from tfkt_edge.service.scp import ScpConfig
 
@@ -147,7 +150,10 @@ def watch(
     decoders: DecodersOpt = Decoders.threads,
     baselines: BaselinesOpt = None,
 ) -> None:
-    """Score CT files as they appear in a folder, with the same pipeline and verdicts as `serve`. Stop with Ctrl-C."""
+    """Score CT files as they appear in a folder, with the same pipeline and verdicts as `serve`. Stop with Ctrl-C.
+
+    Example: tfkt-edge watch /mnt/scanner-export --settle 2
+    """
     from tfkt_edge.service.runner import Service
 
     if not folder.is_dir():
@@ -166,7 +172,10 @@ def results(
     since: Annotated[Optional[str], typer.Option("--since", help="Only results from this time on: ISO date/time (UTC if no zone) or a number of hours ago, like 24h.")] = None,
     format: Annotated[str, typer.Option("--format", "-f", help="table, json or csv.")] = "table",
 ) -> None:
-    """List the series results recorded by `tfkt-edge serve` / `watch`, oldest first."""
+    """List the series results recorded by `tfkt-edge serve` / `watch`, oldest first.
+
+    Example: tfkt-edge results --since 24h --format csv
+    """
     from tfkt_edge.service.database import Database
 
     if format not in ("table", "json", "csv"):

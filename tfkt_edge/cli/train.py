@@ -108,7 +108,10 @@ def pretrain(
     run_dir: RunDir = None,
     resume: Resume = False,
 ) -> None:
-    """Stage 1: learn perceptual quality from natural images with opinion (or full-reference) scores."""
+    """Stage 1: learn perceptual quality from natural images with opinion (or full-reference) scores.
+
+    Example: tfkt-edge train pretrain --dataset skimage --run-dir runs/pretrain
+    """
     _run("pretrain", dict(dataset=dataset, data=str(data or ""), selection=selection.value, model=model, epochs=epochs,
                           batch_size=batch_size, lr=lr, val_fraction=val_fraction, seed=seed, mode="scratch"), run_dir, resume)
 
@@ -130,7 +133,10 @@ def finetune(
     run_dir: RunDir = None,
     resume: Resume = False,
 ) -> None:
-    """Stage 2: fine-tune on CT slices scored 0-4 (LDCTIQAC, or the built-in simulator corpus)."""
+    """Stage 2: fine-tune on CT slices scored 0-4 (LDCTIQAC, or the built-in simulator corpus).
+
+    Example: tfkt-edge train finetune --dataset ldctiqac --data LDCTIQAG2023_train --mode transfer --init runs/pretrain/model.pt
+    """
     _run("finetune", dict(dataset=dataset, data=str(data or ""), mode=mode.value, init=str(init or ""), loss=loss.value,
                           rank_weight=rank_weight, model=model, epochs=epochs, batch_size=batch_size, lr=lr,
                           val_fraction=val_fraction, seed=seed), run_dir, resume)
