@@ -125,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default="tfkt_edge_s")
     parser.add_argument("--pretrain-epochs", type=int, default=12)
     parser.add_argument("--finetune-epochs", type=int, default=10)
+    parser.add_argument("--loss", default="mse", help="fine-tuning loss: mse or mse+rank")
+    parser.add_argument("--rank-weight", type=float, default=1.0, help="weight of the ranking term with --loss mse+rank")
     parser.add_argument("--runs", type=Path, default=Path("runs/ablation"))
     parser.add_argument("--assets", type=Path, default=ASSETS)
     parser.add_argument("--seed", type=int, default=0)
@@ -139,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     nat_train, nat_val = pretrain_sets(pretrain, progress=lambda name: print(f"  built {name}", flush=True))
     pretrained = run_arm(f"pretrain-task-focused{suffix}", pretrain, nat_train, nat_val, args.runs)
     finetune = TrainConfig(stage="finetune", model=args.model, dataset="ctsim", mode="transfer", init=str(pretrained),
-                           epochs=args.finetune_epochs, seed=args.seed)
+                           epochs=args.finetune_epochs, seed=args.seed, loss=args.loss, rank_weight=args.rank_weight)
     ct_train = ctsim_split(Path("data/ctsim"), "train", progress=lambda name: print(f"  built {name}", flush=True))
     heldout = ctsim_split(Path("data/ctsim"), "heldout")
     model_path = run_arm(f"finetune-transfer-task-focused{suffix}", finetune, ct_train, heldout, args.runs)
