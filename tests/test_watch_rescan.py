@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
+import time
+
 from tfkt_edge.examples import EXAMPLES
 from tfkt_edge.service.database import Database
 from tfkt_edge.service.watch import FolderWatcher
+
+
+def scan_until(watcher: FolderWatcher, done, clock: list[float], seconds: float = 30.0) -> None:
+    """Scan (its clock stepping 2 s a scan, past the settle time) until ``done()``: kernel events reach the watcher
+    through watchdog's observer thread, so they may land a moment after the write."""
+    deadline = time.monotonic() + seconds
+    while not done():
+        assert time.monotonic() < deadline, "the watcher never got there"
+        clock[0] += 2.0
+        watcher.scan_once(clock[0])
+        time.sleep(0.05)
 
 
 def test_a_file_finished_after_it_was_refused_is_taken(tmp_path):
@@ -17,15 +30,14 @@ def test_a_file_finished_after_it_was_refused_is_taken(tmp_path):
         watcher = FolderWatcher(inbox, db, received=lambda _: None, settle=1.0)
         path = inbox / "slice.dcm"
         path.write_bytes(data[:100])  # not yet a readable DICOM file
-        now = 1000.0
-        for step in range(4):  # closed (inotify) or settled (stat): either way it is looked at and refused
-            watcher.scan_once(now + 2 * step)
-        assert path in watcher.refused and list(db.instance_files()) == []
+        clock = [1000.0]
+        scan_until(watcher, lambda: path in watcher.refused, clock)  # closed (inotify) or settled (stat): refused
+        assert list(db.instance_files()) == []
         with path.open("ab") as handle:
             handle.write(data[100:])
-        for step in range(4, 8):
-            watcher.scan_once(now + 2 * step)
-        assert path in watcher.taken and list(db.instance_files()) == [path]
+        scan_until(watcher, lambda: path in watcher.taken, clock)
+        assert list(db.instance_files()) == [path]
+        watcher.close()
     finally:
         db.close()
 
@@ -42,8 +54,8 @@ def test_a_file_finished_while_the_service_was_down_is_read_again_after_the_rest
     db = Database(tmp_path / "results.sqlite")
     try:
         watcher = FolderWatcher(inbox, db, received=lambda _: None, settle=1.0)
-        for step in range(4):
-            watcher.scan_once(1000.0 + 2 * step)
+        scan_until(watcher, lambda: path in watcher.taken, [1000.0])
+        watcher.close()
         assert db.instance_files() == {path: (len(data) // 2, path.stat().st_mtime_ns)}
         db._write([("UPDATE instances SET processed_at = 1, skip_reason = 'truncated'", ())])  # as the scorer would
     finally:
@@ -53,8 +65,8 @@ def test_a_file_finished_while_the_service_was_down_is_read_again_after_the_rest
     db = Database(tmp_path / "results.sqlite")
     try:
         watcher = FolderWatcher(inbox, db, received=lambda _: None, settle=1.0)
-        for step in range(4):
-            watcher.scan_once(2000.0 + 2 * step)
+        scan_until(watcher, lambda: db.instance_files().get(path, (0,))[0] == len(data), [2000.0])
+        watcher.close()
         assert db.instance_files() == {path: (len(data), path.stat().st_mtime_ns)}
     finally:
         db.close()

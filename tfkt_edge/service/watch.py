@@ -172,8 +172,13 @@ class FolderWatcher(threading.Thread):
                     log.exception("watching %s failed; trying again", self.folder)
                 self._halt.wait(self.poll)
         finally:
-            if self.inotify is not None:
-                self.inotify.close()
+            self.close()
+
+    def close(self) -> None:
+        """Stop the kernel event observer (run() does this when it ends)."""
+        if self.inotify is not None:
+            self.inotify.close()
+            self.inotify = None
 
     def _read_inotify(self, inotify: KernelEvents) -> None:
         closed, writing, lost = inotify.read()
