@@ -27,16 +27,11 @@ def quiet() -> bool:
 
 
 def make_policy(threshold: float, min_run: int, baselines: Path | None = None):
-    """The alert policy of a command's options; a bad baseline file is one error line and exit 2."""
+    """The alert policy of a command's options; a bad baseline file raises TfktEdgeError (one line, exit 2)."""
     from tfkt_edge.baselines import load
-    from tfkt_edge.errors import TfktEdgeError
     from tfkt_edge.policy import AlertPolicy
 
-    try:
-        return AlertPolicy(threshold, min_run, load(baselines) if baselines is not None else None)
-    except TfktEdgeError as exc:
-        error(str(exc))
-        raise typer.Exit(EXIT_USAGE) from None
+    return AlertPolicy(threshold, min_run, load(baselines) if baselines is not None else None)
 
 
 def error(message: str) -> None:

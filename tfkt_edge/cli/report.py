@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 
 from tfkt_edge.backends import BackendOptions
+from tfkt_edge.cli import exit_codes
 from tfkt_edge.cli.console import error, make_policy, require_writable
 from tfkt_edge.cli.options import (
     BackendOpt,
@@ -21,8 +22,7 @@ from tfkt_edge.cli.options import (
     UrlOpt,
     WorkersOpt,
 )
-from tfkt_edge.cli.running import EXIT_NOTHING, run_scoring, save_report, verdict_exit_code
-from tfkt_edge.errors import TfktEdgeError
+from tfkt_edge.cli.running import run_scoring, save_report, verdict_exit_code
 
 ProfilesOpt = Annotated[Optional[Path], typer.Option("--profiles", help="Also write each series' quality profile as a PNG into this folder.")]
 
@@ -49,14 +49,10 @@ def report(
     err = Console(stderr=True)
     require_writable(output)
     policy = make_policy(threshold, min_run, baselines)
-    try:
-        run = run_scoring(paths, model, policy, batch_size, workers, backend, err, options=BackendOptions(url, triton_model))
-    except TfktEdgeError as exc:
-        error(str(exc))
-        raise typer.Exit(EXIT_NOTHING) from None
+    run = run_scoring(paths, model, policy, batch_size, workers, backend, err, options=BackendOptions(url, triton_model))
     if not run.results:
         error(f"nothing scorable in {', '.join(map(str, paths))} ({len(run.skipped)} file(s) skipped)")
-        raise typer.Exit(EXIT_NOTHING)
+        raise typer.Exit(exit_codes.USAGE)
     written = save_report(run, policy, output, profiles)
     alerts = sum(r.verdict.alert for r in run.results)
     Console().print(f"report: {written[0]} ({len(run.results)} series, {alerts} rescan alert(s))"

@@ -18,12 +18,10 @@ from tfkt_edge.cli.console import error, quiet
 from tfkt_edge.policy import ALERT, OUTSIDE, PASS, AlertPolicy, overall_status
 from tfkt_edge.scoring import ScoringRun, score_paths
 
-EXIT_PASS, EXIT_ALERT, EXIT_NOTHING, EXIT_OUTSIDE = exit_codes.PASS, exit_codes.ALERT, exit_codes.USAGE, exit_codes.OUTSIDE
-
 
 def verdict_exit_code(results) -> int:
     """1 if any series alerts; else 3 if any lies outside the validated domain (not judged); else 0."""
-    return {ALERT: EXIT_ALERT, OUTSIDE: EXIT_OUTSIDE, PASS: EXIT_PASS}[overall_status(r.verdict for r in results)]
+    return {ALERT: exit_codes.ALERT, OUTSIDE: exit_codes.OUTSIDE, PASS: exit_codes.PASS}[overall_status(r.verdict for r in results)]
 
 
 def run_scoring(paths: list[Path], model: Path | None, policy: AlertPolicy, batch_size: int, workers: int,
@@ -52,6 +50,6 @@ def save_report(run, policy: AlertPolicy, output: Path, profiles: Path | None) -
         return write_report(run, policy, output, profiles)
     except OSError as exc:
         error(f"cannot write the report {output}: {exc.strerror or exc}")
-        raise typer.Exit(EXIT_NOTHING) from None
+        raise typer.Exit(exit_codes.USAGE) from None
 
 

@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 
 from tfkt_edge.backends import BackendOptions
+from tfkt_edge.cli import exit_codes
 from tfkt_edge.cli.console import error, make_policy, require_writable
 from tfkt_edge.cli.options import (
     BackendOpt,
@@ -28,8 +29,7 @@ from tfkt_edge.cli.options import (
     UrlOpt,
     WorkersOpt,
 )
-from tfkt_edge.cli.running import EXIT_NOTHING, run_scoring, save_report, verdict_exit_code
-from tfkt_edge.errors import TfktEdgeError
+from tfkt_edge.cli.running import run_scoring, save_report, verdict_exit_code
 from tfkt_edge.report import document, print_table, to_csv, to_json
 
 
@@ -58,12 +58,8 @@ def score(
     err = Console(stderr=True)
     require_writable(output, report)
     policy = make_policy(threshold, min_run, baselines)
-    try:
-        run = run_scoring(paths, model, policy, batch_size, workers, backend, err, decoders.value,
-                          BackendOptions(url, triton_model))
-    except TfktEdgeError as exc:
-        error(str(exc))
-        raise typer.Exit(EXIT_NOTHING) from None
+    run = run_scoring(paths, model, policy, batch_size, workers, backend, err, decoders.value,
+                      BackendOptions(url, triton_model))  # a TfktEdgeError ends at the CLI's boundary: one line, exit 2
     if format is OutputFormat.table:
         buffer = io.StringIO()
         console = Console(file=buffer, width=160) if output is not None else Console()
@@ -80,11 +76,11 @@ def score(
             output.write_text(text)
         except OSError as exc:
             error(f"cannot write {output}: {exc.strerror}")
-            raise typer.Exit(EXIT_NOTHING) from None
+            raise typer.Exit(exit_codes.USAGE) from None
     if report is not None and run.results:
 
         save_report(run, policy, report, None)
     if not run.results:
         error(f"nothing scorable in {', '.join(map(str, paths))} ({len(run.skipped)} file(s) skipped)")
-        raise typer.Exit(EXIT_NOTHING)
+        raise typer.Exit(exit_codes.USAGE)
     raise typer.Exit(verdict_exit_code(run.results))

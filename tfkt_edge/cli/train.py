@@ -18,9 +18,7 @@ from rich.progress import (
 )
 
 from tfkt_edge.cli.boundary import CommandGroup
-from tfkt_edge.cli.console import error
 from tfkt_edge.cli.training_extra import require_training_extra
-from tfkt_edge.errors import TfktEdgeError
 
 app = typer.Typer(help="Train models: natural-image pre-training, then CT fine-tuning.", no_args_is_help=True, cls=CommandGroup)
 
@@ -84,9 +82,6 @@ def _run(stage: str, settings: dict, run_dir: Path | None, resume: bool) -> None
 
             train(config, train_set, val_set, run_dir, resume=resume,
                   callbacks=Callbacks(on_start=start, on_step=lambda *_: progress.advance(task), on_epoch=epoch_done))
-    except TfktEdgeError as exc:
-        error(str(exc))
-        raise typer.Exit(2) from None
     except KeyboardInterrupt:
         # last.pt holds the last finished epoch; nothing of it is lost.
         err.print(f"interrupted: continue with the same command and --resume (run dir {run_dir})", highlight=False, soft_wrap=True)

@@ -149,8 +149,7 @@ def handle_echo(event, db: Database) -> int:
     return SUCCESS
 
 
-def handle_store(event, store: InstanceStore, db: Database, received: Callable[[str], None],
-                 arrivals: Arrivals | None = None) -> int:
+def handle_store(event, store: InstanceStore, db: Database, received: Callable[[str], None], arrivals: Arrivals) -> int:
     """Store one instance atomically and record it; return a DICOM status. Never raises."""
     calling = event.assoc.requestor.ae_title.strip() if event.assoc else ""
     try:
@@ -177,8 +176,7 @@ def handle_store(event, store: InstanceStore, db: Database, received: Callable[[
         if path is not None and not existed:
             path.unlink(missing_ok=True)  # not acknowledged, so not kept: the store holds only recorded instances
         return OUT_OF_RESOURCES
-    if arrivals is not None:
-        arrivals.add(event.assoc, series)
+    arrivals.add(event.assoc, series)
     received(series)
     return SUCCESS
 

@@ -48,15 +48,21 @@ class KernelEvents:
         )
         from watchdog.observers.inotify import InotifyObserver  # Linux only: ImportError elsewhere
 
-        events: queue.SimpleQueue = queue.SimpleQueue()
+        events: queue.SimpleQueue = queue.SimpleQueue()  # (written and closed?, path)
 
         class Handler(FileSystemEventHandler):
-            def on_any_event(self, event) -> None:
-                if not event.is_directory:
-                    events.put(event)
+            def on_closed(self, event) -> None:
+                events.put((True, event.src_path))
+
+            def on_moved(self, event) -> None:  # renamed into place: complete
+                events.put((True, event.dest_path))
+
+            def on_created(self, event) -> None:  # open for writing until it is closed
+                events.put((False, event.src_path))
+
+            on_modified = on_created
 
         self._events = events
-        self._kinds = (FileClosedEvent, FileMovedEvent, FileCreatedEvent, FileModifiedEvent)
         self._observer = InotifyObserver()
         self._observer.schedule(Handler(), str(folder), recursive=True,
                                 event_filter=[FileClosedEvent, FileMovedEvent, FileCreatedEvent, FileModifiedEvent])
@@ -64,24 +70,19 @@ class KernelEvents:
 
     def read(self) -> tuple[set[Path], set[Path], bool]:
         """(closed after writing or moved in, being written, events may have been lost)."""
-        closed_kind, moved_kind, *_ = self._kinds
         closed: set[Path] = set()
         writing: set[Path] = set()
         while True:
             try:
-                event = self._events.get_nowait()
+                done, raw = self._events.get_nowait()
             except queue.Empty:
                 break
-            if isinstance(event, moved_kind):
-                path = Path(os.fsdecode(event.dest_path))
+            path = Path(os.fsdecode(raw))
+            if done:
                 closed.add(path)
                 writing.discard(path)
-            elif isinstance(event, closed_kind):
-                path = Path(os.fsdecode(event.src_path))
-                closed.add(path)
-                writing.discard(path)
-            else:  # created or modified: open for writing until it is closed
-                writing.add(Path(os.fsdecode(event.src_path)))
+            else:
+                writing.add(path)
         return closed, writing, not self._observer.is_alive()
 
     def close(self) -> None:
