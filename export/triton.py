@@ -101,17 +101,17 @@ def write_repository(model: Path | None, repository: Path, settings: BatchingSet
     finally:
         backend.close()
     repository.mkdir(parents=True, exist_ok=True)
-    variants = [(info.name, dict(platform="onnxruntime_onnx"), "model.onnx"),
-                (f"{info.name}-python", dict(backend="python", kind="KIND_CPU", reshape=False), "model.onnx")]
+    variants = [(info.name, dict(platform="onnxruntime_onnx"), info.path, "model.onnx"),
+                (f"{info.name}-python", dict(backend="python", kind="KIND_CPU", reshape=False), info.path, "model.onnx")]
     if plan is not None:
-        variants.append((f"{info.name}-trt", dict(platform="tensorrt_plan", kind="KIND_GPU"), "model.plan"))
+        variants.append((f"{info.name}-trt", dict(platform="tensorrt_plan", kind="KIND_GPU"), plan, "model.plan"))
     written = []
-    for name, options, filename in variants:
+    for name, options, source, filename in variants:
         folder = repository / name
         if folder.exists():
             shutil.rmtree(folder)
         (folder / "1").mkdir(parents=True)
-        shutil.copyfile(plan if filename == "model.plan" and plan is not None else info.path, folder / "1" / filename)
+        shutil.copyfile(source, folder / "1" / filename)
         (folder / "config.pbtxt").write_text(_config(name, info, settings, **options))
         if options.get("backend") == "python":
             (folder / "1" / "model.py").write_text(PYTHON_MODEL.format(input=INPUT_NAME, output=OUTPUT_NAME))

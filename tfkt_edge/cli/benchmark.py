@@ -89,8 +89,7 @@ def benchmark(
     reference = full if reference is None else reference
     sizes = parse_sizes(batch_sizes or ("1,8,32" if full else "1,16"))
     slices = slices or (200 if full else 64)
-    timing = bench.Timing(3.0 if full and duration is None else (duration if duration is not None else 1.0),
-                          repeats or (3 if full else 2))
+    timing = bench.Timing(duration if duration is not None else (3.0 if full else 1.0), repeats or (3 if full else 2))
     names = backends or ["onnxruntime"]
     planned = (("end-to-end" in wanted) * (1 + len(names)) +
                ("model-only" in wanted) * len(names) * len(sizes) * (2 if reference else 1))
