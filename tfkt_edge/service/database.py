@@ -79,6 +79,15 @@ CREATE TABLE IF NOT EXISTS deliveries (
 """
 
 
+# Columns added after the first release, in order: (table, column, definition).
+ADDED_COLUMNS = (
+    ("series", "revision", "INTEGER NOT NULL DEFAULT 0"),  # series judged again when late instances arrive
+    ("instances", "file_size", "INTEGER"),  # a watched file's size and time when taken, to notice it changed
+    ("instances", "file_mtime_ns", "INTEGER"),
+    ("series", "released_at", "REAL"),  # the association that sent the series was released
+)
+
+
 def ref_to_json(ref: SliceRef) -> str:
     data = asdict(ref)
     data["path"] = str(ref.path)
@@ -144,15 +153,9 @@ class Database:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")  # an acknowledged instance survives power loss too
         self._db.executescript(SCHEMA)
-        columns = {row[1] for row in self._db.execute("PRAGMA table_info(series)")}
-        if "revision" not in columns:  # a database from before series were judged again
-            self._db.execute("ALTER TABLE series ADD COLUMN revision INTEGER NOT NULL DEFAULT 0")
-        instance_columns = {row[1] for row in self._db.execute("PRAGMA table_info(instances)")}
-        if "file_size" not in instance_columns:  # a database from before watched files were remembered by size and time
-            self._db.execute("ALTER TABLE instances ADD COLUMN file_size INTEGER")
-            self._db.execute("ALTER TABLE instances ADD COLUMN file_mtime_ns INTEGER")
-        if "released_at" not in columns:  # a database from before a released association closed its series
-            self._db.execute("ALTER TABLE series ADD COLUMN released_at REAL")
+        for table, column, definition in ADDED_COLUMNS:  # a database written by an earlier version gains them
+            if column not in {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}:
+                self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
 
     def close(self) -> None:
         with self._lock:
