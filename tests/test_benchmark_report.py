@@ -30,8 +30,10 @@ def tiny_benchmark(tmp_path_factory):
     folder = tmp_path_factory.mktemp("bench")
     result = runner.invoke(app, ["benchmark", "--backend", "torch", "--reference", "--batch-sizes", "1", "--duration", "0.05",
                                  "--repeats", "2", "--slices", "4", "--e2e-batch", "2", "--json", str(folder / "b.json"),
-                                 "--markdown", str(folder / "b.md"), "--plot", str(folder / "b.png")])
+                                 "--markdown", str(folder / "b.md"), "--plot", str(folder / "b.png")],
+                           env={"TFKT_EDGE_CACHE": str(folder / "cache")})
     assert result.exit_code == 0, result.output
+    assert (folder / "cache" / "tfkt_v2-random-seed0.pt").is_file()  # the torch backend reads the reference as a checkpoint
     return folder, json.loads((folder / "b.json").read_text())
 
 

@@ -159,3 +159,48 @@ def test_text_from_files_and_errors_is_printed_verbatim(tmp_path):
                                                   "x", sha256(engine), LDCTIQAC.to_json(), "m").to_json())
     missing = runner.invoke(app, ["score", str(EXAMPLES), "--backend", "tensorrt", "--model", str(engine)])
     assert missing.exit_code == 2 and "pip install 'tfkt-edge[gpu]'" in missing.stderr
+
+
+def _commands(group, prefix=()):
+    """Every command path of the CLI, sub-commands included."""
+    import typer.main
+
+    click_group = typer.main.get_command(group) if not hasattr(group, "commands") else group
+    for name, command in click_group.commands.items():
+        yield (*prefix, name)
+        if hasattr(command, "commands"):
+            yield from _commands(command, (*prefix, name))
+
+
+def test_every_command_has_help_with_an_example():
+    paths = list(_commands(app))
+    assert ("export", "triton") in paths and ("score",) in paths
+    for path in paths:
+        result = invoke(*path, "-h")
+        assert result.exit_code == 0, (path, result.output)
+        if "Commands" not in result.output:  # a command, not a group: its help shows how to call it
+            assert f"Example: tfkt-edge {' '.join(path)}" in result.output, (path, result.output[:400])
+
+
+def test_version_prints_one_line():
+    result = invoke("--version")
+    assert result.exit_code == 0 and result.output.startswith("tfkt-edge ") and result.output.count("\n") == 1
+
+
+@pytest.mark.parametrize(("flag", "level"), [("-q", "ERROR"), ("-v", "INFO"), ("-vv", "DEBUG")])
+def test_verbosity_works_after_the_command(flag, level):
+    import logging
+
+    try:
+        result = invoke("score", CLINICAL, flag)
+        assert result.exit_code == 0, result.output
+        assert logging.getLevelName(logging.getLogger("tfkt_edge").level) == level
+    finally:
+        invoke("models")  # back to the default level for the tests that follow
+
+
+def test_verbosity_flags_after_a_double_dash_stay_arguments():
+    from tfkt_edge.cli.boundary import hoist_verbosity
+
+    assert hoist_verbosity(["score", "DIR", "-q"]) == ["-q", "score", "DIR"]
+    assert hoist_verbosity(["score", "--", "-q"]) == ["score", "--", "-q"]

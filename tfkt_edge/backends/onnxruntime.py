@@ -14,6 +14,7 @@ from tfkt_edge.model_file import DEFAULT_MODEL, INPUT_NAME, ModelInfo, read_meta
 @BACKENDS.register("onnxruntime")
 class OnnxRuntimeBackend:
     name = "onnxruntime"
+    model_format = "onnx"  # the file it opens
 
     def __init__(self, model_path: Path | None = None, threads: int = 0):
         import onnxruntime as ort

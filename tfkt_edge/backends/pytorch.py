@@ -43,6 +43,7 @@ def _import_torch():
 @BACKENDS.register("torch")
 class TorchBackend:
     name = "torch"
+    model_format = "checkpoint"  # the file it opens
     options_used = ("precision",)
 
     def __init__(self, model_path: Path | None = None, device: str | None = None, precision: str | None = None,

@@ -104,6 +104,7 @@ class _Engine:
 @BACKENDS.register("tensorrt")
 class TensorRTBackend:
     name = "tensorrt"
+    model_format = "engine"  # the file it opens
 
     def __init__(self, model_path: Path | None = None, device: int = 0):
         if model_path is None:

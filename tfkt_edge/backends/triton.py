@@ -37,6 +37,7 @@ class TritonBackend:
     """Scores on a Triton server (``url``: host:port of its gRPC endpoint); falls back to local ONNX Runtime."""
 
     name = "triton"
+    model_format = "onnx"  # the file it opens (the local fallback; the server has its own)
     options_used = ("url", "triton_model")
 
     def __init__(self, model_path: Path | None = None, url: str | None = None, triton_model: str | None = None):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from pathlib import Path
@@ -129,7 +130,7 @@ def benchmark(
                 from tfkt_edge.bench.reference import NAME, reference_backend
 
                 try:
-                    ref = reference_backend(name, precision, reference_model, log=err.print)
+                    ref = reference_backend(name, functools.partial(open_edge, name, precision=precision), reference_model, log=err.print)
                 except TfktEdgeError as exc:
                     note({"backend": name, "model": NAME, "mode": "model-only", "precision": label["precision"],
                           "batch_size": None, "skipped": str(exc)})

@@ -19,10 +19,22 @@ from tfkt_edge.cli.console import error
 from tfkt_edge.errors import TfktEdgeError
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}  # inherited by every sub-command's context
+# The root's verbosity flags, accepted anywhere before a "--": tfkt-edge score DIR -q == tfkt-edge -q score DIR.
+VERBOSITY_FLAGS = frozenset({"-q", "--quiet", "-v", "-vv", "-vvv", "--verbose"})
+
+
+def hoist_verbosity(args: list[str]) -> list[str]:
+    """Move -q/-v given after a command to the front, where the root command reads them."""
+    end = args.index("--") if "--" in args else len(args)
+    flags = [a for a in args[:end] if a in VERBOSITY_FLAGS]
+    return flags + [a for a in args[:end] if a not in VERBOSITY_FLAGS] + args[end:]
 
 
 class CommandGroup(TyperGroup):
     """A Typer group whose commands' errors all end here."""
+
+    def parse_args(self, ctx, args):
+        return super().parse_args(ctx, hoist_verbosity(list(args)) if ctx.parent is None else args)
 
     def invoke(self, ctx):
         try:

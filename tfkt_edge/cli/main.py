@@ -35,7 +35,7 @@ def root(
     """Reference-free CT image quality at the scanner: score slices 0-4, alert on non-diagnostic series.
 
     Exit codes (every command): 0 pass, 1 rescan alert, 2 error (one line on stderr), 3 outside the
-    validated domain, 130 interrupted. -q and -v go before the command: tfkt-edge -q score DIR.
+    validated domain, 130 interrupted. -q and -v work before or after the command: tfkt-edge score DIR -q.
     """
     set_verbosity(-1 if quiet else verbose)
 app.command()(score)
