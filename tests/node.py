@@ -22,7 +22,21 @@ from tfkt_edge.examples import EXAMPLES
 
 CLINICAL = EXAMPLES / "clinical" / "abdomen.dcm"
 DEGRADED = EXAMPLES / "degraded" / "abdomen_degraded.dcm"
-needs_dcmtk = pytest.mark.skipif(shutil.which("storescu") is None, reason="needs dcmtk's storescu (apt-get install dcmtk)")
+
+
+def dcmtk(tool: str) -> str | None:
+    """The dcmtk program ``tool`` on PATH, passing over same-named others (pynetdicom installs a python storescu)."""
+    for folder in os.environ.get("PATH", "").split(os.pathsep):
+        found = shutil.which(tool, path=folder)
+        if found:
+            out = subprocess.run([found, "--version"], capture_output=True, text=True)
+            if "dcmtk" in out.stdout + out.stderr:
+                return found
+    return None
+
+
+needs_dcmtk = pytest.mark.skipif(dcmtk("storescu") is None or dcmtk("echoscu") is None,
+                                 reason="needs dcmtk's storescu and echoscu (apt-get install dcmtk)")
 
 
 def free_port() -> int:

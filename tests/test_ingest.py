@@ -266,3 +266,63 @@ def test_a_cd_export_whose_root_dicomdir_points_to_nested_dirfile_indexes_is_rea
     result = scan([disc / "DICOMDIR"])
     assert sorted(len(s.slices) for s in result.series) == [2, 3]
     assert [k.path.name for k in result.skipped] == ["DICOMDIR"] and "loop" in result.skipped[0].reason
+
+
+def _all_real_ct(realct: Path) -> list[Path]:
+    return sorted(p for p in realct.rglob("*") if p.is_file() and p.suffix.lower() in (".dcm", "") and p.name != "MANIFEST.csv")
+
+
+def test_one_read_pixels_equal_pydicom_on_every_real_file(realct):
+    """The header scan's offset path (np.fromfile) against pydicom's decoder on every real CT file it applies to."""
+    from pydicom.pixels import pixel_array
+
+    from tfkt_edge.dicom import load_stored
+
+    fast = 0
+    for series in scan(_all_real_ct(realct) + sorted(PYDICOM_FILES.rglob("*.dcm"))).series:
+        for ref in series.slices:
+            if ref.pixel_offset is None:
+                continue
+            fast += 1
+            stored = load_stored(ref)
+            expected = pixel_array(ref.path)
+            assert stored.dtype == expected.dtype, ref.path
+            np.testing.assert_array_equal(stored, expected, err_msg=str(ref.path))
+    assert fast >= 40  # most real CT is uncompressed little endian
+
+
+@pytest.mark.parametrize(("representation", "garbage"), [(1, 0x7000), (0, 0xF000)])
+def test_bits_above_bits_stored_are_ignored_as_pydicom_does(real, tmp_path, representation, garbage):
+    from pydicom.pixels import pixel_array
+
+    from tfkt_edge.dicom import load_stored
+
+    ds = pydicom.dcmread(real["explicit_le"])
+    values = ds.pixel_array.astype(np.int32)
+    values = np.clip(values, -2048 if representation else 0, 2047 if representation else 4095)
+    raw = (values & 0x0FFF) | garbage  # 12 bits stored, the high bits set to rubbish
+    ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 12, 11, representation
+    ds.PixelData = raw.astype(np.uint16).tobytes()
+    path = tmp_path / "12bit.dcm"
+    ds.save_as(path)
+    ref = only_slice(path)
+    assert ref.pixel_offset is not None and ref.bits_stored == 12
+    np.testing.assert_array_equal(load_stored(ref), pixel_array(path))
+    np.testing.assert_array_equal(load_stored(ref), values)
+
+
+def test_stored_values_and_lut_preprocess_like_hounsfield_units(real):
+    ref = only_slice(real["explicit_le"])
+    from tfkt_edge.dicom import load_stored
+
+    np.testing.assert_allclose(preprocess(load_stored(ref), LDCTIQAC, ref.slope, ref.intercept),
+                               preprocess(load_hu(ref), LDCTIQAC), atol=1e-6)
+
+
+def test_a_file_cut_short_after_the_scan_is_a_skip_not_garbage(real, tmp_path):
+    path = tmp_path / "cut.dcm"
+    path.write_bytes(real["explicit_le"].read_bytes())
+    ref = only_slice(path)
+    path.write_bytes(path.read_bytes()[:-1000])
+    skip = decode_slice(ref, LDCTIQAC)
+    assert not isinstance(skip, np.ndarray) and "pixel data ends" in skip.reason

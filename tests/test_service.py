@@ -28,7 +28,7 @@ from pynetdicom import AE
 from pynetdicom.sop_class import MRImageStorage, Verification
 
 from .conftest import PYDICOM_FILES
-from .node import CLINICAL, DEGRADED, associate, free_port, make_series, needs_dcmtk, send
+from .node import CLINICAL, DEGRADED, associate, dcmtk, free_port, make_series, needs_dcmtk, send
 
 
 def test_echo_and_store_then_one_verdict_per_series(server, tmp_path):
@@ -60,8 +60,8 @@ def test_dcmtk_storescu_and_echoscu(server, tmp_path):
     srv = server()
     folder = tmp_path / "dcmtk"
     make_series(DEGRADED, folder, 4)
-    assert subprocess.run(["echoscu", "-aet", "SCANNER", "-aec", "TFKT", "127.0.0.1", str(srv.port)]).returncode == 0
-    sent = subprocess.run(["storescu", "-aet", "SCANNER", "-aec", "TFKT", "+sd", "+r", "127.0.0.1", str(srv.port), str(folder)],
+    assert subprocess.run([dcmtk("echoscu"), "-aet", "SCANNER", "-aec", "TFKT", "127.0.0.1", str(srv.port)]).returncode == 0
+    sent = subprocess.run([dcmtk("storescu"), "-aet", "SCANNER", "-aec", "TFKT", "+sd", "+r", "127.0.0.1", str(srv.port), str(folder)],
                           capture_output=True, text=True)
     assert sent.returncode == 0, sent.stderr
     (event,) = srv.wait_events(1)

@@ -71,11 +71,13 @@ def pad_square(image: np.ndarray, fill: float) -> np.ndarray:
     return out
 
 
-def preprocess(hu: np.ndarray, contract: PreprocessContract = LDCTIQAC) -> np.ndarray:
+def preprocess(hu: np.ndarray, contract: PreprocessContract = LDCTIQAC, slope: float = 1.0, intercept: float = 0.0) -> np.ndarray:
     """Window a 2-D HU slice to [0, 1] and bring it to contract.size squared.
 
     Args:
-        hu: 2-D array of Hounsfield units (any numeric dtype).
+        hu: 2-D array of Hounsfield units (any numeric dtype), or a slice's stored values when
+            ``slope`` and ``intercept`` (its modality LUT) are given: the LUT and the window are then
+            one multiply-add, with no HU image in between.
         contract: the model's preprocessing contract.
 
     Returns:
@@ -86,7 +88,9 @@ def preprocess(hu: np.ndarray, contract: PreprocessContract = LDCTIQAC) -> np.nd
     """
     if hu.ndim != 2 or min(hu.shape) < 2:
         raise ValueError(f"expected a 2-D slice, got shape {hu.shape}")
-    scaled = (np.asarray(hu, dtype=np.float32) - contract.hu_min) / (contract.hu_max - contract.hu_min)
+    width = contract.hu_max - contract.hu_min
+    scaled = np.multiply(hu, np.float32(slope / width), dtype=np.float32)
+    scaled += np.float32((intercept - contract.hu_min) / width)
     np.clip(scaled, 0.0, 1.0, out=scaled)
     return fit_to_size(scaled, contract)
 

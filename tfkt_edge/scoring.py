@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from tfkt_edge.backends import Backend
-from tfkt_edge.dicom import Series, Skip, SliceRef, load_hu, reasons, scan
+from tfkt_edge.dicom import Series, Skip, SliceRef, load_stored, reasons, scan
 from tfkt_edge.domain import Domain, DomainStatus, ImageStats, check_series, image_stats
 from tfkt_edge.model_file import ModelInfo
 from tfkt_edge.policy import AlertPolicy, Verdict, evaluate, outside_domain
@@ -58,7 +58,7 @@ class SeriesResult:
 def decode_slice(ref: SliceRef, contract: PreprocessContract) -> np.ndarray | Skip:
     """Decode and preprocess one slice, or say why it cannot be."""
     try:
-        return preprocess(load_hu(ref), contract)
+        return preprocess(load_stored(ref), contract, ref.slope, ref.intercept)
     except Exception as exc:  # truncated or corrupt pixel data: a reason, never a traceback
         return Skip(ref.path, reasons.PIXELS_UNREADABLE.format(detail=reasons.one_line(exc)))
 

@@ -8,11 +8,11 @@ from pathlib import Path
 
 from tfkt_edge.dicom import reasons
 from tfkt_edge.dicom.discover import iter_files
-from tfkt_edge.dicom.pixels import load_hu
+from tfkt_edge.dicom.pixels import load_hu, load_stored
 from tfkt_edge.dicom.series import Series, group_series
 from tfkt_edge.dicom.slices import Skip, SliceRef, read_slices
 
-__all__ = ["ScanResult", "Series", "Skip", "SliceRef", "load_hu", "reasons", "scan"]
+__all__ = ["ScanResult", "Series", "Skip", "SliceRef", "load_hu", "load_stored", "reasons", "scan"]
 
 
 @dataclass

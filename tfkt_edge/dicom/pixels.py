@@ -1,4 +1,4 @@
-"""Pixel decoding: a SliceRef -> a 2-D float32 slice in Hounsfield units."""
+"""Pixel decoding: a SliceRef -> its stored values, or a 2-D float32 slice in Hounsfield units."""
 
 from __future__ import annotations
 
@@ -8,20 +8,39 @@ from pydicom.pixels import pixel_array
 from tfkt_edge.dicom.slices import SliceRef
 
 
-def load_hu(ref: SliceRef) -> np.ndarray:
-    """Decode one slice (one frame for Enhanced CT) and apply its modality LUT.
+def load_stored(ref: SliceRef) -> np.ndarray:
+    """The stored values of one slice (one frame for Enhanced CT), before the modality LUT.
 
-    Compressed transfer syntaxes (JPEG lossless, JPEG 2000, RLE) decode through
-    the pylibjpeg plugins. Only the requested frame of a multi-frame file is decoded.
+    Uncompressed little-endian pixel data found by the header scan is read in one
+    ``np.fromfile`` at its offset (no second parse of the header); everything else
+    decodes through pydicom (compressed syntaxes through the pylibjpeg plugins, only
+    the requested frame of a multi-frame file). Either way, bits above Bits Stored are
+    ignored, as pydicom does.
 
     Raises:
-        Exception: whatever the decoder raises for truncated or corrupt pixel data;
+        Exception: whatever reading or the decoder raises for truncated or corrupt pixel data;
             callers turn it into a skip reason.
     """
-    stored = pixel_array(ref.path, index=ref.frame)
-    if stored.ndim != 2:
-        raise ValueError(f"expected one 2-D frame, decoded shape {stored.shape}")
-    hu = stored.astype(np.float32)
+    if ref.pixel_offset is None:
+        stored = pixel_array(ref.path, index=ref.frame)
+        if stored.ndim != 2:
+            raise ValueError(f"expected one 2-D frame, decoded shape {stored.shape}")
+        return stored
+    count = ref.rows * ref.columns
+    stored = np.fromfile(ref.path, dtype=ref.pixel_dtype, count=count, offset=ref.pixel_offset)
+    if stored.size != count:
+        raise ValueError(f"pixel data ends after {stored.size} of {count} values")
+    stored = stored.reshape(ref.rows, ref.columns)
+    shift = stored.dtype.itemsize * 8 - ref.bits_stored
+    if shift:  # unused high bits: shift them out (arithmetic for signed values, so the sign extends)
+        np.left_shift(stored, shift, out=stored)
+        np.right_shift(stored, shift, out=stored)
+    return stored
+
+
+def load_hu(ref: SliceRef) -> np.ndarray:
+    """Decode one slice (``load_stored``) and apply its modality LUT: float32 Hounsfield units."""
+    hu = load_stored(ref).astype(np.float32)
     if ref.slope != 1.0:
         hu *= np.float32(ref.slope)
     if ref.intercept != 0.0:

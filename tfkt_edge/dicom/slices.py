@@ -7,10 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pydicom
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.multival import MultiValue
-from pydicom.uid import UID
+from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from tfkt_edge.dicom import reasons
 
@@ -64,6 +65,11 @@ class SliceRef:
     patient_birth_date: str = ""
     patient_sex: str = ""
     referring_physician_name: str = ""
+    # Where the stored values of uncompressed little-endian pixel data lie in the file, so decoding is one
+    # read instead of a second parse of the header (None: decode through pydicom).
+    pixel_offset: int | None = None
+    pixel_dtype: str = ""  # numpy dtype of the stored values, e.g. "<i2"
+    bits_stored: int = 0
 
 
 @dataclass(frozen=True)
@@ -239,6 +245,23 @@ def _check_pixel_size(ds: Dataset, frames: int) -> None:
         raise _Refused(reasons.PIXEL_SIZE.format(actual=actual, expected=expected))
 
 
+def _raw_pixels(ds: Dataset) -> dict:
+    """File offset, dtype and bits stored of single-frame, one-sample, uncompressed little-endian pixel data
+    whose length is exactly what the header says; {} for anything else (pydicom decodes those)."""
+    syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+    raw = ds.get_item("PixelData", keep_deferred=True)
+    if syntax not in (ExplicitVRLittleEndian, ImplicitVRLittleEndian) or not isinstance(raw, RawDataElement) \
+            or raw.value_tell is None or (_int_or_none(ds.get("SamplesPerPixel")) or 1) != 1:
+        return {}
+    allocated, representation = _int_or_none(ds.get("BitsAllocated")), _int_or_none(ds.get("PixelRepresentation")) or 0
+    stored = _int_or_none(ds.get("BitsStored")) or allocated
+    if allocated not in (8, 16) or representation not in (0, 1) or stored is None or not 1 <= stored <= allocated:
+        return {}
+    if raw.length not in (ds.Rows * ds.Columns * allocated // 8, ds.Rows * ds.Columns * allocated // 8 + 1):
+        return {}
+    return dict(pixel_offset=raw.value_tell, pixel_dtype=f"<{'iu'[representation == 0]}{allocated // 8}", bits_stored=stored)
+
+
 def _spacing(value) -> float | None:
     try:
         return float(value[0]) if value else None
@@ -257,6 +280,7 @@ def _single_frame(path: Path, ds: Dataset, common: dict) -> list[SliceRef]:
             position=_project(ds.get("ImagePositionPatient"), normal),
             slope=slope,
             intercept=intercept,
+            **_raw_pixels(ds),
             **common,
         )
     ]
