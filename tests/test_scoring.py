@@ -50,3 +50,31 @@ def test_decoding_processes_score_like_threads_and_skip_like_them(real, tmp_path
     assert [s.ref.instance_number for s in processes.results[0].slices] == [1, 2, 3, 5, 6]
     np.testing.assert_allclose(processes.results[0].scores, threads.results[0].scores, atol=1e-6)
     assert [s.reason for s in processes.skipped] == [s.reason for s in threads.skipped]
+
+
+def test_series_are_judged_in_anatomical_order_whatever_order_the_files_are_read(realct, tmp_path, backend):
+    """Decoding starts as headers are read (file order); each verdict still sees its slices in anatomical order,
+    with the scores a series-at-a-time run gives."""
+    sources = sorted((realct / "saltyjoke").rglob("*.dcm"))[:2]
+    for k, source in enumerate(sources):  # two series, their files named (and read) against anatomical order
+        write_series(source, tmp_path / f"s{k}", [3.0, 0.0, 2.0, 1.0], [1, 2, 3, 4])
+    run = score_paths([tmp_path], backend, batch_size=3)
+    assert not run.skipped and len(run.results) == 2
+    for result in run.results:
+        positions = [s.ref.position for s in result.slices]
+        assert positions == sorted(positions) or positions == sorted(positions, reverse=True)
+        assert [s.ref.path for s in result.slices] != sorted(s.ref.path for s in result.slices)  # not the read order
+        alone, _ = score_series(scan([result.slices[0].ref.path.parent]).series[0], backend, batch_size=4)
+        np.testing.assert_allclose(result.scores, alone.scores, atol=1e-6)
+
+
+def test_a_truncated_copy_read_first_gives_way_to_the_whole_one(real, tmp_path, backend):
+    (path,) = write_series(real["explicit_le"], tmp_path / "b", [0.0], [1])
+    truncated = tmp_path / "a" / "copy.dcm"
+    truncated.parent.mkdir()
+    truncated.write_bytes(path.read_bytes()[:-100_000])  # read before the whole copy; its pixels fail
+    run = score_paths([tmp_path / "a", tmp_path / "b"], backend)
+    (result,) = run.results
+    assert [s.ref.path for s in result.slices] == [path]
+    (skip,) = run.skipped
+    assert skip.path == truncated and "duplicate" in skip.reason.lower()

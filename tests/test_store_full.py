@@ -23,6 +23,7 @@ def _free_port() -> int:
 
 def _send(port: int, dataset) -> tuple[int, int]:
     ae = AE(ae_title="SCANNER")
+    ae.dimse_timeout = 300  # this test is about what is answered, not how fast: a loaded machine may be slow
     ae.add_requested_context(CTImageStorage, [dataset.file_meta.TransferSyntaxUID])
     ae.add_requested_context(Verification)
     assoc = ae.associate("127.0.0.1", port, ae_title="TFKT")

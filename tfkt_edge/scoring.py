@@ -14,8 +14,10 @@ flight, so memory stays bounded however long the series is.
 from __future__ import annotations
 
 import multiprocessing
+import queue
+import threading
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
@@ -24,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from tfkt_edge.backends import Backend
-from tfkt_edge.dicom import Series, Skip, SliceRef, load_stored, reasons, scan
+from tfkt_edge.dicom import Scanner, Series, Skip, SliceRef, load_stored, read_headers, reasons
 from tfkt_edge.domain import Domain, DomainStatus, ImageStats, check_series, image_stats
 from tfkt_edge.model_file import ModelInfo
 from tfkt_edge.policy import AlertPolicy, Verdict, evaluate, outside_domain
@@ -178,6 +180,61 @@ class ScoringRun:
     skipped: list[Skip]
 
 
+class HeaderReader:
+    """Reads headers in a thread of its own and hands over each file's slices as soon as it is read, so
+    decoding and inference start at once and header parsing overlaps inference (which releases the GIL).
+    Iterate it in the calling thread; an error while reading is raised there."""
+
+    _DONE = object()
+
+    def __init__(self, paths: Iterable[Path], scanner: Scanner, on_file: Callable[[Path], None] | None = None,
+                 on_done: Callable[[int], None] | None = None, queued: int = 256):
+        self._paths, self._scanner, self._on_file, self._on_done = paths, scanner, on_file, on_done
+        self._queue: queue.Queue = queue.Queue(maxsize=queued)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._read, name="headers", daemon=True)
+
+    def _put(self, item) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _read(self) -> None:
+        total = 0
+        try:
+            for item, found in read_headers(self._paths, self._on_file):
+                for ref in self._scanner.add(item, found):
+                    total += 1
+                    if not self._put(ref):
+                        return
+            self._put((self._DONE, total))
+        except BaseException as exc:  # handed to the calling thread, raised there
+            self._put((self._DONE, exc))
+
+    def __enter__(self) -> Iterator[SliceRef]:
+        self._thread.start()
+        return self._refs()
+
+    def _refs(self) -> Iterator[SliceRef]:
+        while True:
+            item = self._queue.get()
+            if isinstance(item, tuple) and item and item[0] is self._DONE:
+                if isinstance(item[1], BaseException):
+                    raise item[1]
+                if self._on_done is not None:
+                    self._on_done(item[1])
+                return
+            yield item
+
+    def __exit__(self, *exc_info) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 def score_paths(
     paths: Iterable[Path],
     backend: Backend,
@@ -194,20 +251,21 @@ def score_paths(
     Args:
         decoders: "threads" or "processes" for the ``workers`` decoding workers.
         on_file: called after each file's header is read.
-        on_scan_done: called once with the number of slices to score.
+        on_scan_done: called once all headers are read, with the number of slices to score (scoring
+            starts before: slices are decoded as their files are read).
         on_slice: called after each slice is scored or skipped.
     """
     if policy.baselines is not None:
         policy.baselines.require_model(backend.model.identity)
-    found = scan(paths, on_file=on_file)
-    if on_scan_done is not None:
-        on_scan_done(found.n_slices)
-    results, skipped = [], list(found.skipped)
-    if found.series:
-        with decoder_pool(min(workers, found.n_slices), decoders) as pool:
-            for series in found.series:
-                result, bad = score_series(series, backend, policy, batch_size, workers, on_slice, pool)
-                skipped.extend(bad)
-                if result.slices:
-                    results.append(result)
-    return ScoringRun(backend.model, results, skipped)
+    scanner = Scanner()
+    with decoder_pool(workers, decoders) as pool, HeaderReader(paths, scanner, on_file, on_scan_done) as refs:
+        scored, failed = score_slices(refs, backend, batch_size, workers, on_slice, pool)
+    found = scanner.result()
+    by_slice = {(s.ref.path, s.ref.frame): s for s in scored}
+    results = []
+    for series in found.series:  # judged in anatomical order, whatever order the files were read in
+        slices = [by_slice[key] for ref in series.slices if (key := (ref.path, ref.frame)) in by_slice]
+        if slices:
+            results.append(judge(series, slices, policy, backend.model.domain))
+    kept = {ref.path for series in found.series for ref in series.slices}  # not a copy superseded by a larger one
+    return ScoringRun(backend.model, results, found.skipped + [skip for skip in failed if skip.path in kept])

@@ -25,6 +25,9 @@ class OnnxRuntimeBackend:
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads  # 0: one per physical core
         options.log_severity_level = 3
+        # Idle intra-op threads sleep instead of spinning: in `score` and the service they share the cores with
+        # the decoding workers, which a spinning thread starves (benchmarks/README.md has the figures).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self._session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
         except Exception as exc:

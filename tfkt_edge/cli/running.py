@@ -33,11 +33,11 @@ def run_scoring(paths: list[Path], model: Path | None, policy: AlertPolicy, batc
     with closing(backend), Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                                     TimeRemainingColumn(), console=console, transient=True, disable=not show) as progress:
         reading = progress.add_task("reading headers", total=None)
-        scoring = progress.add_task("scoring slices", total=None, visible=False)
+        scoring = progress.add_task("scoring slices", total=None)  # scoring starts while headers are read
 
         def scan_done(n_slices: int) -> None:
             progress.update(reading, visible=False)
-            progress.update(scoring, total=n_slices, visible=True)
+            progress.update(scoring, total=n_slices)
 
         return score_paths(paths, backend, policy, batch_size, workers, on_file=lambda _: progress.advance(reading),
                            on_scan_done=scan_done, on_slice=lambda: progress.advance(scoring), decoders=decoders)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,7 +12,7 @@ from tfkt_edge.dicom.pixels import load_hu, load_stored
 from tfkt_edge.dicom.series import Series, group_series
 from tfkt_edge.dicom.slices import Skip, SliceRef, read_slices
 
-__all__ = ["ScanResult", "Series", "Skip", "SliceRef", "load_hu", "load_stored", "reasons", "scan"]
+__all__ = ["ScanResult", "Scanner", "Series", "Skip", "SliceRef", "load_hu", "load_stored", "read_headers", "reasons", "scan"]
 
 
 @dataclass
@@ -32,6 +32,54 @@ def _size(path: Path) -> int:
         return -1
 
 
+class Scanner:
+    """Gathers files' CT slices into series as their headers are read: a caller can start work on each
+    file's slices at once (``add``) and take the grouped, ordered series at the end (``result``)."""
+
+    def __init__(self) -> None:
+        self.skipped: list[Skip] = []
+        self._owners: dict[str, tuple[Path, list[SliceRef]]] = {}
+        self._anonymous: list[SliceRef] = []
+
+    def add(self, item: Path, found: list[SliceRef] | Skip) -> list[SliceRef]:
+        """Record one file's header; return its slices if they are now part of the result (a duplicate
+        copy of an instance is kept only when it is larger than the copy seen before)."""
+        if isinstance(found, Skip):
+            self.skipped.append(found)
+            return []
+        uid = found[0].sop_instance_uid
+        if not uid:
+            self._anonymous.extend(found)
+            return found
+        if uid in self._owners:
+            # Of two copies of one instance keep the larger: a truncated copy must not hide the whole one.
+            kept, _ = self._owners[uid]
+            taken = _size(item) > _size(kept)
+            if taken:
+                self._owners[uid] = (item, found)
+                item, kept = kept, item
+            self.skipped.append(Skip(item, reasons.DUPLICATE.format(uid=uid, other=kept)))
+            return found if taken else []
+        self._owners[uid] = (item, found)
+        return found
+
+    def result(self) -> ScanResult:
+        refs = [ref for _, found in self._owners.values() for ref in found] + self._anonymous
+        return ScanResult(group_series(refs), list(self.skipped))
+
+
+def read_headers(paths: Iterable[Path], on_file: Callable[[Path], None] | None = None) -> Iterator[tuple[Path, list[SliceRef] | Skip]]:
+    """Each file under ``paths`` with its CT slices or the reason it is skipped, as its header is read."""
+    for item in iter_files(paths):
+        if isinstance(item, Skip):
+            yield item.path, item
+            continue
+        found = read_slices(item)
+        if on_file is not None:
+            on_file(item)
+        yield item, found
+
+
 def scan(paths: Iterable[Path], on_file: Callable[[Path], None] | None = None) -> ScanResult:
     """Read the headers of everything under ``paths`` and group the CT slices.
 
@@ -39,31 +87,7 @@ def scan(paths: Iterable[Path], on_file: Callable[[Path], None] | None = None) -
         paths: files, folders (walked recursively) or DICOMDIR files.
         on_file: called after each file is read (for progress display).
     """
-    result = ScanResult()
-    owners: dict[str, tuple[Path, list[SliceRef]]] = {}
-    anonymous: list[SliceRef] = []
-    for item in iter_files(paths):
-        if isinstance(item, Skip):
-            result.skipped.append(item)
-            continue
-        found = read_slices(item)
-        if on_file is not None:
-            on_file(item)
-        if isinstance(found, Skip):
-            result.skipped.append(found)
-            continue
-        uid = found[0].sop_instance_uid
-        if not uid:
-            anonymous.extend(found)
-            continue
-        if uid in owners:
-            # Of two copies of one instance keep the larger: a truncated copy must not hide the whole one.
-            kept, _ = owners[uid]
-            if _size(item) > _size(kept):
-                owners[uid] = (item, found)
-                item, kept = kept, item
-            result.skipped.append(Skip(item, reasons.DUPLICATE.format(uid=uid, other=kept)))
-            continue
-        owners[uid] = (item, found)
-    result.series = group_series([ref for _, found in owners.values() for ref in found] + anonymous)
-    return result
+    scanner = Scanner()
+    for item, found in read_headers(paths, on_file):
+        scanner.add(item, found)
+    return scanner.result()
