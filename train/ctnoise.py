@@ -28,9 +28,6 @@ MIN_NATIVE_HU = 4.0
 HALF_X = 2.3
 SHAPE = 2.5
 NPS_BINS = PATCH // 2 + 1
-# Gaussian width (cycles/pixel) of the strongly smoothed variant: noise as low in level and as
-# blotchy in texture as a strong iterative reconstruction or a thick-slice soft-kernel series.
-STRONG_SMOOTH = (0.07, 0.14)
 
 LABEL_RULE = ("Dose-relative, physics-derived, NOT radiologist scores: label = 4 / (1 + (x / 2.3)^2.5) with "
               "x = log2(1 + s_added^2 / s_native^2), where s_native is the image's own noise (median local SD over flat "
@@ -193,13 +190,11 @@ def _zoom(rng: np.random.Generator) -> float:
 
 
 def kernel_variants(rng: np.random.Generator) -> tuple[KernelVariant, ...]:
-    """The native image; the same at another field of view; a sharper (bone/lung-like), a smoother
-    (soft-kernel-like) and a much smoother (strong iterative reconstruction, blotchy low-frequency noise)
-    reconstruction, each at its own field of view."""
+    """The native image; the same at another field of view; a sharper (bone/lung-like) and a smoother
+    (soft/IR-like) reconstruction, each at its own field of view."""
     return (KernelVariant("native"), KernelVariant("native", 0.0, _zoom(rng)),
             KernelVariant("sharp", float(rng.uniform(3.0, 9.0)), _zoom(rng)),
-            KernelVariant("smooth", float(rng.uniform(0.15, 0.3)), _zoom(rng)),
-            KernelVariant("smooth", float(rng.uniform(STRONG_SMOOTH[0], STRONG_SMOOTH[1])), _zoom(rng)))
+            KernelVariant("smooth", float(rng.uniform(0.15, 0.3)), _zoom(rng)))
 
 
 def ramp_noise(shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
