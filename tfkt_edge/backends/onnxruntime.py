@@ -16,7 +16,7 @@ class OnnxRuntimeBackend:
     name = "onnxruntime"
     model_format = "onnx"  # the file it opens
 
-    def __init__(self, model_path: Path | None = None, threads: int = 0):
+    def __init__(self, model_path: Path | None = None, threads: int = 0, spinning: bool = False):
         import onnxruntime as ort
 
         model_path = Path(model_path) if model_path is not None else DEFAULT_MODEL
@@ -25,9 +25,10 @@ class OnnxRuntimeBackend:
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads  # 0: one per physical core
         options.log_severity_level = 3
-        # Idle intra-op threads sleep instead of spinning: in `score` and the service they share the cores with
-        # the decoding workers, which a spinning thread starves (benchmarks/README.md has the figures).
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        # Idle intra-op threads sleep instead of spinning (by default): on a scanner console the cores between
+        # batches belong to the console's own software. Throughput was the same either way on the 2-core CPU
+        # (benchmarks/pipeline_ab.py, benchmarks/README.md).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
         try:
             self._session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
         except Exception as exc:
