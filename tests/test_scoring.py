@@ -78,3 +78,29 @@ def test_a_truncated_copy_read_first_gives_way_to_the_whole_one(real, tmp_path, 
     assert [s.ref.path for s in result.slices] == [path]
     (skip,) = run.skipped
     assert skip.path == truncated and "duplicate" in skip.reason.lower()
+
+
+def test_an_error_while_reading_headers_reaches_the_caller_and_leaves_no_thread(real, tmp_path, backend):
+    import threading
+
+    write_series(real["explicit_le"], tmp_path, [float(i) for i in range(40)], list(range(1, 41)))
+
+    def on_file(path):
+        if path.name == "file30.dcm":
+            raise RuntimeError("reading stopped")
+
+    with pytest.raises(RuntimeError, match="reading stopped"):
+        score_paths([tmp_path], backend, batch_size=4, on_file=on_file)
+    assert not [t for t in threading.enumerate() if t.name == "headers"]
+
+
+def test_a_consumer_that_stops_early_releases_the_header_thread(real, tmp_path):
+    """The reader blocks on its full queue; leaving the context must still end it (an inference error, Ctrl-C)."""
+    from tfkt_edge.dicom import Scanner
+    from tfkt_edge.scoring import HeaderReader
+
+    write_series(real["explicit_le"], tmp_path, [float(i) for i in range(12)], list(range(1, 13)))
+    reader = HeaderReader([tmp_path], Scanner(), queued=2)
+    with reader as refs:
+        next(refs)
+    assert not reader._thread.is_alive()
