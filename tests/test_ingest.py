@@ -325,4 +325,17 @@ def test_a_file_cut_short_after_the_scan_is_a_skip_not_garbage(real, tmp_path):
     ref = only_slice(path)
     path.write_bytes(path.read_bytes()[:-1000])
     skip = decode_slice(ref, LDCTIQAC)
-    assert not isinstance(skip, np.ndarray) and "pixel data ends" in skip.reason
+    assert not isinstance(skip, np.ndarray) and "changed after its header was read" in skip.reason
+
+
+def test_a_file_rewritten_after_the_scan_is_a_skip_not_read_at_a_stale_offset(real, tmp_path):
+    """Same size, another header length: reading at the old offset would give shifted pixels and a wrong score."""
+    path = tmp_path / "slice.dcm"
+    path.write_bytes(real["explicit_le"].read_bytes())
+    ref = only_slice(path)
+    ds = pydicom.dcmread(path)
+    ds.SeriesDescription = (ds.get("SeriesDescription", "") or "") + " X" * 8  # the pixel data moves 16 bytes on
+    ds.save_as(path)
+    skip = decode_slice(ref, LDCTIQAC)
+    assert not isinstance(skip, np.ndarray) and "changed after its header was read" in skip.reason
+    np.testing.assert_array_equal(load_hu(only_slice(path)), load_hu(only_slice(real["explicit_le"])))

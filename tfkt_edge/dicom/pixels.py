@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from pydicom.pixels import pixel_array
 
-from tfkt_edge.dicom.slices import SliceRef
+from tfkt_edge.dicom.slices import SliceRef, file_stamp
 
 
 def load_stored(ref: SliceRef) -> np.ndarray:
@@ -15,7 +15,8 @@ def load_stored(ref: SliceRef) -> np.ndarray:
     ``np.fromfile`` at its offset (no second parse of the header); everything else
     decodes through pydicom (compressed syntaxes through the pylibjpeg plugins, only
     the requested frame of a multi-frame file). Either way, bits above Bits Stored are
-    ignored, as pydicom does.
+    ignored, as pydicom does. A file rewritten since its header was read is refused (its
+    size or modification time differs), never read at a stale offset.
 
     Raises:
         Exception: whatever reading or the decoder raises for truncated or corrupt pixel data;
@@ -26,6 +27,8 @@ def load_stored(ref: SliceRef) -> np.ndarray:
         if stored.ndim != 2:
             raise ValueError(f"expected one 2-D frame, decoded shape {stored.shape}")
         return stored
+    if file_stamp(ref.path) != ref.file_stamp:  # rewritten since its header was read: the offset may be stale
+        raise ValueError("the file changed after its header was read")
     count = ref.rows * ref.columns
     stored = np.fromfile(ref.path, dtype=ref.pixel_dtype, count=count, offset=ref.pixel_offset)
     if stored.size != count:

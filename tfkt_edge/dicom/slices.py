@@ -70,6 +70,7 @@ class SliceRef:
     pixel_offset: int | None = None
     pixel_dtype: str = ""  # numpy dtype of the stored values, e.g. "<i2"
     bits_stored: int = 0
+    file_stamp: tuple[int, int] = (0, 0)  # size and mtime (ns) when the header was read: the offset holds for that file only
 
 
 @dataclass(frozen=True)
@@ -245,7 +246,7 @@ def _check_pixel_size(ds: Dataset, frames: int) -> None:
         raise _Refused(reasons.PIXEL_SIZE.format(actual=actual, expected=expected))
 
 
-def _raw_pixels(ds: Dataset) -> dict:
+def _raw_pixels(ds: Dataset, path: Path) -> dict:
     """File offset, dtype and bits stored of single-frame, one-sample, uncompressed little-endian pixel data
     whose length is exactly what the header says; {} for anything else (pydicom decodes those)."""
     syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
@@ -259,7 +260,13 @@ def _raw_pixels(ds: Dataset) -> dict:
         return {}
     if raw.length not in (ds.Rows * ds.Columns * allocated // 8, ds.Rows * ds.Columns * allocated // 8 + 1):
         return {}
-    return dict(pixel_offset=raw.value_tell, pixel_dtype=f"<{'iu'[representation == 0]}{allocated // 8}", bits_stored=stored)
+    return dict(pixel_offset=raw.value_tell, pixel_dtype=f"<{'iu'[representation == 0]}{allocated // 8}", bits_stored=stored,
+                file_stamp=file_stamp(path))
+
+
+def file_stamp(path: Path) -> tuple[int, int]:
+    status = path.stat()
+    return status.st_size, status.st_mtime_ns
 
 
 def _spacing(value) -> float | None:
@@ -280,7 +287,7 @@ def _single_frame(path: Path, ds: Dataset, common: dict) -> list[SliceRef]:
             position=_project(ds.get("ImagePositionPatient"), normal),
             slope=slope,
             intercept=intercept,
-            **_raw_pixels(ds),
+            **_raw_pixels(ds, path),
             **common,
         )
     ]
