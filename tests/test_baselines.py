@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pydicom
 import pytest
 from typer.testing import CliRunner
@@ -95,3 +96,32 @@ def test_calibrate_and_score_refuse_bad_input(tmp_path, real):
     result = runner.invoke(app, ["score", str(real["abdomen_j2k"]), "--baselines", str(bad)])
     assert result.exit_code == 2 and "calibrate again" in result.output
     assert runner.invoke(app, ["calibrate", "--db", str(tmp_path / "none.sqlite")]).exit_code == 2
+
+
+def test_evaluate_series_with_baselines_judges_each_protocol_against_its_normal_range(real, tmp_path):
+    """A copy with 35 HU of added noise scores about 2.9: above the fixed line (a miss), below its protocol's
+    normal range once the protocol is calibrated (caught)."""
+    _series_copies(real["abdomen_j2k"], tmp_path / "accepted", 3, "ABDOMEN ROUTINE")
+    baselines = tmp_path / "baselines.json"
+    assert runner.invoke(app, ["calibrate", str(tmp_path / "accepted"), "-o", str(baselines)]).exit_code == 0
+    (clean,) = _series_copies(real["abdomen_j2k"], tmp_path / "clean", 1, "ABDOMEN ROUTINE")
+    (noisy,) = _series_copies(real["abdomen_j2k"], tmp_path / "noisy", 1, "ABDOMEN ROUTINE")
+    ds = pydicom.dcmread(noisy)
+    stored = ds.pixel_array.astype(np.float64) + np.random.default_rng(0).normal(0, 35 / float(ds.RescaleSlope), ds.pixel_array.shape)
+    limits = np.iinfo(ds.pixel_array.dtype)
+    ds.PixelData = np.clip(np.round(stored), limits.min, limits.max).astype(limits.dtype).tobytes()
+    ds.file_meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
+    ds.save_as(noisy)
+    (tmp_path / "series.csv").write_text("path,source,ladder,dose,label,expected\n"
+                                         f"{clean},abdomen,a,1.0,4.0,pass\n{noisy},abdomen,a,0.1,1.1,alert\n")
+    misses = {}
+    for extra in ([], ["--baselines", str(baselines)]):
+        out = tmp_path / f"eval{len(extra)}"
+        result = runner.invoke(app, ["evaluate", "--series", str(tmp_path), "-o", str(out), *extra])
+        assert result.exit_code == 0, result.output
+        figures = json.loads((out / "series.json").read_text())["summary"]["all"]
+        assert figures["false_alerts"] == 0
+        misses[bool(extra)] = figures["misses"]
+    assert misses == {False: 1, True: 0}
+    result = runner.invoke(app, ["evaluate", "--data", str(tmp_path), "--baselines", str(baselines)])
+    assert result.exit_code == 2 and "--baselines applies to --series" in result.output

@@ -18,8 +18,8 @@ from rich.progress import (
 from rich.table import Table
 
 from tfkt_edge.backends import create_backend
-from tfkt_edge.cli.console import error, quiet
-from tfkt_edge.cli.options import BackendOpt, BatchOpt, MinRunOpt, ModelOpt, ThresholdOpt
+from tfkt_edge.cli.console import error, make_policy, quiet
+from tfkt_edge.cli.options import BackendOpt, BaselinesOpt, BatchOpt, MinRunOpt, ModelOpt, ThresholdOpt
 from tfkt_edge.errors import TfktEdgeError
 from tfkt_edge.evaluation.evaluate import evaluate as run_evaluation
 from tfkt_edge.evaluation.evaluate import write_evaluation
@@ -36,6 +36,7 @@ def evaluate(
     backend: BackendOpt = "onnxruntime",
     threshold: ThresholdOpt = 2.0,
     min_run: MinRunOpt = 3,
+    baselines: BaselinesOpt = None,
 ) -> None:
     """PLCC, SROCC, KROCC and their sum (the LDCTIQAC overall score) of a model on labelled CT slices;
     or, with --series, the false-alert and miss rates of the rescan alert on whole series, per source.
@@ -47,8 +48,11 @@ def evaluate(
     if (data is None) == (series is None):
         error("give one of --data (labelled slices) or --series (a folder with series.csv)")
         raise typer.Exit(2)
+    if baselines is not None and series is None:
+        error("--baselines applies to --series (whole series and their verdicts), not to --data")
+        raise typer.Exit(2)
     if series is not None:
-        _evaluate_series(series, model, output, batch_size, backend, AlertPolicy(threshold, min_run))
+        _evaluate_series(series, model, output, batch_size, backend, make_policy(threshold, min_run, baselines))
         return
     assert data is not None  # one of the two, checked above
     err, console = Console(stderr=True), Console()
