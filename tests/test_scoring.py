@@ -104,3 +104,57 @@ def test_a_consumer_that_stops_early_releases_the_header_thread(real, tmp_path):
     with reader as refs:
         next(refs)
     assert not reader._thread.is_alive()
+
+
+def _shared_blocks() -> set[str]:
+    from pathlib import Path
+
+    return {p.name for p in Path("/dev/shm").glob("psm_*")} if Path("/dev/shm").is_dir() else set()
+
+
+def test_decoding_processes_hand_slices_over_in_shared_memory_and_leave_none_behind(real, tmp_path):
+    """The CLI with --decoders processes: the same scores as threads, nothing on stderr, no block left."""
+    import json
+    import subprocess
+    import sys
+
+    write_series(real["explicit_le"], tmp_path / "s", [float(i) for i in range(9)], list(range(1, 10)))
+    before = _shared_blocks()
+    runs = {}
+    for decoders in ("threads", "processes"):
+        done = subprocess.run([sys.executable, "-m", "tfkt_edge", "score", str(tmp_path / "s"), "--format", "json",
+                               "--decoders", decoders, "--workers", "2", "--batch-size", "4"], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        assert "Traceback" not in done.stderr and "leaked" not in done.stderr, done.stderr
+        runs[decoders] = [s["score"] for s in json.loads(done.stdout)["series"][0]["slices"]]
+    np.testing.assert_allclose(runs["processes"], runs["threads"], atol=1e-4)
+    assert _shared_blocks() <= before
+
+
+def test_an_inference_error_with_decoding_processes_removes_the_shared_block(real, tmp_path, backend):
+    from tfkt_edge.scoring import decoder_pool, score_slices
+
+    class Failing:
+        name, model = backend.name, backend.model
+
+        def __init__(self):
+            self.calls = 0
+
+        def max_batch(self):
+            return None
+
+        def infer(self, batch):
+            self.calls += 1
+            if self.calls == 2:
+                raise RuntimeError("device lost")
+            return backend.infer(batch)
+
+        def close(self):
+            pass
+
+    write_series(real["explicit_le"], tmp_path, [float(i) for i in range(12)], list(range(1, 13)))
+    refs = scan([tmp_path]).series[0].slices
+    before = _shared_blocks()
+    with decoder_pool(2, "processes") as pool, pytest.raises(RuntimeError, match="device lost"):
+        score_slices(refs, Failing(), batch_size=3, workers=2, pool=pool)
+    assert _shared_blocks() <= before

@@ -7,6 +7,8 @@ the JPEG 2000 decoder holds the GIL, so decoding threads run one at a time
 (the bundled JPEG 2000 example decodes at 37 slices/s with one thread and
 with two). On the 2-core development machine, where ONNX Runtime already uses
 both cores, two processes were slower than threads (26 against 35 slices/s).
+Processes write each decoded slice into a ring of shared-memory slots (handover.py)
+instead of pickling it back.
 One pool serves every series of a run. At most ``prefetch`` slices are in
 flight, so memory stays bounded however long the series is.
 """
@@ -28,6 +30,7 @@ import numpy as np
 from tfkt_edge.backends import Backend
 from tfkt_edge.dicom import Scanner, Series, Skip, SliceRef, load_stored, read_headers, reasons
 from tfkt_edge.domain import Domain, DomainStatus, ImageStats, check_series, image_stats
+from tfkt_edge.handover import SharedSlots, decode_into_slot
 from tfkt_edge.model_file import ModelInfo
 from tfkt_edge.policy import AlertPolicy, Verdict, evaluate, outside_domain
 from tfkt_edge.preprocess import PreprocessContract, preprocess
@@ -116,29 +119,49 @@ def score_slices(
             pending.clear()
 
     prefetch = max(2 * batch_size, 2 * workers)
-    in_flight: deque[tuple[SliceRef, Future]] = deque()
+    contract = backend.model.contract
+    in_flight: deque[tuple[SliceRef, Future, int]] = deque()
     source = iter(refs)
     with nullcontext(pool) if pool is not None else decoder_pool(workers) as decoders:
-        while True:
-            while len(in_flight) < prefetch:
-                ref = next(source, None)
-                if ref is None:
+        # Decoding processes write into shared memory instead of pickling each slice back (1 MiB).
+        shared = SharedSlots(prefetch, size) if isinstance(decoders, ProcessPoolExecutor) else None
+        free = list(range(prefetch))
+        try:
+            while True:
+                while len(in_flight) < prefetch:
+                    ref = next(source, None)
+                    if ref is None:
+                        break
+                    slot = free.pop()
+                    job = decoders.submit(decode_into_slot, ref, contract, shared.name, slot, prefetch) if shared \
+                        else decoders.submit(decode_with_stats, ref, contract)
+                    in_flight.append((ref, job, slot))
+                if not in_flight:
                     break
-                in_flight.append((ref, decoders.submit(decode_with_stats, ref, backend.model.contract)))
-            if not in_flight:
-                break
-            ref, future = in_flight.popleft()
-            decoded = future.result()
-            if isinstance(decoded, Skip):
-                skipped.append(decoded)
-            else:
-                batch[len(pending), 0], stats = decoded
-                pending.append((ref, stats))
-                if len(pending) == batch_size:
-                    flush()
-            if on_slice is not None:
-                on_slice()
-        flush()
+                ref, future, slot = in_flight.popleft()
+                decoded = future.result()
+                if isinstance(decoded, Skip):
+                    skipped.append(decoded)
+                else:
+                    if shared is not None:
+                        batch[len(pending), 0], stats = shared.array[slot], decoded
+                    else:
+                        batch[len(pending), 0], stats = decoded
+                    pending.append((ref, stats))
+                    if len(pending) == batch_size:
+                        flush()
+                free.append(slot)
+                if on_slice is not None:
+                    on_slice()
+            flush()
+        finally:
+            if shared is not None:
+                for _, future, _ in in_flight:  # an error or Ctrl-C: no process may still write into the block
+                    future.cancel()
+                for _, future, _ in in_flight:
+                    if not future.cancelled():
+                        future.exception()
+                shared.close()
     return scored, skipped
 
 

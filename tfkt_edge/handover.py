@@ -1,0 +1,59 @@
+"""Decoded slices handed from decoding processes to the scoring thread through shared memory.
+
+A decoding process would otherwise pickle each preprocessed 512x512 float32 slice
+(1 MiB) back through a pipe. Instead the scoring thread owns a ring of slots in one
+shared-memory block; a process writes the slice into the slot it was given and
+returns only the small image statistics (or the skip reason).
+"""
+
+from __future__ import annotations
+
+from multiprocessing import shared_memory
+
+import numpy as np
+
+from tfkt_edge.dicom import Skip, SliceRef
+from tfkt_edge.domain import ImageStats
+from tfkt_edge.preprocess import PreprocessContract
+
+
+class SharedSlots:
+    """``count`` slices of ``size`` x ``size`` float32 in one shared-memory block, owned by the caller."""
+
+    def __init__(self, count: int, size: int):
+        self.count, self.size = count, size
+        self._memory = shared_memory.SharedMemory(create=True, size=count * size * size * 4)
+        self.name = self._memory.name
+        self.array: np.ndarray = np.ndarray((count, size, size), dtype=np.float32, buffer=self._memory.buf)
+
+    def close(self) -> None:
+        """Release and remove the block (a process still writing keeps its own mapping until it is done)."""
+        del self.array
+        self._memory.close()
+        self._memory.unlink()
+
+
+_attached: dict[str, tuple[shared_memory.SharedMemory, np.ndarray]] = {}  # in each decoding process: the current block
+
+
+def _slots(name: str, count: int, size: int) -> np.ndarray:
+    if name not in _attached:
+        for memory, _ in _attached.values():  # a block from an earlier run: let it go
+            memory.close()
+        _attached.clear()
+        memory = shared_memory.SharedMemory(name=name)
+        _attached[name] = (memory, np.ndarray((count, size, size), dtype=np.float32, buffer=memory.buf))
+    return _attached[name][1]
+
+
+def decode_into_slot(ref: SliceRef, contract: PreprocessContract, name: str, slot: int, count: int) -> ImageStats | Skip:
+    """In a decoding process: decode and preprocess ``ref`` into ``slot`` of the block ``name``; return its
+    image statistics, or why it cannot be decoded."""
+    from tfkt_edge.scoring import decode_with_stats
+
+    decoded = decode_with_stats(ref, contract)
+    if isinstance(decoded, Skip):
+        return decoded
+    image, stats = decoded
+    _slots(name, count, contract.size)[slot] = image
+    return stats
