@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -24,6 +25,7 @@ CLINICAL = EXAMPLES / "clinical" / "abdomen.dcm"
 DEGRADED = EXAMPLES / "degraded" / "abdomen_degraded.dcm"
 
 
+@functools.cache
 def dcmtk(tool: str) -> str | None:
     """The dcmtk program ``tool`` on PATH, passing over same-named others (pynetdicom installs a python storescu)."""
     for folder in os.environ.get("PATH", "").split(os.pathsep):

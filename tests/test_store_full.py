@@ -3,8 +3,6 @@ not recorded, no file left unrecorded, and C-ECHO says the node cannot take inst
 
 from __future__ import annotations
 
-import socket
-
 import pydicom
 from pynetdicom import AE
 from pynetdicom.sop_class import CTImageStorage, Verification
@@ -14,11 +12,7 @@ from tfkt_edge.service.database import Database
 from tfkt_edge.service.scp import OUT_OF_RESOURCES, PROCESSING_FAILURE, SUCCESS, ScpConfig, StorageServer
 from tfkt_edge.service.store import InstanceStore
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from .node import free_port
 
 
 def _send(port: int, dataset) -> tuple[int, int]:
@@ -40,7 +34,7 @@ def test_an_unwritable_database_refuses_instances_and_fails_the_echo_until_it_re
     # SQLite's own read-only switch on the node's own connection: every write fails inside SQLite,
     # as it does on a full disk (the handling is the same for every sqlite3.Error).
     db._db.execute("PRAGMA query_only = ON")
-    server = StorageServer(ScpConfig("TFKT", "127.0.0.1", _free_port()), InstanceStore(store_root), db, lambda _: None)
+    server = StorageServer(ScpConfig("TFKT", "127.0.0.1", free_port()), InstanceStore(store_root), db, lambda _: None)
     server.start()
     try:
         dataset = pydicom.dcmread(EXAMPLES / "clinical" / "abdomen.dcm")
@@ -84,7 +78,7 @@ def test_a_real_full_disk_under_the_serve_process_refuses_cleanly_and_recovers(t
     try:
         source = pydicom.dcmread(EXAMPLES / "clinical" / "abdomen.dcm")
         source.decompress()  # about 0.5 MiB per instance
-        port = _free_port()
+        port = free_port()
         log = tmp_path / "serve.log"
         with open(log, "w") as out:
             process = subprocess.Popen([sys.executable, "-m", "tfkt_edge", "serve", "--port", str(port),

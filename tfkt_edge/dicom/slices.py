@@ -231,37 +231,38 @@ def _rescale(slope_value, intercept_value) -> tuple[float, float]:
     return slope, intercept
 
 
-def _check_pixel_size(ds: Dataset, frames: int) -> None:
-    """For uncompressed pixel data, its length must be what Rows x Columns x frames x bytes needs."""
+def _check_pixel_size(ds: Dataset, frames: int) -> RawDataElement | None:
+    """For uncompressed pixel data, its length must be what Rows x Columns x frames x bytes needs.
+
+    Returns the pixel data element, still on disk, when its length was checked (None otherwise)."""
     syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
     if syntax is None or UID(syntax).is_compressed:
-        return
+        return None
     raw = ds.get_item("PixelData", keep_deferred=True)
     actual = getattr(raw, "length", None)
     if actual is None or actual == 0xFFFFFFFF:
-        return
+        return None
     bits = _int_or_none(ds.get("BitsAllocated")) or 16
     expected = int(ds.Rows) * int(ds.Columns) * frames * max(1, bits // 8)
     if not expected <= actual <= expected + 1:  # one pad byte keeps the length even
         raise _Refused(reasons.PIXEL_SIZE.format(actual=actual, expected=expected))
+    return raw if isinstance(raw, RawDataElement) else None
 
 
-def _raw_pixels(ds: Dataset, path: Path) -> dict:
-    """File offset, dtype and bits stored of single-frame, one-sample, uncompressed little-endian pixel data
-    whose length is exactly what the header says; {} for anything else (pydicom decodes those)."""
+def _raw_pixels(ds: Dataset, path: Path, checked: RawDataElement | None) -> dict:
+    """File offset, dtype and bits stored of one-sample, little-endian pixel data whose length
+    `_check_pixel_size` found to be what the header says (``checked``); {} for anything else (pydicom
+    decodes those)."""
     syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
-    raw = ds.get_item("PixelData", keep_deferred=True)
-    if syntax not in (ExplicitVRLittleEndian, ImplicitVRLittleEndian) or not isinstance(raw, RawDataElement) \
-            or raw.value_tell is None or (_int_or_none(ds.get("SamplesPerPixel")) or 1) != 1:
+    if checked is None or checked.value_tell is None or syntax not in (ExplicitVRLittleEndian, ImplicitVRLittleEndian) \
+            or (_int_or_none(ds.get("SamplesPerPixel")) or 1) != 1:
         return {}
     allocated, representation = _int_or_none(ds.get("BitsAllocated")), _int_or_none(ds.get("PixelRepresentation")) or 0
     stored = _int_or_none(ds.get("BitsStored")) or allocated
     if allocated not in (8, 16) or representation not in (0, 1) or stored is None or not 1 <= stored <= allocated:
         return {}
-    if raw.length not in (ds.Rows * ds.Columns * allocated // 8, ds.Rows * ds.Columns * allocated // 8 + 1):
-        return {}
-    return dict(pixel_offset=raw.value_tell, pixel_dtype=f"<{'iu'[representation == 0]}{allocated // 8}", bits_stored=stored,
-                file_stamp=file_stamp(path))
+    return dict(pixel_offset=checked.value_tell, pixel_dtype=f"<{'iu'[representation == 0]}{allocated // 8}",
+                bits_stored=stored, file_stamp=file_stamp(path))
 
 
 def file_stamp(path: Path) -> tuple[int, int]:
@@ -276,7 +277,7 @@ def _spacing(value) -> float | None:
         return None
 
 
-def _single_frame(path: Path, ds: Dataset, common: dict) -> list[SliceRef]:
+def _single_frame(path: Path, ds: Dataset, common: dict, checked: RawDataElement | None) -> list[SliceRef]:
     normal = _normal(ds.get("ImageOrientationPatient"))
     slope, intercept = _rescale(ds.get("RescaleSlope"), ds.get("RescaleIntercept"))
     return [
@@ -287,7 +288,7 @@ def _single_frame(path: Path, ds: Dataset, common: dict) -> list[SliceRef]:
             position=_project(ds.get("ImagePositionPatient"), normal),
             slope=slope,
             intercept=intercept,
-            **_raw_pixels(ds, path),
+            **_raw_pixels(ds, path, checked),
             **common,
         )
     ]
@@ -358,8 +359,7 @@ def read_slices(path: Path) -> list[SliceRef] | Skip:
         frames = ds.get("NumberOfFrames")
         if frames not in (None, "") and _int_or_none(frames) != 1:  # decoding would size its array by the claim
             raise _Refused(reasons.BAD_FRAMES.format(frames=frames, detail="a CT Image Storage instance holds one frame"))
-        _check_pixel_size(ds, 1)
-        return _single_frame(path, ds, common)
+        return _single_frame(path, ds, common, _check_pixel_size(ds, 1))
     except _Refused as exc:
         return Skip(path, str(exc))
     except Exception as exc:  # malformed values (bad VR, missing Rows...): a reason, not a traceback
