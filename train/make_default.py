@@ -128,7 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--loss", default="mse", help="fine-tuning loss: mse or mse+rank")
     parser.add_argument("--rank-weight", type=float, default=1.0, help="weight of the ranking term with --loss mse+rank")
     parser.add_argument("--runs", type=Path, default=Path("runs/ablation"))
-    parser.add_argument("--assets", type=Path, default=ASSETS, help="where the ONNX model and its card go")
+    parser.add_argument("--assets", type=Path, default=ASSETS, help="where the ONNX model and its card go (and, unless they are the shipped "
+                                                                "ones, the held-out report)")
     parser.add_argument("--checkpoints", type=Path, default=None,
                         help="where the torch checkpoint and training logs go (default: the shipped ones beside the "
                              "package with the default --assets, else --assets: a trial never overwrites what ships)")
@@ -136,7 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tag", default="", help="the ablation round whose run directories to use or create")
     parser.add_argument("--ladders", type=Path, default=None, help="where the held-out dose ladders are (written if absent)")
     args = parser.parse_args(argv)
-    checkpoints = args.checkpoints or (CHECKPOINTS if args.assets.resolve() == ASSETS.resolve() else args.assets)
+    shipping = args.assets.resolve() == ASSETS.resolve()
+    checkpoints = args.checkpoints or (CHECKPOINTS if shipping else args.assets)
     suffix = f"-{args.tag}" if args.tag else ""
     command = "python -m tfkt_edge.train.make_default " + " ".join(argv if argv is not None else sys.argv[1:])
 
@@ -176,7 +178,9 @@ def main(argv: list[str] | None = None) -> int:
     (args.assets / f"{args.model}.card.json").write_text(json.dumps(card, indent=2) + "\n")
     from tfkt_edge.train.validate import markdown_report
 
-    (Path(__file__).resolve().parents[1] / "docs" / "heldout_real.md").write_text(markdown_report(card))
+    # A trial's held-out report goes beside its assets: docs/heldout_real.md describes the shipped model only.
+    report_dir = Path(__file__).resolve().parents[1] / "docs" if shipping else args.assets
+    (report_dir / "heldout_real.md").write_text(markdown_report(card))
     shutil.copyfile(model_path.parent / "log.csv", checkpoints / f"{args.model}.log.csv")
     shutil.copyfile(pretrained.parent / "log.csv", checkpoints / f"{args.model}.pretrain.log.csv")
     print(json.dumps({"heldout": figures["all"], "onnx_torch_max_abs_diff": card["onnx_torch_max_abs_diff"]}, indent=2))
