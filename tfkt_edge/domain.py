@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 
+from tfkt_edge import noise
 from tfkt_edge.preprocess import LDCTIQAC, PreprocessContract
 
 # Stats are taken on a 4x mean-pooled copy of the 512x512 input: 128x128 is enough and costs ~0.3 ms.
@@ -71,9 +72,11 @@ class ImageStats:
     body_fraction: float  # of the field of view, inside the body outline
     tissue_fraction: float  # of the body outline, fat and soft tissue (-200..300 HU)
     structure_hu: float  # SD of the tissue on the pooled image: anatomy, not noise
+    noise_hu: float | None = None  # tfkt_edge.noise.measure: soft-tissue noise, HU (None: too little tissue)
+    noise_texture: float | None = None  # its texture ratio (low: sharp-kernel noise)
 
     def to_dict(self) -> dict:
-        return {k: round(float(v), 4) for k, v in asdict(self).items()}
+        return {k: None if v is None else round(float(v), 4) for k, v in asdict(self).items()}
 
 
 def _filled(mask: np.ndarray) -> np.ndarray:
@@ -98,7 +101,8 @@ def image_stats(image: np.ndarray, contract: PreprocessContract = LDCTIQAC) -> I
         return ImageStats(0.0, 0.0, 0.0)
     inside = hu[body]
     tissue = inside[(inside > TISSUE_HU[0]) & (inside < TISSUE_HU[1])]
-    return ImageStats(float(body.mean()), float(tissue.size / inside.size), float(tissue.std()) if tissue.size > 8 else 0.0)
+    return ImageStats(float(body.mean()), float(tissue.size / inside.size), float(tissue.std()) if tissue.size > 8 else 0.0,
+                      *noise.measure(image, contract))
 
 
 @dataclass(frozen=True)
@@ -150,9 +154,11 @@ def check_series(refs: Sequence, stats: Sequence[ImageStats | None], domain: Dom
         stats: per-slice ImageStats, None where not measured.
         domain: the model's domain; None (a model file without one) checks nothing.
     """
-    measured = [s for s in stats if s is not None]
-    summary = {f.name: round(float(np.median([getattr(s, f.name) for s in measured])), 4)
-               for f in fields(ImageStats)} if measured else {}
+    summary = {}
+    for f in fields(ImageStats):
+        value = _median(getattr(s, f.name) for s in stats if s is not None)
+        if value is not None:
+            summary[f.name] = round(value, 4)
     if domain is None or not refs:
         return DomainStatus(True, (), summary)
     reasons = []
@@ -173,7 +179,7 @@ def check_series(refs: Sequence, stats: Sequence[ImageStats | None], domain: Dom
     low, high = domain.fov_mm
     if fov is not None and not low <= fov <= high:
         reasons.append(f"field of view {fov:.0f} mm outside {low:.0f}-{high:.0f} mm")
-    if summary:
+    if "body_fraction" in summary:
         if summary["body_fraction"] < domain.min_body_fraction:
             reasons.append(f"body fills {100 * summary['body_fraction']:.0f}% of the image (validated from "
                            f"{100 * domain.min_body_fraction:.0f}%)")

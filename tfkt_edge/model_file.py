@@ -8,6 +8,7 @@ from pathlib import Path
 
 from tfkt_edge.domain import Domain
 from tfkt_edge.errors import ModelError
+from tfkt_edge.noise import NoiseLimits
 from tfkt_edge.preprocess import METADATA_KEY, PreprocessContract
 
 ASSETS = Path(__file__).parent / "assets"
@@ -30,6 +31,12 @@ class ModelInfo:
         """The validated domain recorded in the card; None for a model file that records none."""
         data = self.card.get("domain")
         return Domain.from_dict(data) if isinstance(data, dict) else None
+
+    @property
+    def noise_limits(self) -> NoiseLimits | None:
+        """The noise check's ceilings recorded in the card; None for a model file that records none."""
+        data = self.card.get("noise")
+        return NoiseLimits.from_dict(data) if isinstance(data, dict) else None
 
     @property
     def identity(self) -> str:

@@ -23,6 +23,7 @@ class AlertPolicy:
     threshold: float = 2.0
     min_run: int = 3
     baselines: Baselines | None = None  # per-protocol alert lines (tfkt-edge calibrate)
+    noise_check: bool = True  # also alert on noise above the region's ceiling (tfkt_edge.noise)
 
 
 PASS, ALERT, OUTSIDE = "pass", "alert", "outside-domain"

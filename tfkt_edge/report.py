@@ -55,6 +55,7 @@ def _series_doc(result: SeriesResult) -> dict:
         "alert": result.verdict.alert,
         "reason": result.verdict.reason,
         "domain": result.domain.to_dict(),
+        "noise": result.noise.to_dict() if result.noise is not None else None,
         "protocol": asdict(Protocol.of(result.series)) if result.series.slices else None,
         "study": _study(result),
         "slices": [

@@ -29,9 +29,10 @@ import numpy as np
 
 from tfkt_edge.backends import Backend
 from tfkt_edge.dicom import Scanner, Series, Skip, SliceRef, load_stored, read_headers, reasons
-from tfkt_edge.domain import Domain, DomainStatus, ImageStats, check_series, image_stats
+from tfkt_edge.domain import Domain, DomainStatus, ImageStats, check_series, image_stats, kernel_class
 from tfkt_edge.handover import SharedSlots, decode_into_slot
 from tfkt_edge.model_file import ModelInfo
+from tfkt_edge.noise import NoiseFinding, NoiseLimits, assess_noise
 from tfkt_edge.policy import AlertPolicy, Verdict, evaluate, outside_domain
 from tfkt_edge.preprocess import PreprocessContract, preprocess
 
@@ -54,6 +55,7 @@ class SeriesResult:
     slices: tuple[SliceScore, ...]
     verdict: Verdict
     domain: DomainStatus = field(default_factory=lambda: DomainStatus(True))
+    noise: NoiseFinding | None = None  # the noise check (None: not applicable)
 
     @property
     def scores(self) -> np.ndarray:
@@ -175,12 +177,14 @@ def score_series(
     pool: Executor | None = None,
 ) -> tuple[SeriesResult, list[Skip]]:
     scored, skipped = score_slices(series.slices, backend, batch_size, workers, on_slice, pool)
-    return judge(series, scored, policy, backend.model.domain), skipped
+    return judge(series, scored, policy, backend.model.domain, backend.model.noise_limits), skipped
 
 
-def judge(series: Series, scored: Iterable[SliceScore], policy: AlertPolicy, domain: Domain | None = None) -> SeriesResult:
+def judge(series: Series, scored: Iterable[SliceScore], policy: AlertPolicy, domain: Domain | None = None,
+          noise_limits: NoiseLimits | None = None) -> SeriesResult:
     """Check the series against the model's validated domain, then apply the alert policy to its
-    slice scores (given in anatomical order). Outside the domain there is no alert."""
+    slice scores (given in anatomical order) and the noise check (`tfkt_edge.noise`) to its measured
+    noise. Outside the domain there is no alert."""
     slices = tuple(scored)
     status = check_series([s.ref for s in slices], [s.stats for s in slices], domain)
     if slices and not status.inside:
@@ -193,7 +197,13 @@ def judge(series: Series, scored: Iterable[SliceScore], policy: AlertPolicy, dom
         verdict = replace(verdict, reason=f"{verdict.reason} [protocol baseline: accepted series score "
                                           f"{baseline.median:.2f} (n={baseline.n_series}); alert line "
                                           f"{baseline.low:.2f} instead of {policy.threshold:.2f}]")
-    return SeriesResult(series, slices, verdict, status)
+    stats = [s.stats for s in slices]
+    noise = assess_noise([s.ref for s in slices], [x.noise_hu if x else None for x in stats],
+                         [x.noise_texture if x else None for x in stats],
+                         bool(slices) and kernel_class(slices[0].ref.kernel or "") == "sharp", noise_limits)
+    if policy.noise_check and noise is not None and noise.above:
+        verdict = Verdict(True, f"{verdict.reason}; {noise.reason}" if verdict.alert else f"{noise.reason}; {verdict.reason}")
+    return SeriesResult(series, slices, verdict, status, noise)
 
 
 @dataclass(frozen=True)
@@ -289,6 +299,6 @@ def score_paths(
     for series in found.series:  # judged in anatomical order, whatever order the files were read in
         slices = [by_slice[key] for ref in series.slices if (key := (ref.path, ref.frame)) in by_slice]
         if slices:
-            results.append(judge(series, slices, policy, backend.model.domain))
+            results.append(judge(series, slices, policy, backend.model.domain, backend.model.noise_limits))
     kept = {ref.path for series in found.series for ref in series.slices}  # not a copy superseded by a larger one
     return ScoringRun(backend.model, results, found.skipped + [skip for skip in failed if skip.path in kept])

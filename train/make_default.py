@@ -69,7 +69,7 @@ def _card(pretrain: TrainConfig, finetune: TrainConfig, figures: dict, sizes: di
     sources = default_sources()
     return {
         "name": finetune.model,
-        "version": "0.3.0",
+        "version": "0.3.1",  # the weights of 0.3.0; the card adds the noise check's ceilings
         "architecture": (f"{finetune.model}: the TFKT hybrid (train/models.py). EfficientNetV2 blocks (4x4 stride-4 stem, "
                          "Fused-MBConv 32, MBConv+SE 64 x2, MBConv+SE 96 x2, 1x1 conv to 128) give a 16x16 feature map; "
                          "a spatial bridge hands it to SwinV2 stages (1x1 patch embed to 96-d, 2 blocks with 8x8 shifted "
@@ -113,7 +113,7 @@ def _card(pretrain: TrainConfig, finetune: TrainConfig, figures: dict, sizes: di
         "reproduce": command,
         "torch": str(torch.__version__),
         "limits": "Labels are dose-relative physics, not radiologist reads: an undegraded routine image is 4 whatever its "
-                  "kernel, and 10% of its dose is 1.5. Validated on held-out real slices and their simulated dose "
+                  "kernel, and 10% of its dose is 1.14. Validated on held-out real slices and their simulated dose "
                   "ladders only (see heldout_series); no real low-dose acquisitions and no radiologist scores were "
                   "available. Fine-tune on LDCTIQAC 2023 (tfkt-edge train finetune --dataset ldctiqac) for "
                   "radiologist-aligned scores.",
@@ -163,10 +163,11 @@ def main(argv: list[str] | None = None) -> int:
     from tfkt_edge.export.onnx import export_onnx, max_score_difference
 
     onnx_path = args.assets / f"{args.model}.onnx"
-    from tfkt_edge.train.validate import NOT_VALIDATED, VALIDATED, measure_domain, series_figures
+    from tfkt_edge.train.validate import NOT_VALIDATED, VALIDATED, measure_domain, measure_noise, series_figures
 
     card = _card(pretrain, finetune, figures, sizes, command, seconds)
     card["domain"] = json.loads(measure_domain().to_json())  # the runtime's domain check reads it from the card
+    card["noise"] = measure_noise().to_dict()  # and the noise check its ceilings
     card["validation"] = {"validated": VALIDATED, "not_validated": NOT_VALIDATED}
     probe = heldout.images(range(min(32, len(heldout))))
     export_onnx(model, args.model, LDCTIQAC, card, onnx_path)

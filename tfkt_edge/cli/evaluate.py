@@ -19,7 +19,7 @@ from rich.table import Table
 
 from tfkt_edge.backends import create_backend
 from tfkt_edge.cli.console import error, make_policy, quiet
-from tfkt_edge.cli.options import BackendOpt, BaselinesOpt, BatchOpt, MinRunOpt, ModelOpt, ThresholdOpt
+from tfkt_edge.cli.options import BackendOpt, BaselinesOpt, BatchOpt, MinRunOpt, ModelOpt, NoiseCheckOpt, ThresholdOpt
 from tfkt_edge.errors import TfktEdgeError
 from tfkt_edge.evaluation.evaluate import evaluate as run_evaluation
 from tfkt_edge.evaluation.evaluate import write_evaluation
@@ -37,6 +37,7 @@ def evaluate(
     threshold: ThresholdOpt = 2.0,
     min_run: MinRunOpt = 3,
     baselines: BaselinesOpt = None,
+    noise_check: NoiseCheckOpt = True,
 ) -> None:
     """PLCC, SROCC, KROCC and their sum (the LDCTIQAC overall score) of a model on labelled CT slices;
     or, with --series, the false-alert and miss rates of the rescan alert on whole series, per source.
@@ -52,7 +53,7 @@ def evaluate(
         error("--baselines applies to --series (whole series and their verdicts), not to --data")
         raise typer.Exit(2)
     if series is not None:
-        _evaluate_series(series, model, output, batch_size, backend, make_policy(threshold, min_run, baselines))
+        _evaluate_series(series, model, output, batch_size, backend, make_policy(threshold, min_run, baselines, noise_check))
         return
     assert data is not None  # one of the two, checked above
     err, console = Console(stderr=True), Console()

@@ -31,5 +31,6 @@ OutputOpt = Annotated[Optional[Path], typer.Option("--output", "-o", help="Write
 BackendOpt = Annotated[str, typer.Option("--backend", help="Inference backend: onnxruntime (CPU), tensorrt (NVIDIA GPU, FP16 engine), torch (CUDA FP16, else CPU) or triton (a shared Triton server: --url).")]
 UrlOpt = Annotated[Optional[str], typer.Option("--url", help="triton backend: the server's gRPC endpoint, host:port (usually port 8001). Unreachable: scored locally.")]
 TritonModelOpt = Annotated[Optional[str], typer.Option("--triton-model", help="triton backend: the served model's name (default: the first ready of NAME-trt, NAME, NAME-python).")]
+NoiseCheckOpt = Annotated[bool, typer.Option("--noise-check/--no-noise-check", help="Also alert when a series' measured noise exceeds its region's ceiling from the model file (twice the routine noise of the training slices; sharp kernels exempt).")]
 BaselinesOpt = Annotated[Optional[Path], typer.Option("--baselines", help="Per-protocol baselines from tfkt-edge calibrate: a series of a calibrated protocol is judged against that protocol's normal range.")]
 DecodersOpt = Annotated[Decoders, typer.Option("--decoders", help="Decode with threads, or with processes: faster for compressed (JPEG 2000) series on hosts with spare cores, such as GPU hosts.")]

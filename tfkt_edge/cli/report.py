@@ -17,6 +17,7 @@ from tfkt_edge.cli.options import (
     BatchOpt,
     MinRunOpt,
     ModelOpt,
+    NoiseCheckOpt,
     ThresholdOpt,
     TritonModelOpt,
     UrlOpt,
@@ -34,6 +35,7 @@ def report(
     threshold: ThresholdOpt = 2.0,
     min_run: MinRunOpt = 3,
     baselines: BaselinesOpt = None,
+    noise_check: NoiseCheckOpt = True,
     batch_size: BatchOpt = 16,
     workers: WorkersOpt = 2,
     model: ModelOpt = None,
@@ -48,7 +50,7 @@ def report(
     """
     err = Console(stderr=True)
     require_writable(output)
-    policy = make_policy(threshold, min_run, baselines)
+    policy = make_policy(threshold, min_run, baselines, noise_check)
     run = run_scoring(paths, model, policy, batch_size, workers, backend, err, options=BackendOptions(url, triton_model))
     if not run.results:
         error(f"nothing scorable in {', '.join(map(str, paths))} ({len(run.skipped)} file(s) skipped)")

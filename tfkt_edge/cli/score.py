@@ -21,6 +21,7 @@ from tfkt_edge.cli.options import (
     FormatOpt,
     MinRunOpt,
     ModelOpt,
+    NoiseCheckOpt,
     OutputFormat,
     OutputOpt,
     ReportOpt,
@@ -47,6 +48,7 @@ def score(
     triton_model: TritonModelOpt = None,
     decoders: DecodersOpt = Decoders.threads,
     baselines: BaselinesOpt = None,
+    noise_check: NoiseCheckOpt = True,
     report: ReportOpt = None,
 ) -> None:
     """Score CT slices 0-4 (higher is better) per series and flag series that need a rescan.
@@ -57,7 +59,7 @@ def score(
     """
     err = Console(stderr=True)
     require_writable(output, report)
-    policy = make_policy(threshold, min_run, baselines)
+    policy = make_policy(threshold, min_run, baselines, noise_check)
     run = run_scoring(paths, model, policy, batch_size, workers, backend, err, decoders.value,
                       BackendOptions(url, triton_model))  # a TfktEdgeError ends at the CLI's boundary: one line, exit 2
     if format is OutputFormat.table:

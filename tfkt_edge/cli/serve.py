@@ -28,6 +28,7 @@ from tfkt_edge.cli.options import (
     DecodersOpt,
     MinRunOpt,
     ModelOpt,
+    NoiseCheckOpt,
     ThresholdOpt,
     TritonModelOpt,
     UrlOpt,
@@ -75,11 +76,11 @@ def _run(make_service, banner: str, starting: str) -> None:
 
 
 def _config(store, db, events, series_timeout, threshold, min_run, webhook, sr_destination, calling_ae, backend, model,
-            batch_size, workers, decoders, baselines=None, backend_options=None):
+            batch_size, workers, decoders, baselines=None, backend_options=None, noise_check=True):
     from tfkt_edge.service.runner import ServiceConfig
 
     return ServiceConfig(store=store, db=db, events=events, series_timeout=series_timeout,
-                         policy=make_policy(threshold, min_run, baselines), webhook=webhook, sr_destination=sr_destination,
+                         policy=make_policy(threshold, min_run, baselines, noise_check), webhook=webhook, sr_destination=sr_destination,
                          calling_ae=calling_ae, backend=backend, model=model, batch_size=batch_size, workers=workers,
                          backend_options=backend_options or BackendOptions(),
                          decoders=decoders.value)
@@ -106,6 +107,7 @@ def serve(
     workers: WorkersOpt = 2,
     decoders: DecodersOpt = Decoders.threads,
     baselines: BaselinesOpt = None,
+    noise_check: NoiseCheckOpt = True,
     tls_cert: Annotated[Optional[Path], typer.Option("--tls-cert", help="PEM certificate of this node: associations must use TLS.")] = None,
     tls_key: Annotated[Optional[Path], typer.Option("--tls-key", help="PEM private key of --tls-cert.")] = None,
     tls_ca: Annotated[Optional[Path], typer.Option("--tls-ca", help="PEM CA bundle: callers must present a client certificate it signed.")] = None,
@@ -123,7 +125,7 @@ def serve(
         raise typer.Exit(2)
     callers = [c.strip() for c in (allowed_callers or "").split(",") if c.strip()]
     config = _config(store, db, events, series_timeout, threshold, min_run, webhook, sr_destination, ae_title, backend,
-                     model, batch_size, workers, decoders, baselines, BackendOptions(url, triton_model))
+                     model, batch_size, workers, decoders, baselines, BackendOptions(url, triton_model), noise_check)
     scp = ScpConfig(ae_title, host, port, callers, tls_cert, tls_key, tls_ca)
     secure = (" over TLS, client certificates required" if tls_ca else " over TLS") if tls_cert else ""
     _run(lambda: Service(config, scp=scp),
@@ -149,6 +151,7 @@ def watch(
     workers: WorkersOpt = 2,
     decoders: DecodersOpt = Decoders.threads,
     baselines: BaselinesOpt = None,
+    noise_check: NoiseCheckOpt = True,
 ) -> None:
     """Score CT files as they appear in a folder, with the same pipeline and verdicts as `serve`. Stop with Ctrl-C.
 
@@ -161,7 +164,7 @@ def watch(
         raise typer.Exit(2)
     config = _config(Path("tfkt-store"), db, events,  # no store: watched files are scored where they are
                      series_timeout, threshold, min_run, webhook, sr_destination, "TFKT", backend, model, batch_size,
-                     workers, decoders, baselines, BackendOptions(url, triton_model))
+                     workers, decoders, baselines, BackendOptions(url, triton_model), noise_check)
     _run(lambda: Service(config, watch=folder.resolve(), settle=settle),
          f"tfkt-edge: watching {folder} (settle {settle:g} s); database {db}, series complete after {series_timeout:g} s",
          f"cannot watch {folder}")

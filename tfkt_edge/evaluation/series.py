@@ -22,7 +22,7 @@ import csv
 import json
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +31,7 @@ from tfkt_edge.backends.base import Backend
 from tfkt_edge.errors import InputError
 from tfkt_edge.evaluation.metrics import correlation_report, srocc
 from tfkt_edge.policy import OUTSIDE, AlertPolicy, overall_status
-from tfkt_edge.scoring import score_paths
+from tfkt_edge.scoring import judge, score_paths
 
 INDEX = "series.csv"
 EXPECTED = ("pass", "alert", "either")
@@ -47,6 +47,7 @@ class SeriesOutcome:
     status: str  # pass, alert, outside-domain, or nothing-scorable
     median: float | None
     slice_scores: list[float] = field(default_factory=list)
+    score_alert: bool = False  # the scores alone would alert (the noise check off)
 
 
 def read_index(folder: Path) -> list[dict]:
@@ -78,8 +79,11 @@ def evaluate_series(folder: Path, backend: Backend, policy: AlertPolicy = AlertP
         results = run.results
         scores = [s.score for r in results for s in r.slices]
         status = overall_status(r.verdict for r in results) if results else "nothing-scorable"
+        by_score = any(judge(r.series, r.slices, replace(policy, noise_check=False), backend.model.domain).verdict.alert
+                       for r in results)
         outcomes.append(SeriesOutcome(row["source"], row.get("ladder") or row["path"], row["dose"], row["label"],
-                                      row["expected"], status, float(np.median(scores)) if scores else None, scores))
+                                      row["expected"], status, float(np.median(scores)) if scores else None, scores,
+                                      by_score))
         if on_series is not None:
             on_series()
     return outcomes
@@ -103,10 +107,13 @@ def _figures(rows: list[SeriesOutcome]) -> dict:
     low = [o for o in rows if o.expected == "alert"]
     false_alerts = sum(o.status == "alert" for o in diagnostic)
     misses = sum(o.status != "alert" for o in low)
+    # Copies that alert by the noise check only: their scores alone would have missed them.
+    by_noise = sum(o.status == "alert" and not o.score_alert for o in low)
     figures: dict[str, object] = {
         "diagnostic_series": len(diagnostic), "false_alerts": false_alerts,
         "false_alert_rate": _rate(false_alerts, len(diagnostic)),
         "low_dose_series": len(low), "misses": misses, "miss_rate": _rate(misses, len(low)),
+        "caught_by_noise_check": by_noise,
         "outside_domain": sum(o.status == OUTSIDE for o in rows),
         "undegraded_median_score": _median([s for o in diagnostic for s in o.slice_scores]),
         "undegraded_min_score": round(min((s for o in diagnostic for s in o.slice_scores), default=float("nan")), 4),
@@ -145,7 +152,7 @@ def _ladder_sroccs(rows: list[SeriesOutcome]) -> list[float]:
 def to_document(outcomes: list[SeriesOutcome], model: str) -> dict:
     return {"model": model, "summary": summarise(outcomes),
             "series": [{"source": o.source, "ladder": o.ladder, "dose": o.dose, "label": o.label, "expected": o.expected,
-                        "status": o.status, "median_score": None if o.median is None else round(o.median, 4),
+                        "status": o.status, "score_alert": o.score_alert, "median_score": None if o.median is None else round(o.median, 4),
                         "slice_scores": [round(s, 4) for s in o.slice_scores]} for o in outcomes]}
 
 
@@ -156,7 +163,8 @@ def write_document(doc: dict, path: Path) -> Path:
 
 
 COLUMNS = (("diagnostic_series", "diagnostic series"), ("false_alerts", "false alerts"),
-           ("low_dose_series", "copies at <= 10% dose"), ("misses", "missed"), ("outside_domain", "outside domain"),
+           ("low_dose_series", "copies at <= 10% dose"), ("misses", "missed"),
+           ("caught_by_noise_check", "alert by noise only"), ("outside_domain", "outside domain"),
            ("undegraded_median_score", "undegraded median"), ("undegraded_min_score", "undegraded min"),
            ("ladder_srocc_mean", "ladder SROCC mean"), ("ladder_srocc_min", "ladder SROCC min"))
 

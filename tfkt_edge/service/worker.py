@@ -114,7 +114,8 @@ class ScoringWorker(Loop):
         skips = [Skip(path, reason) for path, reason in self.db.series_skips(series_uid)]
         scores = {(ref.sop_instance_uid, ref.frame): (score, stats) for ref, score, stats in rows}
         results = [judge(series, (SliceScore(ref, *scores[(ref.sop_instance_uid, ref.frame)]) for ref in series.slices),
-                         self.policy, self.backend.model.domain)
+                         self.policy, self.backend.model.domain,
+                         self.backend.model.noise_limits)
                    for series in group_series([ref for ref, _, _ in rows])]  # anatomical order, as `score` orders
         payload = document(self.backend.model, results, skips, self.policy.threshold)
         payload["series_instance_uid"] = series_uid

@@ -1,0 +1,118 @@
+"""The noise check on real CT: what it measures, where its ceilings lie, and how it joins the verdict."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from scipy.ndimage import gaussian_filter
+from typer.testing import CliRunner
+
+from tfkt_edge.backends import create_backend
+from tfkt_edge.cli.main import app
+from tfkt_edge.dicom import scan
+from tfkt_edge.domain import image_stats
+from tfkt_edge.model_file import DEFAULT_MODEL
+from tfkt_edge.noise import NoiseLimits, assess_noise, at_reference, measure, region_of
+from tfkt_edge.policy import AlertPolicy
+from tfkt_edge.preprocess import LDCTIQAC
+from tfkt_edge.scoring import SliceScore, decode_slice, judge
+
+SPAN = LDCTIQAC.hu_max - LDCTIQAC.hu_min
+LIMITS = create_backend("onnxruntime", DEFAULT_MODEL).model.noise_limits
+runner = CliRunner()
+
+
+def _noisy(image: np.ndarray, hu: float, seed: int, blur: float = 1.0) -> np.ndarray:
+    """The model input with soft-textured noise of RMS ``hu`` added (Gaussian-blurred white noise)."""
+    noise = gaussian_filter(np.random.default_rng(seed).normal(size=image.shape), blur)
+    return np.clip(image + (hu / SPAN) * noise / noise.std(), 0.0, 1.0).astype(np.float32)
+
+
+def _judged(series, images, policy=AlertPolicy(), limits=LIMITS, score=3.6):
+    """The series judged with passing scores and the statistics of ``images``: only the noise check can alert."""
+    scored = [SliceScore(ref, score, image_stats(im)) for ref, im in zip(series.slices, images)]
+    return judge(series, scored, policy, None, limits)
+
+
+def test_the_shipped_model_carries_ceilings_measured_on_its_training_slices():
+    assert LIMITS is not None
+    assert set(LIMITS.ceiling_hu) == {"body", "head"}
+    for region, ceiling in LIMITS.ceiling_hu.items():
+        assert ceiling == pytest.approx(2 * LIMITS.routine_hu[region], abs=0.02)
+    assert LIMITS.ceiling_hu["head"] < LIMITS.ceiling_hu["body"]
+    assert 0.4 < LIMITS.sharp_texture < 0.7
+    assert NoiseLimits.from_dict(LIMITS.to_dict()) == LIMITS
+
+
+def test_measure_follows_added_noise_and_tells_fine_from_coarse_texture(real):
+    image = decode_slice(scan([real["abdomen_j2k"]]).series[0].slices[0], LDCTIQAC)
+    native, texture = measure(image)
+    assert native is not None and 5.0 < native < 30.0 and texture is not None
+    added, _ = measure(_noisy(image, 40.0, seed=1))
+    assert added == pytest.approx(np.hypot(native, 40.0 * 0.87), rel=0.2)  # blocks of 8 keep most of blurred noise
+    _, fine = measure(_noisy(image, 80.0, seed=2, blur=0.0))  # white noise: what a sharp kernel gives
+    _, coarse = measure(_noisy(image, 80.0, seed=2, blur=1.5))
+    assert fine is not None and coarse is not None and fine < LIMITS.sharp_texture < coarse
+    assert measure(np.zeros((512, 512), np.float32)) == (None, None)  # air only: nothing to measure
+
+
+def test_region_and_thickness_scaling():
+    assert region_of("HEAD") == region_of("brain") == "head"
+    assert region_of("ABDOMEN") == region_of("") == region_of("CHEST_TO_PELVIS") == "body"
+    assert at_reference(20.0, 3.0) == 20.0 and at_reference(20.0, None) == 20.0
+    assert at_reference(20.0, 0.75) == pytest.approx(10.0)  # thin slices are noisier at the same dose
+
+
+def test_a_noisy_copy_of_a_real_series_alerts_on_noise_although_its_scores_pass(realct):
+    series = scan([realct / "totalsegmentator"]).series[0]  # Siemens Br38f\3, 3 mm: never trained on
+    images = [decode_slice(ref, LDCTIQAC) for ref in series.slices]
+    original = _judged(series, images)
+    assert not original.verdict.alert and original.noise is not None and not original.noise.above
+    assert original.noise.region == "body" and original.noise.noise_hu < 0.6 * original.noise.ceiling_hu
+    noisy = [_noisy(im, 1.5 * LIMITS.ceiling_hu["body"], seed=i) for i, im in enumerate(images)]
+    result = _judged(series, noisy)
+    assert result.verdict.alert and result.noise is not None and result.noise.above
+    assert result.verdict.reason.startswith("noise ") and "ceiling for body series" in result.verdict.reason
+    assert "median score 3.60" in result.verdict.reason  # the score's own verdict stays in the reason
+    off = _judged(series, noisy, AlertPolicy(noise_check=False))
+    assert not off.verdict.alert and off.noise is not None and off.noise.above  # measured, not acted on
+    assert _judged(series, noisy, limits=None).noise is None  # a model file without ceilings: no check
+
+
+def test_sharp_kernels_and_the_head_ceiling(realct):
+    series = scan([realct / "totalsegmentator"]).series[0]
+    images = [decode_slice(ref, LDCTIQAC) for ref in series.slices[:4]]
+    series = replace(series, slices=series.slices[:4])
+    sharp = replace(series, slices=tuple(replace(r, kernel="B70f") for r in series.slices))
+    assert _judged(sharp, [_noisy(im, 80.0, seed=3) for im in images]).noise is None
+    head = replace(series, slices=tuple(replace(r, body_part="HEAD") for r in series.slices))
+    judged = _judged(head, images)  # body-routine noise is far above a head's routine noise
+    assert judged.noise is not None and judged.noise.region == "head" and judged.verdict.alert
+
+
+def test_every_routine_clinical_image_of_the_shared_folder_stays_under_its_ceiling(realct):
+    from tfkt_edge.train.realct import training_slices
+
+    checked = 0
+    for s in training_slices():
+        for series in scan([s.path]).series:
+            images = [decode_slice(ref, LDCTIQAC) for ref in series.slices]
+            finding = assess_noise(series.slices, *zip(*(measure(im) for im in images)), False, LIMITS)
+            if finding is not None:
+                assert not finding.above, (s.path, finding)
+                checked += 1
+    assert checked >= 60
+
+
+def test_json_reports_the_noise_and_the_switch_turns_the_check_off(real, tmp_path):
+    out = tmp_path / "r.json"
+    result = runner.invoke(app, ["score", str(real["abdomen_j2k"]), "--format", "json", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    (series,) = json.loads(out.read_text())["series"]
+    assert series["noise"]["region"] == "body" and series["noise"]["above"] is False
+    assert 0 < series["noise"]["noise_hu"] < series["noise"]["ceiling_hu"]
+    result = runner.invoke(app, ["score", str(real["abdomen_j2k"]), "--no-noise-check", "-q"])
+    assert result.exit_code == 0, result.output

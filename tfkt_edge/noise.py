@@ -1,0 +1,150 @@
+"""The noise check: a series far noisier than routine scans of its body region alerts.
+
+The model judges an image as it looks, and it cannot know the routine dose of a
+scan it has never seen: a tenth-dose copy of a very quiet image (a head, a
+strong iterative reconstruction) looks like an ordinary routine image of a
+noisier protocol. The noise itself is measurable, so the verdict also checks
+it, in the units clinical noise monitoring uses (the global noise index of
+Christianson et al. 2015: local standard deviations over soft tissue):
+
+* **noise** of a slice: 8x8-pixel blocks of the model input whose mean lies in
+  soft tissue (-150..200 HU); the median of the flatter half of their
+  standard deviations, in HU. Measured on the 512x512 input every backend
+  receives (0.3 ms a slice), so training and runtime measure the same thing.
+* **texture**: the same blocks' standard deviation after 2x2 averaging, over
+  the original. Fine-grained sharp-kernel noise falls to about 0.4-0.5 of
+  itself, the coarser noise of soft kernels and iterative reconstruction to
+  0.6-0.9. Sharp kernels are diagnostic at 3-5x the noise of soft ones, so the
+  check leaves sharp-textured series (or a sharp kernel named in the header)
+  to the model alone.
+* **series noise**: the median over its slices, scaled to a 3 mm slice
+  (noise ~ 1/sqrt(thickness)), so thin routine reconstructions are not
+  called noisy.
+
+A series alerts when its noise exceeds its region's ceiling: twice the median
+routine noise of the training slices of that region (head, or body for every
+other region and for a header that names none), that is, less than about a
+quarter of the typical routine dose. The ceilings travel in the model card
+("noise"), measured by ``tfkt_edge.train.validate.measure_noise``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from tfkt_edge.preprocess import LDCTIQAC, PreprocessContract
+
+BLOCK = 8
+SOFT_HU = (-150.0, 200.0)
+MIN_BLOCKS = 32  # fewer soft-tissue blocks (a lung-only or bone-only slice): no noise figure
+REFERENCE_MM = 3.0
+HEAD_WORDS = ("HEAD", "BRAIN", "SKULL", "ORBIT", "SINUS")
+
+
+def _block_sums(image: np.ndarray, block: int) -> np.ndarray:
+    """Sums over non-overlapping block x block tiles (strided adds: 10x faster than a reshape-sum)."""
+    n = min(image.shape) - min(image.shape) % block
+    rows: np.ndarray = sum(image[k:n:block, :n] for k in range(block))  # type: ignore[assignment]
+    return sum(rows[:, k::block] for k in range(block))  # type: ignore[return-value]
+
+
+def _block_sd(image: np.ndarray, block: int) -> tuple[np.ndarray, np.ndarray]:
+    count = block * block
+    mean = _block_sums(image, block) / count
+    var = _block_sums(image * image, block) / count - mean * mean
+    return mean, np.sqrt(np.maximum(var, 0.0))
+
+
+def measure(image: np.ndarray, contract: PreprocessContract = LDCTIQAC) -> tuple[float | None, float | None]:
+    """(noise in HU, texture ratio) of one preprocessed slice; (None, None) without enough soft tissue."""
+    span = contract.hu_max - contract.hu_min
+    mean, sd = _block_sd(image, BLOCK)
+    soft = ((contract.hu_min + mean * span) > SOFT_HU[0]) & ((contract.hu_min + mean * span) < SOFT_HU[1])
+    count = int(soft.sum())
+    if count < MIN_BLOCKS:
+        return None, None
+    flat = np.argsort(np.where(soft, sd, np.inf), axis=None)[: count // 2]
+    noise = float(np.median(sd.ravel()[flat]))
+    if noise <= 0.0:
+        return 0.0, None
+    _, pooled_sd = _block_sd(_block_sums(image, 2) / 4.0, BLOCK // 2)
+    return noise * span, float(np.median(pooled_sd.ravel()[flat]) / noise)
+
+
+def region_of(body_part: str) -> str:
+    """'head' for a BodyPartExamined naming the head, else 'body' (also when the header names none)."""
+    return "head" if any(word in body_part.upper() for word in HEAD_WORDS) else "body"
+
+
+def at_reference(noise: float, thickness: float | None) -> float:
+    """Noise scaled to a REFERENCE_MM slice; as measured when the thickness is unknown."""
+    return noise * float(np.sqrt(thickness / REFERENCE_MM)) if thickness else noise
+
+
+@dataclass(frozen=True)
+class NoiseLimits:
+    """The ceilings (HU at 3 mm) per region, and the texture ratio at or below which noise is sharp-kernel."""
+
+    ceiling_hu: dict[str, float]
+    routine_hu: dict[str, float]  # median routine noise of the training slices, per region
+    sharp_texture: float
+    slices: dict[str, int]  # training slices per region
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> NoiseLimits:
+        return cls({k: float(v) for k, v in data["ceiling_hu"].items()},
+                   {k: float(v) for k, v in data["routine_hu"].items()},
+                   float(data["sharp_texture"]), {k: int(v) for k, v in data.get("slices", {}).items()})
+
+
+def _median(values: Sequence[float | None]) -> float | None:
+    present = [v for v in values if v is not None and np.isfinite(v)]
+    return float(np.median(present)) if present else None
+
+
+@dataclass(frozen=True)
+class NoiseFinding:
+    """A series' noise against its region's ceiling (HU at REFERENCE_MM when the thickness is known)."""
+
+    noise_hu: float
+    ceiling_hu: float
+    routine_hu: float
+    region: str
+    scaled: bool  # False: thickness unknown, noise as measured
+
+    @property
+    def above(self) -> bool:
+        return self.noise_hu > self.ceiling_hu
+
+    @property
+    def reason(self) -> str:
+        at = f"{self.noise_hu:.1f} HU at {REFERENCE_MM:g} mm" if self.scaled else f"{self.noise_hu:.1f} HU"
+        return (f"noise {at} above the {self.ceiling_hu:.1f} HU ceiling for {self.region} series (twice the "
+                f"routine {self.routine_hu:.1f} HU: under about a quarter of routine dose)")
+
+    def to_dict(self) -> dict:
+        return {"noise_hu": round(self.noise_hu, 2), "ceiling_hu": self.ceiling_hu, "region": self.region,
+                "at_mm": REFERENCE_MM if self.scaled else None, "above": self.above}
+
+
+def assess_noise(refs: Sequence, noises: Sequence[float | None], textures: Sequence[float | None],
+                 kernel_is_sharp: bool, limits: NoiseLimits | None) -> NoiseFinding | None:
+    """A series' noise against its region's ceiling; None where the check does not apply (no ceilings in
+    the model file, too little soft tissue to measure, or sharp-kernel noise)."""
+    noise, texture = _median(noises), _median(textures)
+    if limits is None or not refs or noise is None or texture is None or kernel_is_sharp:
+        return None
+    if texture <= limits.sharp_texture:
+        return None
+    region = region_of(refs[0].body_part)
+    if region not in limits.ceiling_hu:
+        return None
+    thickness = _median([r.thickness for r in refs])
+    return NoiseFinding(at_reference(noise, thickness), limits.ceiling_hu[region], limits.routine_hu[region], region,
+                        thickness is not None)
