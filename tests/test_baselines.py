@@ -125,3 +125,54 @@ def test_evaluate_series_with_baselines_judges_each_protocol_against_its_normal_
     assert misses == {False: 1, True: 0}
     result = runner.invoke(app, ["evaluate", "--data", str(tmp_path), "--baselines", str(baselines)])
     assert result.exit_code == 2 and "--baselines applies to --series" in result.output
+
+
+def test_a_calibrated_quiet_protocol_is_held_to_its_own_noise(realct, tmp_path):
+    """A lumbar spine protocol (9 HU of routine noise at 3 mm): a copy with soft-textured noise that an ordinary
+    body scan would have (about 25 HU) is under the body ceiling, but above twice the protocol's accepted noise."""
+    from scipy.ndimage import gaussian_filter
+
+    source = realct / "fo-dicom" / "GH1308.dcm"
+    _series_copies(source, tmp_path / "accepted", 3, "L-SPINE")
+    baselines = tmp_path / "baselines.json"
+    result = runner.invoke(app, ["calibrate", str(tmp_path / "accepted"), "-o", str(baselines)])
+    assert result.exit_code == 0, result.output
+    (entry,) = load(baselines).entries
+    assert entry.noise_series == 3 and entry.noise_hu is not None and 5.0 < entry.noise_hu < 12.0
+    (noisy,) = _series_copies(source, tmp_path / "noisy", 1, "L-SPINE")
+    ds = pydicom.dcmread(noisy)
+    grain = gaussian_filter(np.random.default_rng(1).normal(size=ds.pixel_array.shape), 1.0)
+    stored = ds.pixel_array.astype(np.float64) + grain / grain.std() * 28.0 / float(ds.RescaleSlope)
+    limits = np.iinfo(ds.pixel_array.dtype)
+    ds.PixelData = np.clip(np.round(stored), limits.min, limits.max).astype(limits.dtype).tobytes()
+    ds.file_meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
+    ds.save_as(noisy)
+    plain = json.loads(runner.invoke(app, ["score", str(noisy), "--format", "json"]).stdout)["series"][0]
+    assert plain["noise"]["ceiling_of"] == "region" and not plain["noise"]["above"]
+    assert entry.noise_ceiling_hu < plain["noise"]["noise_hu"] < plain["noise"]["ceiling_hu"]
+    result = runner.invoke(app, ["score", str(noisy), "--format", "json", "--baselines", str(baselines)])
+    assert result.exit_code == 1, result.output
+    series = json.loads(result.stdout)["series"][0]
+    assert series["status"] == "alert" and series["noise"]["ceiling_of"] == "protocol" and series["noise"]["above"]
+    assert f"ceiling for this protocol (twice its accepted {entry.noise_hu:.1f} HU" in series["reason"]
+    (clean,) = _series_copies(source, tmp_path / "clean", 1, "L-SPINE")
+    result = runner.invoke(app, ["score", str(clean), "--format", "json", "--baselines", str(baselines)])
+    assert result.exit_code == 0 and not json.loads(result.stdout)["series"][0]["noise"]["above"]
+
+
+def test_baseline_files_without_noise_still_load_and_bad_noise_is_refused(tmp_path):
+    path = save(learn([(P, 3.5), (P, 3.6), (P, 3.7)], "m 1"), tmp_path / "b.json")
+    (entry,) = load(path).entries
+    assert entry.noise_hu is None and entry.noise_ceiling_hu is None
+    data = json.loads(path.read_text())
+    for key in ("noise_hu", "noise_series"):
+        del data["protocols"][0][key]  # a file written before noise was recorded
+    path.write_text(json.dumps(data))
+    assert load(path).entries[0].noise_hu is None
+    data["protocols"][0]["noise_hu"] = -3
+    path.write_text(json.dumps(data))
+    with pytest.raises(InputError, match="noise is not a positive number"):
+        load(path)
+    noisy = learn([(P, 3.5, 10.0), (P, 3.6, 12.0), (P, 3.7, None)], "m 1")
+    assert noisy.entries[0].noise_hu is None  # two measured series of three: not enough for a noise baseline
+    assert learn([(P, 3.5, 10.0), (P, 3.6, 12.0), (P, 3.7, 11.0)], "m 1").entries[0].noise_ceiling_hu == 22.0

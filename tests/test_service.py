@@ -327,6 +327,7 @@ def test_results_command_reads_the_database(server, tmp_path):
     assert learnt.exit_code == 0, learnt.output
     (protocol,) = json.loads(out.read_text())["protocols"]
     assert protocol["n_series"] == 1 and protocol["protocol"]["description"].startswith("SIMULATED")
+    assert protocol["noise_series"] == 1 and protocol["noise_hu"] > 35  # the noise the node measured and stored
 
 
 @pytest.mark.slow

@@ -14,6 +14,13 @@ clamped to [0.5, 3.5]. A degraded series of a protocol that normally scores
 3.6 alerts below its own range; a sharp-kernel protocol that normally scores
 1.8 no longer alerts on every series. Protocols without a baseline keep the
 fixed threshold.
+
+Where the accepted series' noise was measured (the noise check, `tfkt_edge.noise`),
+the baseline also records the protocol's median noise at 3 mm, and a series of the
+protocol is held to twice that instead of its body region's ceiling: a quiet
+protocol (a spine, a head, a strong iterative reconstruction) alerts on noise an
+ordinary body scan would have, and a protocol that is routinely noisier than the
+region's ceiling stops alerting on noise alone.
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ FORMAT = "tfkt-edge-baselines/1"
 MARGIN = 0.5
 MIN_SERIES = 3
 CLAMP = (0.5, 3.5)
+NOISE_FACTOR = 2.0  # a protocol's noise ceiling: this times its accepted median (as the model's region ceilings)
 
 
 @dataclass(frozen=True)
@@ -62,6 +70,12 @@ class Baseline:
     median: float
     mad: float
     low: float
+    noise_hu: float | None = None  # median noise of the accepted series (HU at 3 mm); None: not measured
+    noise_series: int = 0
+
+    @property
+    def noise_ceiling_hu(self) -> float | None:
+        return None if self.noise_hu is None else round(NOISE_FACTOR * self.noise_hu, 2)
 
 
 @dataclass(frozen=True)
@@ -81,17 +95,22 @@ class Baselines:
 
     def to_json(self) -> str:
         return json.dumps({"format": FORMAT, "model": self.model, "created": datetime.now(timezone.utc).isoformat(),
-                           "rule": f"low = median - max(3 x 1.4826 x MAD, {MARGIN}), clamped to {list(CLAMP)}",
+                           "rule": f"low = median - max(3 x 1.4826 x MAD, {MARGIN}), clamped to {list(CLAMP)}; "
+                                   f"noise ceiling = {NOISE_FACTOR:g} x the median noise at 3 mm",
                            "protocols": [asdict(b) for b in self.entries]}, indent=1) + "\n"
 
 
-def learn(series_medians: Iterable[tuple[Protocol, float]], model: str, min_series: int = MIN_SERIES,
+def learn(series_medians: Iterable[tuple], model: str, min_series: int = MIN_SERIES,
           margin: float = MARGIN) -> Baselines:
-    """Baselines from (protocol, median score) pairs of accepted series; protocols with too few series are left out."""
+    """Baselines from (protocol, median score) or (protocol, median score, noise HU at 3 mm or None) tuples of
+    accepted series; protocols with too few series are left out, and a noise median needs as many."""
     grouped: dict[Protocol, list[float]] = {}
-    for protocol, median in series_medians:
+    noises: dict[Protocol, list[float]] = {}
+    for protocol, median, *rest in series_medians:
         if median is not None and np.isfinite(median):
             grouped.setdefault(protocol, []).append(float(median))
+            if rest and rest[0] is not None and np.isfinite(rest[0]):
+                noises.setdefault(protocol, []).append(float(rest[0]))
     entries = []
     for protocol, medians in sorted(grouped.items(), key=lambda item: item[0].text()):
         if len(medians) < min_series:
@@ -100,7 +119,10 @@ def learn(series_medians: Iterable[tuple[Protocol, float]], model: str, min_seri
         centre = float(np.median(values))
         mad = float(np.median(np.abs(values - centre)))
         low = float(np.clip(centre - max(3 * 1.4826 * mad, margin), *CLAMP))
-        entries.append(Baseline(protocol, len(values), round(centre, 4), round(mad, 4), round(low, 4)))
+        noise = noises.get(protocol, [])
+        noise_hu = round(float(np.median(noise)), 2) if len(noise) >= min_series else None
+        entries.append(Baseline(protocol, len(values), round(centre, 4), round(mad, 4), round(low, 4), noise_hu,
+                                len(noise)))
     return Baselines(model, tuple(entries))
 
 
@@ -111,13 +133,16 @@ def load(path: Path) -> Baselines:
         if data.get("format") != FORMAT:
             raise ValueError(f"format is {data.get('format')!r}, expected {FORMAT!r}")
         entries = tuple(Baseline(Protocol(**b["protocol"]), int(b["n_series"]), float(b["median"]), float(b["mad"]),
-                                 float(b["low"])) for b in data["protocols"])
+                                 float(b["low"]), None if b.get("noise_hu") is None else float(b["noise_hu"]),
+                                 int(b.get("noise_series", 0))) for b in data["protocols"])
     except OSError as exc:
         raise InputError(f"cannot read baselines {path}: {exc.strerror or exc}") from None
     except (ValueError, KeyError, TypeError) as exc:
         raise InputError(f"{path} is not a tfkt-edge baseline file: {exc}") from None
     if any(not np.isfinite(b.low) for b in entries):
         raise InputError(f"{path}: a protocol has no finite alert line")
+    if any(b.noise_hu is not None and not (np.isfinite(b.noise_hu) and b.noise_hu > 0) for b in entries):
+        raise InputError(f"{path}: a protocol's noise is not a positive number")
     return Baselines(str(data.get("model")), entries)
 
 

@@ -10,7 +10,7 @@ Christianson et al. 2015: local standard deviations over soft tissue):
 * **noise** of a slice: 8x8-pixel blocks of the model input whose mean lies in
   soft tissue (-150..200 HU); the median of the flatter half of their
   standard deviations, in HU. Measured on the 512x512 input every backend
-  receives (0.3 ms a slice), so training and runtime measure the same thing.
+  receives (about 0.6 ms a slice on one core), so training and runtime measure the same thing.
 * **texture**: the same blocks' standard deviation after 2x2 averaging, over
   the original. Fine-grained sharp-kernel noise falls to about 0.4-0.5 of
   itself, the coarser noise of soft kernels and iterative reconstruction to
@@ -31,7 +31,7 @@ quarter of the typical routine dose. The ceilings travel in the model card
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
@@ -117,20 +117,26 @@ class NoiseFinding:
     routine_hu: float
     region: str
     scaled: bool  # False: thickness unknown, noise as measured
+    basis: str = ""  # what the ceiling is twice of: the region's routine noise, or a protocol's accepted noise
 
     @property
     def above(self) -> bool:
         return self.noise_hu > self.ceiling_hu
 
+    def for_protocol(self, accepted_hu: float, ceiling_hu: float) -> NoiseFinding:
+        """The same measurement held to a calibrated protocol's ceiling (`tfkt_edge.baselines`)."""
+        return replace(self, ceiling_hu=ceiling_hu, routine_hu=accepted_hu, basis="protocol")
+
     @property
     def reason(self) -> str:
         at = f"{self.noise_hu:.1f} HU at {REFERENCE_MM:g} mm" if self.scaled else f"{self.noise_hu:.1f} HU"
-        return (f"noise {at} above the {self.ceiling_hu:.1f} HU ceiling for {self.region} series (twice the "
-                f"routine {self.routine_hu:.1f} HU: under about a quarter of routine dose)")
+        of = (f"this protocol (twice its accepted {self.routine_hu:.1f} HU" if self.basis == "protocol" else
+              f"{self.region} series (twice the routine {self.routine_hu:.1f} HU")
+        return f"noise {at} above the {self.ceiling_hu:.1f} HU ceiling for {of}: under about a quarter of routine dose)"
 
     def to_dict(self) -> dict:
         return {"noise_hu": round(self.noise_hu, 2), "ceiling_hu": self.ceiling_hu, "region": self.region,
-                "at_mm": REFERENCE_MM if self.scaled else None, "above": self.above}
+                "ceiling_of": self.basis or "region", "at_mm": REFERENCE_MM if self.scaled else None, "above": self.above}
 
 
 def assess_noise(refs: Sequence, noises: Sequence[float | None], textures: Sequence[float | None],
@@ -147,4 +153,4 @@ def assess_noise(refs: Sequence, noises: Sequence[float | None], textures: Seque
         return None
     thickness = _median([r.thickness for r in refs])
     return NoiseFinding(at_reference(noise, thickness), limits.ceiling_hu[region], limits.routine_hu[region], region,
-                        thickness is not None)
+                        thickness is not None, "region")

@@ -201,6 +201,8 @@ def judge(series: Series, scored: Iterable[SliceScore], policy: AlertPolicy, dom
     noise = assess_noise([s.ref for s in slices], [x.noise_hu if x else None for x in stats],
                          [x.noise_texture if x else None for x in stats],
                          bool(slices) and kernel_class(slices[0].ref.kernel or "") == "sharp", noise_limits)
+    if noise is not None and baseline is not None and baseline.noise_hu is not None and baseline.noise_ceiling_hu:
+        noise = noise.for_protocol(baseline.noise_hu, baseline.noise_ceiling_hu)
     if policy.noise_check and noise is not None and noise.above:
         verdict = Verdict(True, f"{verdict.reason}; {noise.reason}" if verdict.alert else f"{noise.reason}; {verdict.reason}")
     return SeriesResult(series, slices, verdict, status, noise)

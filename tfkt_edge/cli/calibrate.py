@@ -22,7 +22,8 @@ def _from_folders(paths: list[Path], model, backend: str, batch_size: int, worke
     from tfkt_edge.policy import OUTSIDE, AlertPolicy
 
     run = run_scoring(paths, model, AlertPolicy(), batch_size, workers, backend, console)
-    pairs = [(Protocol.of(r.series), float(np.median(r.scores))) for r in run.results if r.verdict.status != OUTSIDE]
+    pairs = [(Protocol.of(r.series), float(np.median(r.scores)), r.noise.noise_hu if r.noise is not None else None)
+             for r in run.results if r.verdict.status != OUTSIDE]
     return pairs, run.model.identity, len(run.results) - len(pairs)
 
 
@@ -43,7 +44,8 @@ def _from_database(db: Path):
             if not protocol or median is None or series.get("status") == "outside-domain":
                 left_out += 1
                 continue
-            pairs.append((Protocol(**protocol), float(median)))
+            noise = (series.get("noise") or {}).get("noise_hu")
+            pairs.append((Protocol(**protocol), float(median), None if noise is None else float(noise)))
     return pairs, left_out
 
 
@@ -57,8 +59,8 @@ def calibrate(
     batch_size: BatchOpt = 16,
     workers: WorkersOpt = 2,
 ) -> None:
-    """Learn each protocol's normal score range (station, series description, kernel, slice thickness) from
-    series the site accepted, into a small JSON file that score, report, watch and serve take as --baselines.
+    """Learn each protocol's normal score range and noise (station, series description, kernel, slice thickness)
+    from series the site accepted, into a small JSON file that score, report, watch and serve take as --baselines.
 
     Example: tfkt-edge calibrate /archive/accepted --db tfkt-results.sqlite -o baselines.json
     """
@@ -85,12 +87,15 @@ def calibrate(
         error(str(exc))
         raise typer.Exit(2) from None
     table = Table(title=f"baselines for {identity}: {len(baselines.entries)} protocol(s) from {len(pairs)} series")
-    for column in ("station / description / kernel / thickness", "series", "median", "MAD", "alert below"):
+    for column in ("station / description / kernel / thickness", "series", "median", "MAD", "alert below",
+                   "noise HU", "noise ceiling"):
         table.add_column(column, justify="left" if column.startswith("station") else "right")
     for b in baselines.entries:
-        table.add_row(b.protocol.text(), str(b.n_series), f"{b.median:.2f}", f"{b.mad:.2f}", f"{b.low:.2f}")
+        table.add_row(b.protocol.text(), str(b.n_series), f"{b.median:.2f}", f"{b.mad:.2f}", f"{b.low:.2f}",
+                      "-" if b.noise_hu is None else f"{b.noise_hu:.1f}",
+                      "-" if b.noise_ceiling_hu is None else f"{b.noise_ceiling_hu:.1f}")
     console.print(table)
-    protocols = len({p for p, _ in pairs})
+    protocols = len({pair[0] for pair in pairs})
     if protocols > len(baselines.entries):
         console.print(f"{protocols - len(baselines.entries)} protocol(s) have fewer than {min_series} accepted series "
                       "and keep the fixed threshold", highlight=False)
