@@ -62,8 +62,10 @@ def test_measure_follows_added_noise_and_tells_fine_from_coarse_texture(real):
 def test_region_and_thickness_scaling():
     assert region_of("HEAD") == region_of("brain") == "head"
     assert region_of("ABDOMEN") == region_of("") == region_of("CHEST_TO_PELVIS") == "body"
+    assert region_of("HEADNECK") == region_of("HEAD_NECK") == region_of("SINUS") == "body"  # noisier by design
     assert at_reference(20.0, 3.0) == 20.0 and at_reference(20.0, None) == 20.0
     assert at_reference(20.0, 0.75) == pytest.approx(10.0)  # thin slices are noisier at the same dose
+    assert at_reference(20.0, -1.0) == at_reference(20.0, 0.0) == at_reference(20.0, float("nan")) == 20.0
 
 
 def test_a_noisy_copy_of_a_real_series_alerts_on_noise_although_its_scores_pass(realct):

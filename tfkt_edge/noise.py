@@ -22,8 +22,9 @@ Christianson et al. 2015: local standard deviations over soft tissue):
   called noisy.
 
 A series alerts when its noise exceeds its region's ceiling: twice the median
-routine noise of the training slices of that region (head, or body for every
-other region and for a header that names none), that is, less than about a
+routine noise of the training slices of that region (head, when BodyPartExamined
+names the head alone; body for every other region, a head-and-neck or sinus
+protocol, and a header that names none), that is, less than about a
 quarter of the typical routine dose. The ceilings travel in the model card
 ("noise"), measured by ``tfkt_edge.train.validate.measure_noise``.
 """
@@ -41,7 +42,9 @@ BLOCK = 8
 SOFT_HU = (-150.0, 200.0)
 MIN_BLOCKS = 32  # fewer soft-tissue blocks (a lung-only or bone-only slice): no noise figure
 REFERENCE_MM = 3.0
-HEAD_WORDS = ("HEAD", "BRAIN", "SKULL", "ORBIT", "SINUS")
+HEAD_WORDS = ("HEAD", "BRAIN", "SKULL")
+# Regions named with the head that are not brain imaging: a neck or sinus protocol is noisier by design.
+NOT_HEAD_WORDS = ("NECK", "SINUS", "FACE", "DENT", "ORBIT")
 
 
 def _block_sums(image: np.ndarray, block: int) -> np.ndarray:
@@ -75,13 +78,21 @@ def measure(image: np.ndarray, contract: PreprocessContract = LDCTIQAC) -> tuple
 
 
 def region_of(body_part: str) -> str:
-    """'head' for a BodyPartExamined naming the head, else 'body' (also when the header names none)."""
-    return "head" if any(word in body_part.upper() for word in HEAD_WORDS) else "body"
+    """'head' for a BodyPartExamined naming the head alone (not HEADNECK, not sinuses), else 'body' (also when
+    the header names none): a wrong 'head' would hold a series to the much lower head ceiling."""
+    text = body_part.upper()
+    if any(word in text for word in NOT_HEAD_WORDS):
+        return "body"
+    return "head" if any(word in text for word in HEAD_WORDS) else "body"
 
 
 def at_reference(noise: float, thickness: float | None) -> float:
-    """Noise scaled to a REFERENCE_MM slice; as measured when the thickness is unknown."""
-    return noise * float(np.sqrt(thickness / REFERENCE_MM)) if thickness else noise
+    """Noise scaled to a REFERENCE_MM slice; as measured when the thickness is unknown (or not a thickness)."""
+    return noise * float(np.sqrt(thickness / REFERENCE_MM)) if usable_thickness(thickness) else noise
+
+
+def usable_thickness(thickness: float | None) -> bool:
+    return thickness is not None and bool(np.isfinite(thickness)) and thickness > 0
 
 
 @dataclass(frozen=True)
@@ -153,4 +164,4 @@ def assess_noise(refs: Sequence, noises: Sequence[float | None], textures: Seque
         return None
     thickness = _median([r.thickness for r in refs])
     return NoiseFinding(at_reference(noise, thickness), limits.ceiling_hu[region], limits.routine_hu[region], region,
-                        thickness is not None, "region")
+                        usable_thickness(thickness), "region")
