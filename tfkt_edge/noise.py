@@ -88,7 +88,9 @@ def region_of(body_part: str) -> str:
 
 def at_reference(noise: float, thickness: float | None) -> float:
     """Noise scaled to a REFERENCE_MM slice; as measured when the thickness is unknown (or not a thickness)."""
-    return noise * float(np.sqrt(thickness / REFERENCE_MM)) if usable_thickness(thickness) else noise
+    if thickness is None or not usable_thickness(thickness):
+        return noise
+    return noise * float(np.sqrt(thickness / REFERENCE_MM))
 
 
 def usable_thickness(thickness: float | None) -> bool:

@@ -105,9 +105,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, required=True)
     parser.add_argument("--split", default="heldout", choices=("heldout", "train"))
     parser.add_argument("--doses", default=",".join(f"{d:g}" for d in DOSES))
+    parser.add_argument("--seed", type=int, default=11, help="noise draws (11: the ladders of the model card)")
     args = parser.parse_args(argv)
     doses = tuple(float(d) for d in args.doses.split(","))
-    print(write_ladders(args.output, args.split, doses))
+    print(write_ladders(args.output, args.split, doses, args.seed))
     return 0
 
 
