@@ -118,3 +118,18 @@ def test_json_reports_the_noise_and_the_switch_turns_the_check_off(real, tmp_pat
     assert 0 < series["noise"]["noise_hu"] < series["noise"]["ceiling_hu"]
     result = runner.invoke(app, ["score", str(real["abdomen_j2k"]), "--no-noise-check", "-q"])
     assert result.exit_code == 0, result.output
+
+
+def test_a_model_file_with_malformed_noise_ceilings_is_refused_when_opened(real, tmp_path):
+    import onnx
+
+    from tfkt_edge.model_file import CARD_KEY
+
+    model = onnx.load(DEFAULT_MODEL)
+    entry = next(p for p in model.metadata_props if p.key == CARD_KEY)
+    card = json.loads(entry.value)
+    for bad in ({"ceiling_hu": {"body": "x"}}, {**card["noise"], "ceiling_hu": {"body": -1.0}}, [1, 2]):
+        entry.value = json.dumps({**card, "noise": bad})
+        onnx.save(model, tmp_path / "bad.onnx")
+        result = runner.invoke(app, ["score", str(real["abdomen_j2k"]), "--model", str(tmp_path / "bad.onnx")])
+        assert result.exit_code == 2 and "noise ceilings are malformed" in result.output, result.output

@@ -32,11 +32,19 @@ class ModelInfo:
         data = self.card.get("domain")
         return Domain.from_dict(data) if isinstance(data, dict) else None
 
+    def __post_init__(self) -> None:
+        _ = self.noise_limits  # a malformed card fails when the model is opened, not at the first verdict
+
     @property
     def noise_limits(self) -> NoiseLimits | None:
         """The noise check's ceilings recorded in the card; None for a model file that records none."""
-        data = self.card.get("noise")
-        return NoiseLimits.from_dict(data) if isinstance(data, dict) else None
+        data = self.card.get("noise") if isinstance(self.card, dict) else None
+        if data is None:
+            return None
+        try:
+            return NoiseLimits.from_dict(data)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ModelError(f"{self.path}: the card's noise ceilings are malformed ({type(exc).__name__}: {exc})") from None
 
     @property
     def identity(self) -> str:

@@ -111,9 +111,14 @@ class NoiseLimits:
 
     @classmethod
     def from_dict(cls, data: dict) -> NoiseLimits:
-        return cls({k: float(v) for k, v in data["ceiling_hu"].items()},
-                   {k: float(v) for k, v in data["routine_hu"].items()},
-                   float(data["sharp_texture"]), {k: int(v) for k, v in data.get("slices", {}).items()})
+        """Read the card's "noise" section; ValueError unless every ceiling is a positive number with its routine."""
+        limits = cls({str(k): float(v) for k, v in data["ceiling_hu"].items()},
+                     {str(k): float(v) for k, v in data["routine_hu"].items()},
+                     float(data["sharp_texture"]), {str(k): int(v) for k, v in data.get("slices", {}).items()})
+        values = [*limits.ceiling_hu.values(), *limits.routine_hu.values(), limits.sharp_texture]
+        if not all(np.isfinite(v) and v > 0 for v in values) or set(limits.ceiling_hu) - set(limits.routine_hu):
+            raise ValueError("every ceiling needs a positive routine noise, and the texture line must be positive")
+        return limits
 
 
 def _median(values: Sequence[float | None]) -> float | None:

@@ -104,15 +104,16 @@ def _evaluate_series(folder: Path, model, output: Path, batch_size: int, backend
         error(str(exc))
         raise typer.Exit(2) from None
     table = Table(title=f"{doc['model']}: rescan alerts on {folder} (alert below {policy.threshold:.2f})")
-    for column in ("source", "diagnostic", "false alerts", "low-dose", "missed", "outside", "median", "min", "ladder SROCC"):
+    for column in ("source", "diagnostic", "false alerts", "low-dose", "missed", "by noise only", "outside", "median", "min",
+                   "ladder SROCC"):
         table.add_column(column, justify="left" if column == "source" else "right")
     rows = {**doc["summary"]["sources"], "all": doc["summary"]["all"]}
     for name, f in rows.items():
         table.add_row(name, str(f["diagnostic_series"]), str(f["false_alerts"]), str(f["low_dose_series"]), str(f["misses"]),
-                      str(f["outside_domain"]), _fmt(f["undegraded_median_score"]), _fmt(f["undegraded_min_score"]),
+                      str(f["caught_by_noise_check"]), str(f["outside_domain"]), _fmt(f["undegraded_median_score"]), _fmt(f["undegraded_min_score"]),
                       _fmt(f.get("ladder_srocc_mean"), ".3f"))
     console.print(table)
-    console.print("median/min: slice scores of the undegraded diagnostic series; low-dose: copies at 10% dose or less",
-                  highlight=False)
+    console.print("median/min: slice scores of the undegraded diagnostic series; low-dose: copies at 10% dose or less; "
+                  "by noise only: low-dose copies that alert on the noise check, their scores passing", highlight=False)
     markdown_path.write_text(markdown(doc["summary"]))
     console.print(f"series results: {path} and {markdown_path}", highlight=False)
