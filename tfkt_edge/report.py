@@ -108,13 +108,22 @@ def print_table(console: Console, results: Sequence[SeriesResult], skipped: Sequ
             console.print(f"  ... and {len(skipped) - 20} more (use --format json for the full list)")
 
 
+def _noise_cell(result: SeriesResult) -> str:
+    """The noise check at a glance: measured / ceiling, red when above; '-' where it does not apply."""
+    noise = result.noise
+    if noise is None:
+        return "-"
+    text = f"{noise.noise_hu:.1f} / {noise.ceiling_hu:.1f}"
+    return f"[red]{text}[/]" if noise.above else text
+
+
 def _print_series(console: Console, results: Sequence[SeriesResult], threshold: float) -> None:
     table = Table(title=f"tfkt-edge: CT image quality (0-4, higher is better; alert below {threshold:.1f})")
     table.add_column("#", justify="right")
     table.add_column("verdict")
     table.add_column("series", overflow="fold")
     table.add_column("kernel")
-    for column in ("slices", "median", "min"):
+    for column in ("slices", "median", "min", "noise / ceiling HU"):
         table.add_column(column, justify="right")
     for number, result in enumerate(results, 1):
         scores = result.scores
@@ -122,7 +131,7 @@ def _print_series(console: Console, results: Sequence[SeriesResult], threshold: 
         verdict = f"[{STATUS_STYLE[status]}]{STATUS_TEXT[status]}[/]"
         table.add_row(str(number), verdict, escape(series_name(result.series.description, result.series.series_instance_uid)),
                       escape(result.series.kernel or "-"),
-                      str(len(result.slices)), f"{np.median(scores):.2f}", f"{scores.min():.2f}")
+                      str(len(result.slices)), f"{np.median(scores):.2f}", f"{scores.min():.2f}", _noise_cell(result))
     console.print(table)
     for number, result in enumerate(results, 1):
         colour = STATUS_STYLE[result.verdict.status]
