@@ -113,18 +113,21 @@ def _noise_cell(result: SeriesResult) -> str:
     noise = result.noise
     if noise is None:
         return "-"
-    text = f"{noise.noise_hu:.1f} / {noise.ceiling_hu:.1f}"
+    text = f"{noise.noise_hu:.1f}/{noise.ceiling_hu:.1f}"
     return f"[red]{text}[/]" if noise.above else text
 
 
 def _print_series(console: Console, results: Sequence[SeriesResult], threshold: float) -> None:
     table = Table(title=f"tfkt-edge: CT image quality (0-4, higher is better; alert below {threshold:.1f})")
     table.add_column("#", justify="right")
-    table.add_column("verdict")
+    table.add_column("verdict", no_wrap=True)
     table.add_column("series", overflow="fold")
     table.add_column("kernel")
-    for column in ("slices", "median", "min", "noise / ceiling HU"):
+    for column in ("slices", "median", "min"):
         table.add_column(column, justify="right")
+    table.add_column("noise HU", justify="right", no_wrap=True)
+    if any(r.noise is not None for r in results):
+        table.caption = "noise HU: the series' soft-tissue noise / its ceiling (the noise check; scaled to 3 mm where the slice thickness is known)"
     for number, result in enumerate(results, 1):
         scores = result.scores
         status = result.verdict.status
