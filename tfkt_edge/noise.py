@@ -31,7 +31,7 @@ quarter of the typical routine dose. The ceilings travel in the model card
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, replace
 
 import numpy as np
@@ -47,7 +47,7 @@ HEAD_WORDS = ("HEAD", "BRAIN", "SKULL")
 NOT_HEAD_WORDS = ("NECK", "SINUS", "FACE", "DENT", "ORBIT")
 
 
-def _block_sums(image: np.ndarray, block: int) -> np.ndarray:
+def block_sums(image: np.ndarray, block: int) -> np.ndarray:
     """Sums over non-overlapping block x block tiles (strided adds: 10x faster than a reshape-sum)."""
     n = min(image.shape) - min(image.shape) % block
     rows: np.ndarray = sum(image[k:n:block, :n] for k in range(block))  # type: ignore[assignment]
@@ -56,8 +56,8 @@ def _block_sums(image: np.ndarray, block: int) -> np.ndarray:
 
 def _block_sd(image: np.ndarray, block: int) -> tuple[np.ndarray, np.ndarray]:
     count = block * block
-    mean = _block_sums(image, block) / count
-    var = _block_sums(image * image, block) / count - mean * mean
+    mean = block_sums(image, block) / count
+    var = block_sums(image * image, block) / count - mean * mean
     return mean, np.sqrt(np.maximum(var, 0.0))
 
 
@@ -65,7 +65,8 @@ def measure(image: np.ndarray, contract: PreprocessContract = LDCTIQAC) -> tuple
     """(noise in HU, texture ratio) of one preprocessed slice; (None, None) without enough soft tissue."""
     span = contract.hu_max - contract.hu_min
     mean, sd = _block_sd(image, BLOCK)
-    soft = ((contract.hu_min + mean * span) > SOFT_HU[0]) & ((contract.hu_min + mean * span) < SOFT_HU[1])
+    hu = contract.hu_min + mean * span
+    soft = (hu > SOFT_HU[0]) & (hu < SOFT_HU[1])
     count = int(soft.sum())
     if count < MIN_BLOCKS:
         return None, None
@@ -73,7 +74,7 @@ def measure(image: np.ndarray, contract: PreprocessContract = LDCTIQAC) -> tuple
     noise = float(np.median(sd.ravel()[flat]))
     if noise <= 0.0:
         return 0.0, None
-    _, pooled_sd = _block_sd(_block_sums(image, 2) / 4.0, BLOCK // 2)
+    _, pooled_sd = _block_sd(block_sums(image, 2) / 4.0, BLOCK // 2)
     return noise * span, float(np.median(pooled_sd.ravel()[flat]) / noise)
 
 
@@ -121,7 +122,8 @@ class NoiseLimits:
         return limits
 
 
-def _median(values: Sequence[float | None]) -> float | None:
+def finite_median(values: Iterable[float | None]) -> float | None:
+    """The median of the values that are present and finite; None when there are none."""
     present = [v for v in values if v is not None and np.isfinite(v)]
     return float(np.median(present)) if present else None
 
@@ -161,7 +163,7 @@ def assess_noise(refs: Sequence, noises: Sequence[float | None], textures: Seque
                  kernel_is_sharp: bool, limits: NoiseLimits | None) -> NoiseFinding | None:
     """A series' noise against its region's ceiling; None where the check does not apply (no ceilings in
     the model file, too little soft tissue to measure, or sharp-kernel noise)."""
-    noise, texture = _median(noises), _median(textures)
+    noise, texture = finite_median(noises), finite_median(textures)
     if limits is None or not refs or noise is None or texture is None or kernel_is_sharp:
         return None
     if texture <= limits.sharp_texture:
@@ -169,6 +171,6 @@ def assess_noise(refs: Sequence, noises: Sequence[float | None], textures: Seque
     region = region_of(refs[0].body_part)
     if region not in limits.ceiling_hu:
         return None
-    thickness = _median([r.thickness for r in refs])
+    thickness = finite_median(r.thickness for r in refs)
     return NoiseFinding(at_reference(noise, thickness), limits.ceiling_hu[region], limits.routine_hu[region], region,
                         usable_thickness(thickness), "region")
