@@ -158,3 +158,70 @@ def test_an_inference_error_with_decoding_processes_removes_the_shared_block(rea
     with decoder_pool(2, "processes") as pool, pytest.raises(RuntimeError, match="device lost"):
         score_slices(refs, Failing(), batch_size=3, workers=2, pool=pool)
     assert _shared_blocks() <= before
+
+
+def _run(paths, backend, decoders):
+    """score_paths with every callback counted."""
+    files, slices, totals = [], [], []
+    run = score_paths(paths, backend, batch_size=4, workers=2, decoders=decoders, on_file=files.append,
+                      on_scan_done=totals.append, on_slice=lambda: slices.append(1))
+    return run, files, len(slices), totals
+
+
+def test_reading_processes_handle_a_mixed_folder_as_threads_do(real, tmp_path, backend):
+    """--decoders processes reads headers in the processes too: a mixed folder (a corrupt slice, a truncated
+    duplicate, an Enhanced CT, an MR image, a text file) gives the same series, scores, skips and progress."""
+    import shutil
+
+    paths = write_series(real["explicit_le"], tmp_path / "a", [float(i) for i in range(21)], list(range(1, 22)))
+    data = paths[5].read_bytes()
+    paths[5].write_bytes(data[: len(data) - 100_000])  # header intact, pixels cut short
+    (tmp_path / "a" / "zz_copy.dcm").write_bytes(paths[9].read_bytes()[:-200_000])  # a smaller copy of one instance
+    shutil.copyfile(real["enhanced_ct"], tmp_path / "b_enhanced.dcm")
+    shutil.copyfile(real["mr"], tmp_path / "c_mr.dcm")
+    (tmp_path / "d_notes.txt").write_text("not DICOM")
+    threads, t_files, t_slices, t_totals = _run([tmp_path], backend, "threads")
+    processes, p_files, p_slices, p_totals = _run([tmp_path], backend, "processes")
+    assert len(threads.results) == 2 and len(processes.results) == 2
+    for ours, theirs in zip(processes.results, threads.results):
+        assert [s.ref.path for s in ours.slices] == [s.ref.path for s in theirs.slices]
+        np.testing.assert_allclose(ours.scores, theirs.scores, atol=1e-5)
+        assert ours.verdict == theirs.verdict
+    skips = sorted((s.path.name, s.reason) for s in processes.skipped)
+    assert skips == sorted((s.path.name, s.reason) for s in threads.skipped)
+    assert {name for name, _ in skips} == {"file05.dcm", "zz_copy.dcm", "c_mr.dcm", "d_notes.txt"}
+    assert p_files == t_files and p_totals == t_totals and p_slices == t_slices
+
+
+def test_an_inference_error_while_processes_read_removes_the_shared_block(real, tmp_path, backend):
+    class Failing:
+        name, model = backend.name, backend.model
+
+        def max_batch(self):
+            return None
+
+        def infer(self, batch):
+            raise RuntimeError("device lost")
+
+        def close(self):
+            pass
+
+    write_series(real["explicit_le"], tmp_path, [float(i) for i in range(40)], list(range(1, 41)))
+    before = _shared_blocks()
+    with pytest.raises(RuntimeError, match="device lost"):
+        score_paths([tmp_path], Failing(), batch_size=4, workers=2, decoders="processes")
+    assert _shared_blocks() <= before
+
+
+def test_reading_jobs_grow_from_one_file_and_keep_skips_in_order():
+    from pathlib import Path
+
+    from tfkt_edge.dicom import Skip
+    from tfkt_edge.process_reading import _chunks
+
+    items = [Path(f"{i}") for i in range(12)]
+    items.insert(4, Skip(Path("gone"), "no such file or folder"))
+    groups = list(_chunks(iter(items), 4))
+    assert [g if isinstance(g, Skip) else [p.name for p in g] for g in groups] == [
+        ["0"], ["1", "2"], ["3"], Skip(Path("gone"), "no such file or folder"), ["4", "5", "6", "7"],
+        ["8", "9", "10", "11"]]

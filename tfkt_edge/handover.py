@@ -8,7 +8,10 @@ returns only the small image statistics (or the skip reason).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from concurrent.futures import Future
 from multiprocessing import shared_memory
+from pathlib import Path
 
 import numpy as np
 
@@ -31,6 +34,17 @@ class SharedSlots:
         del self.array
         self._memory.close()
         self._memory.unlink()
+
+    def close_after(self, jobs: Iterable[Future]) -> None:
+        """Cancel the jobs not yet started, wait for the running ones (an error or Ctrl-C: no process may
+        still write into the block), then close it."""
+        jobs = list(jobs)
+        for job in jobs:
+            job.cancel()
+        for job in jobs:
+            if not job.cancelled():
+                job.exception()
+        self.close()
 
 
 _attached: dict[str, tuple[shared_memory.SharedMemory, np.ndarray]] = {}  # in each decoding process: the current block
@@ -57,3 +71,25 @@ def decode_into_slot(ref: SliceRef, contract: PreprocessContract, name: str, slo
     image, stats = decoded
     _slots(name, count, contract.size)[slot] = image
     return stats
+
+
+# One file as a reading process hands it back: its path, its slices or skip reason, and for a single-slice
+# file the outcome of decoding that slice into its slot (statistics, or why it failed); None: not decoded there.
+FileRead = tuple[Path, "list[SliceRef] | Skip", "list[ImageStats | Skip] | None"]
+
+
+def read_into_slots(paths: list[Path], contract: PreprocessContract, name: str, slots: list[int],
+                    count: int) -> list[FileRead]:
+    """In a decoding process: read each file's header and decode its slice into its slot of the block
+    ``name`` (one slot per path), so the parent handles no header and no pixel. A file holding several
+    frames (Enhanced CT) is only read: its frames are decoded one by one afterwards."""
+    from tfkt_edge.dicom import read_slices
+
+    done: list[FileRead] = []
+    for path, slot in zip(paths, slots):
+        found = read_slices(path)
+        if isinstance(found, Skip) or len(found) != 1:
+            done.append((path, found, None))
+            continue
+        done.append((path, found, [decode_into_slot(found[0], contract, name, slot, count)]))
+    return done

@@ -8,7 +8,8 @@ the JPEG 2000 decoder holds the GIL, so decoding threads run one at a time
 with two). On the 2-core development machine, where ONNX Runtime already uses
 both cores, two processes were slower than threads (26 against 35 slices/s).
 Processes write each decoded slice into a ring of shared-memory slots (handover.py)
-instead of pickling it back.
+instead of pickling it back, and `score_paths` gives them the header reading too
+(process_reading.py), so the calling process does not cap a many-core host.
 One pool serves every series of a run. At most ``prefetch`` slices are in
 flight, so memory stays bounded however long the series is.
 """
@@ -89,6 +90,36 @@ def decoder_pool(workers: int, decoders: str = "threads") -> Executor:
     return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
 
 
+class Batcher:
+    """Collects decoded slices into batches and scores each full batch; NaN scores become skips."""
+
+    def __init__(self, backend: Backend, batch_size: int):
+        limit = backend.max_batch()
+        self.size = max(1, min(batch_size, limit) if limit else batch_size)
+        self.backend = backend
+        side = backend.model.contract.size
+        self.batch = np.empty((self.size, 1, side, side), dtype=np.float32)
+        self.pending: list[tuple[SliceRef, ImageStats]] = []
+        self.scored: list[SliceScore] = []
+        self.skipped: list[Skip] = []
+
+    def add(self, ref: SliceRef, image: np.ndarray, stats: ImageStats) -> None:
+        self.batch[len(self.pending), 0] = image
+        self.pending.append((ref, stats))
+        if len(self.pending) == self.size:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.pending:
+            values = self.backend.infer(self.batch[: len(self.pending)])
+            for (ref, stats), value in zip(self.pending, values):
+                if np.isfinite(value):
+                    self.scored.append(SliceScore(ref, float(value), stats))
+                else:  # never let a NaN into a median, where it would read as "not below the threshold"
+                    self.skipped.append(Skip(ref.path, reasons.NON_FINITE))
+            self.pending.clear()
+
+
 def score_slices(
     refs: Iterable[SliceRef],
     backend: Backend,
@@ -102,31 +133,14 @@ def score_slices(
     Args:
         pool: decoding workers to use (default: a pool of ``workers`` made for this call).
     """
-    limit = backend.max_batch()
-    batch_size = max(1, min(batch_size, limit) if limit else batch_size)
-    size = backend.model.contract.size
-    batch = np.empty((batch_size, 1, size, size), dtype=np.float32)
-    pending: list[tuple[SliceRef, ImageStats]] = []
-    scored: list[SliceScore] = []
-    skipped: list[Skip] = []
-
-    def flush() -> None:
-        if pending:
-            values = backend.infer(batch[: len(pending)])
-            for (ref, stats), value in zip(pending, values):
-                if np.isfinite(value):
-                    scored.append(SliceScore(ref, float(value), stats))
-                else:  # never let a NaN into a median, where it would read as "not below the threshold"
-                    skipped.append(Skip(ref.path, reasons.NON_FINITE))
-            pending.clear()
-
-    prefetch = max(2 * batch_size, 2 * workers)
+    batcher = Batcher(backend, batch_size)
+    prefetch = max(2 * batcher.size, 2 * workers)
     contract = backend.model.contract
     in_flight: deque[tuple[SliceRef, Future, int]] = deque()
     source = iter(refs)
     with nullcontext(pool) if pool is not None else decoder_pool(workers) as decoders:
         # Decoding processes write into shared memory instead of pickling each slice back (1 MiB).
-        shared = SharedSlots(prefetch, size) if isinstance(decoders, ProcessPoolExecutor) else None
+        shared = SharedSlots(prefetch, contract.size) if isinstance(decoders, ProcessPoolExecutor) else None
         free = list(range(prefetch))
         try:
             while True:
@@ -143,28 +157,19 @@ def score_slices(
                 ref, future, slot = in_flight.popleft()
                 decoded = future.result()
                 if isinstance(decoded, Skip):
-                    skipped.append(decoded)
+                    batcher.skipped.append(decoded)
+                elif shared is not None:
+                    batcher.add(ref, shared.array[slot], decoded)
                 else:
-                    if shared is not None:
-                        batch[len(pending), 0], stats = shared.array[slot], decoded
-                    else:
-                        batch[len(pending), 0], stats = decoded
-                    pending.append((ref, stats))
-                    if len(pending) == batch_size:
-                        flush()
+                    batcher.add(ref, *decoded)
                 free.append(slot)
                 if on_slice is not None:
                     on_slice()
-            flush()
+            batcher.flush()
         finally:
             if shared is not None:
-                for _, future, _ in in_flight:  # an error or Ctrl-C: no process may still write into the block
-                    future.cancel()
-                for _, future, _ in in_flight:
-                    if not future.cancelled():
-                        future.exception()
-                shared.close()
-    return scored, skipped
+                shared.close_after([future for _, future, _ in in_flight])
+    return batcher.scored, batcher.skipped
 
 
 def score_series(
@@ -293,8 +298,15 @@ def score_paths(
     if policy.baselines is not None:
         policy.baselines.require_model(backend.model.identity)
     scanner = Scanner()
-    with decoder_pool(workers, decoders) as pool, HeaderReader(paths, scanner, on_file, on_scan_done) as refs:
-        scored, failed = score_slices(refs, backend, batch_size, workers, on_slice, pool)
+    with decoder_pool(workers, decoders) as pool:
+        if isinstance(pool, ProcessPoolExecutor):  # headers are read in the processes too (process_reading.py)
+            from tfkt_edge.process_reading import score_files
+
+            scored, failed = score_files(paths, backend, pool, scanner, batch_size, workers, on_file, on_scan_done,
+                                         on_slice)
+        else:
+            with HeaderReader(paths, scanner, on_file, on_scan_done) as refs:
+                scored, failed = score_slices(refs, backend, batch_size, workers, on_slice, pool)
     found = scanner.result()
     by_slice = {(s.ref.path, s.ref.frame): s for s in scored}
     results = []

@@ -33,4 +33,4 @@ UrlOpt = Annotated[Optional[str], typer.Option("--url", help="triton backend: th
 TritonModelOpt = Annotated[Optional[str], typer.Option("--triton-model", help="triton backend: the served model's name (default: the first ready of NAME-trt, NAME, NAME-python).")]
 NoiseCheckOpt = Annotated[bool, typer.Option("--noise-check/--no-noise-check", help="Also alert when a series' measured noise exceeds its region's ceiling from the model file (twice the routine noise of the training slices; sharp kernels exempt).")]
 BaselinesOpt = Annotated[Optional[Path], typer.Option("--baselines", help="Per-protocol baselines from tfkt-edge calibrate: a series of a calibrated protocol is judged against that protocol's normal range.")]
-DecodersOpt = Annotated[Decoders, typer.Option("--decoders", help="Decode with threads, or with processes: faster for compressed (JPEG 2000) series on hosts with spare cores, such as GPU hosts.")]
+DecodersOpt = Annotated[Decoders, typer.Option("--decoders", help="Decode with threads, or with processes (which read the headers too): faster on hosts with spare cores, such as GPU hosts, above all for compressed (JPEG 2000) series.")]
