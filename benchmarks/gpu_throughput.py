@@ -12,7 +12,8 @@ repeats with min and max, latencies are per batch over all repeats.
 End to end (edge model, FP16): a series of N real CT files written to a
 temporary folder, uncompressed and JPEG 2000, scored through
 ``tfkt_edge.scoring.score_paths`` (the function behind ``tfkt-edge score``)
-with decoding threads and with decoding processes, beside the decode-only
+with decoding threads and with decoding processes (for JPEG 2000 also with
+nvImageCodec decoding on the GPU in the processes, where it is installed), beside the decode-only
 rate of the same files and workers (header scan, decode and preprocessing, no
 inference), which bounds it.
 
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -36,6 +38,7 @@ import numpy as np
 from tfkt_edge.bench.benchmark import Timing, h2d_ms, time_batches, write_series
 from tfkt_edge.bench.benchmark import machine as shared_machine
 from tfkt_edge.dicom import load_hu, scan
+from tfkt_edge.dicom.gpu_decoding import SWITCH, enable_gpu_decoding
 from tfkt_edge.model_file import ModelInfo
 from tfkt_edge.policy import AlertPolicy
 from tfkt_edge.preprocess import LDCTIQAC, preprocess
@@ -90,12 +93,16 @@ def end_to_end(n: int, batch_size: int, workers: int, repeats: int, emit) -> Non
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
             write_series(folder, n, EXAMPLE, decompress=syntax == "explicit-vr-le")
-            for decoders in ("threads", "processes"):
+            arms = [("threads", "off"), ("processes", "off")] + [("processes", "auto")] * (syntax != "explicit-vr-le")
+            for decoders, gpu_decoding in arms:
+                os.environ[SWITCH] = gpu_decoding  # read by each decoding process as it starts
+                with decoder_pool(workers, decoders) as pool:
+                    decoding = pool.submit(enable_gpu_decoding).result().detail if decoders == "processes" else "CPU"
                 decode_only(folder, workers, decoders)  # warm the page cache
                 decode = [decode_only(folder, workers, decoders) for _ in range(repeats)]
                 emit({"backend": "none", "model": "-", "mode": "decode-only", "precision": "-", "batch_size": None,
                       "transfer_syntax": syntax, "decoders": decoders, "workers": workers, "n_slices": n,
-                      "slices_per_s": round(statistics.median(decode), 1)})
+                      "pixel_decoding": decoding, "slices_per_s": round(statistics.median(decode), 1)})
                 score_paths([folder], backend, AlertPolicy(), batch_size, workers, decoders=decoders)  # warm-up
                 rates = []
                 for _ in range(repeats):
@@ -107,8 +114,9 @@ def end_to_end(n: int, batch_size: int, workers: int, repeats: int, emit) -> Non
                     rates.append(n / elapsed)
                 emit({"backend": "torch", "model": "tfkt_edge_s", "mode": "end-to-end", "precision": "fp16",
                       "batch_size": batch_size, "transfer_syntax": syntax, "decoders": decoders, "workers": workers,
-                      "n_slices": n, "slices_per_s": round(statistics.median(rates), 1),
+                      "pixel_decoding": decoding, "n_slices": n, "slices_per_s": round(statistics.median(rates), 1),
                       "min_slices_per_s": round(min(rates), 1), "max_slices_per_s": round(max(rates), 1)})
+    os.environ.pop(SWITCH, None)
     backend.close()
 
 

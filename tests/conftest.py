@@ -31,9 +31,17 @@ def _tensorrt_missing() -> str | None:
     return _cuda_missing()
 
 
+def _nvimgcodec_missing() -> str | None:
+    try:
+        import nvidia.nvimgcodec  # noqa: F401
+    except ImportError:
+        return "needs nvImageCodec (pip install nvidia-nvimgcodec-cu12[all]) and a CUDA GPU"
+    return _cuda_missing()
+
+
 def pytest_collection_modifyitems(config, items):
-    """Tests marked cuda or tensorrt skip, saying why, where those are absent."""
-    reasons = {"cuda": _cuda_missing, "tensorrt": _tensorrt_missing}
+    """Tests marked cuda, tensorrt or nvimgcodec skip, saying why, where those are absent."""
+    reasons = {"cuda": _cuda_missing, "tensorrt": _tensorrt_missing, "nvimgcodec": _nvimgcodec_missing}
     found: dict[str, str | None] = {}
     for item in items:
         for marker, probe in reasons.items():

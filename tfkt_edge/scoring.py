@@ -30,6 +30,7 @@ import numpy as np
 
 from tfkt_edge.backends import Backend
 from tfkt_edge.dicom import Scanner, Series, Skip, SliceRef, load_stored, read_headers, reasons
+from tfkt_edge.dicom.gpu_decoding import enable_gpu_decoding
 from tfkt_edge.domain import Domain, DomainStatus, ImageStats, check_series, image_stats, kernel_class
 from tfkt_edge.handover import SharedSlots, decode_into_slot
 from tfkt_edge.model_file import ModelInfo
@@ -82,12 +83,14 @@ DECODERS = ("threads", "processes")
 
 def decoder_pool(workers: int, decoders: str = "threads") -> Executor:
     """``workers`` decoding threads, or processes (spawned, not forked: the parent may hold CUDA
-    or ONNX Runtime threads). A single worker is always a thread."""
+    or ONNX Runtime threads; each decodes lossless JPEG 2000 and JPEG on the GPU where nvImageCodec
+    works: dicom/gpu_decoding.py). A single worker is always a thread."""
     if decoders not in DECODERS:
         raise ValueError(f"decoders must be one of {DECODERS}, not {decoders!r}")
     if decoders == "threads" or workers <= 1:
         return ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="decode")
-    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=enable_gpu_decoding)
 
 
 class Batcher:

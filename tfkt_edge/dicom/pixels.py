@@ -5,7 +5,19 @@ from __future__ import annotations
 import numpy as np
 from pydicom.pixels import pixel_array
 
+from tfkt_edge.dicom.gpu_decoding import preferred_plugin
 from tfkt_edge.dicom.slices import SliceRef, file_stamp
+
+
+def _decode(ref: SliceRef) -> np.ndarray:
+    """Through pydicom: the preferred plugin first (nvImageCodec on the GPU, where enabled), then pydicom's own."""
+    plugin = preferred_plugin()
+    if plugin:
+        try:
+            return pixel_array(ref.path, index=ref.frame, decoding_plugin=plugin)
+        except Exception:  # another syntax, or a frame the GPU failed on: the CPU decoders decide
+            pass
+    return pixel_array(ref.path, index=ref.frame)
 
 
 def load_stored(ref: SliceRef) -> np.ndarray:
@@ -13,8 +25,9 @@ def load_stored(ref: SliceRef) -> np.ndarray:
 
     Uncompressed little-endian pixel data found by the header scan is read in one
     ``np.fromfile`` at its offset (no second parse of the header); everything else
-    decodes through pydicom (compressed syntaxes through the pylibjpeg plugins, only
-    the requested frame of a multi-frame file). Either way, bits above Bits Stored are
+    decodes through pydicom (compressed syntaxes through the pylibjpeg plugins, or
+    nvImageCodec's where gpu_decoding.py enabled it; only the requested frame of a
+    multi-frame file). Either way, bits above Bits Stored are
     ignored, as pydicom does. A file rewritten since its header was read is refused (its
     size or modification time differs), never read at a stale offset.
 
@@ -23,7 +36,7 @@ def load_stored(ref: SliceRef) -> np.ndarray:
             callers turn it into a skip reason.
     """
     if ref.pixel_offset is None:
-        stored = pixel_array(ref.path, index=ref.frame)
+        stored = _decode(ref)
         if stored.ndim != 2:
             raise ValueError(f"expected one 2-D frame, decoded shape {stored.shape}")
         return stored
