@@ -62,6 +62,25 @@ def test_cuda_graph_padding_and_chunking_keep_every_score(examples):
 
 
 @pytest.mark.cuda
+def test_two_batches_in_flight_from_page_locked_buffers_keep_their_scores(examples):
+    """submit returns before the GPU is done; two staging buffers queued back to back score as infer does."""
+    import torch
+
+    from tfkt_edge.backends.pytorch import TorchBackend
+
+    backend = TorchBackend(device="cuda")
+    alone = backend.infer(examples)
+    first, second = backend.staging(16), backend.staging(16)
+    assert torch.from_numpy(first).is_pinned()
+    first[:] = examples[np.arange(16) % 2]
+    second[:] = examples[(np.arange(16) + 1) % 2]
+    wait_first, wait_second = backend.submit(first), backend.submit(second)
+    assert np.allclose(wait_second(), alone[(np.arange(16) + 1) % 2], atol=2e-3)
+    assert np.allclose(wait_first(), alone[np.arange(16) % 2], atol=2e-3)
+    backend.close()
+
+
+@pytest.mark.cuda
 def test_score_cli_with_the_torch_backend_on_cuda():
     from typer.testing import CliRunner
 

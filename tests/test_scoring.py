@@ -225,3 +225,42 @@ def test_reading_jobs_grow_from_one_file_and_keep_skips_in_order():
     assert [g if isinstance(g, Skip) else [p.name for p in g] for g in groups] == [
         ["0"], ["1", "2"], ["3"], Skip(Path("gone"), "no such file or folder"), ["4", "5", "6", "7"],
         ["8", "9", "10", "11"]]
+
+
+def test_a_batch_in_flight_is_not_refilled_before_its_scores_are_in(real, tmp_path, backend):
+    """A backend that returns from submit at once and reads the batch only when its scores are asked for
+    (as a GPU's copy engine may): the pipeline must leave each buffer alone until then."""
+
+    class Deferred:
+        name, model = backend.name, backend.model
+
+        def __init__(self):
+            self.most_in_flight, self.in_flight = 0, 0
+
+        def max_batch(self):
+            return None
+
+        def infer(self, batch):
+            return backend.infer(batch)
+
+        def submit(self, batch):
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+
+            def wait():
+                self.in_flight -= 1
+                return backend.infer(batch)  # reads the buffer now, not when submitted
+
+            return wait
+
+        def close(self):
+            pass
+
+    write_series(real["explicit_le"], tmp_path, [float(i) for i in range(11)], list(range(1, 12)))
+    (series,) = scan([tmp_path]).series
+    reference, _ = score_series(series, backend, batch_size=11, workers=1)
+    deferred = Deferred()
+    for decoders in ("threads", "processes"):
+        run = score_paths([tmp_path], deferred, batch_size=3, workers=2, decoders=decoders)
+        np.testing.assert_allclose(run.results[0].scores, reference.scores, atol=1e-5)
+    assert deferred.most_in_flight == 2 and deferred.in_flight == 0

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from tfkt_edge.backends import Backend
+from tfkt_edge.backends.base import staging, submit
 from tfkt_edge.dicom import Scanner, Series, Skip, SliceRef, load_stored, read_headers, reasons
 from tfkt_edge.dicom.gpu_decoding import enable_gpu_decoding
 from tfkt_edge.domain import Domain, DomainStatus, ImageStats, check_series, image_stats, kernel_class
@@ -94,33 +95,51 @@ def decoder_pool(workers: int, decoders: str = "threads") -> Executor:
 
 
 class Batcher:
-    """Collects decoded slices into batches and scores each full batch; NaN scores become skips."""
+    """Collects decoded slices into batches and scores each full batch; NaN scores become skips.
+
+    Two batch buffers alternate: while the backend scores one (on a GPU, without holding the calling
+    thread: `backends.base.submit`), the other fills. A buffer is refilled only after its scores are in.
+    """
 
     def __init__(self, backend: Backend, batch_size: int):
         limit = backend.max_batch()
         self.size = max(1, min(batch_size, limit) if limit else batch_size)
         self.backend = backend
-        side = backend.model.contract.size
-        self.batch = np.empty((self.size, 1, side, side), dtype=np.float32)
+        self._buffers = [staging(backend, self.size) for _ in range(2)]
+        self._filling = 0
+        self._in_flight: deque[tuple[Callable[[], np.ndarray], list[tuple[SliceRef, ImageStats]]]] = deque()
         self.pending: list[tuple[SliceRef, ImageStats]] = []
         self.scored: list[SliceScore] = []
         self.skipped: list[Skip] = []
 
     def add(self, ref: SliceRef, image: np.ndarray, stats: ImageStats) -> None:
-        self.batch[len(self.pending), 0] = image
+        self._buffers[self._filling][len(self.pending), 0] = image
         self.pending.append((ref, stats))
         if len(self.pending) == self.size:
-            self.flush()
+            self._submit()
+
+    def _submit(self) -> None:
+        batch = self._buffers[self._filling][: len(self.pending)]
+        self._in_flight.append((submit(self.backend, batch), self.pending))
+        self.pending = []
+        self._filling = 1 - self._filling
+        if len(self._in_flight) == 2:  # the next buffer to fill is the older one's: its scores first
+            self._collect()
+
+    def _collect(self) -> None:
+        scores, slices = self._in_flight.popleft()
+        for (ref, stats), value in zip(slices, scores()):
+            if np.isfinite(value):
+                self.scored.append(SliceScore(ref, float(value), stats))
+            else:  # never let a NaN into a median, where it would read as "not below the threshold"
+                self.skipped.append(Skip(ref.path, reasons.NON_FINITE))
 
     def flush(self) -> None:
+        """Score what is pending and wait for every batch in flight."""
         if self.pending:
-            values = self.backend.infer(self.batch[: len(self.pending)])
-            for (ref, stats), value in zip(self.pending, values):
-                if np.isfinite(value):
-                    self.scored.append(SliceScore(ref, float(value), stats))
-                else:  # never let a NaN into a median, where it would read as "not below the threshold"
-                    self.skipped.append(Skip(ref.path, reasons.NON_FINITE))
-            self.pending.clear()
+            self._submit()
+        while self._in_flight:
+            self._collect()
 
 
 def score_slices(

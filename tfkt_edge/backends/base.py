@@ -15,7 +15,8 @@ from tfkt_edge.registry import Registry
 
 
 class Backend(Protocol):
-    """Scores preprocessed batches. Backends live in their own modules."""
+    """Scores preprocessed batches. Backends live in their own modules. A backend may also offer
+    ``submit(batch)`` and ``staging(size)``, for overlapping copies and compute (see the functions below)."""
 
     name: str
     model: ModelInfo
@@ -41,6 +42,28 @@ class BackendOptions:
 
     def given(self) -> dict[str, object]:
         return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
+
+
+def submit(backend: Backend, batch: np.ndarray) -> Callable[[], np.ndarray]:
+    """Start scoring ``batch``; the function returned waits for its scores. A backend with a ``submit``
+    of its own (the torch backend on CUDA) returns at once, so the caller assembles the next batch while
+    the GPU computes; the caller must not change ``batch`` before it has the scores. Other backends
+    score before returning."""
+    own = getattr(backend, "submit", None)
+    if own is not None:
+        return own(batch)
+    scores = backend.infer(batch)
+    return lambda: scores
+
+
+def staging(backend: Backend, size: int) -> np.ndarray:
+    """An empty (size, 1, S, S) float32 batch for ``backend``: page-locked host memory where the backend
+    offers it (``staging``; the GPU copies from it without a host copy first), plain memory otherwise."""
+    own = getattr(backend, "staging", None)
+    if own is not None:
+        return own(size)
+    side = backend.model.contract.size
+    return np.empty((size, 1, side, side), dtype=np.float32)
 
 
 # A factory takes the model path (None: the backend's own default model) and the options it names.

@@ -4,7 +4,9 @@ It runs training checkpoints (model.pt, which carry the preprocessing contract
 and card like the ONNX file does); the default is the checkpoint the shipped
 ONNX model was exported from. Batches are padded up to the next captured size
 (1, 2, 4, ..., 64), so a series needs at most seven graphs, each captured on
-first use. All CUDA work happens on the thread that calls ``infer``.
+first use. All CUDA work happens on the thread that calls ``infer`` or ``submit``.
+``submit`` queues a batch and returns at once, so the scoring pipeline fills its
+next batch (in page-locked memory from ``staging``) while the GPU copies and computes.
 """
 
 from __future__ import annotations
@@ -88,6 +90,7 @@ class TorchBackend:
         self._net = net.to(self.device).eval()
         self._use_graphs = cuda_graphs and self.device.type == "cuda"
         self._graphs: dict[int, tuple] = {}
+        self._staging: list = []  # page-locked batch buffers handed out by staging()
 
     def max_batch(self) -> int | None:
         return GRAPH_SIZES[-1] if self._use_graphs else None
@@ -98,12 +101,11 @@ class TorchBackend:
                                     cache_enabled=False)
 
     def _graph(self, size: int) -> tuple:
-        """Capture (once) the forward pass for batches of ``size``: pinned input, device input, graph, output."""
+        """Capture (once) the forward pass for batches of ``size``: device input, graph, device output."""
         if size not in self._graphs:
             torch = self._torch
             s = self.model.contract.size
             static_in = torch.zeros((size, 1, s, s), device=self.device)
-            pinned = torch.zeros((size, 1, s, s), pin_memory=True)
             warmup = torch.cuda.Stream()
             warmup.wait_stream(torch.cuda.current_stream())
             with torch.no_grad(), torch.cuda.stream(warmup), self._autocast():
@@ -113,8 +115,45 @@ class TorchBackend:
             graph = torch.cuda.CUDAGraph()
             with torch.no_grad(), torch.cuda.graph(graph), self._autocast():
                 static_out = self._net(static_in).float()
-            self._graphs[size] = (pinned, static_in, graph, static_out)
+            self._graphs[size] = (static_in, graph, static_out)
         return self._graphs[size]
+
+    def staging(self, size: int) -> np.ndarray:
+        """A batch buffer in page-locked memory on CUDA (``submit`` copies from it straight to the GPU)."""
+        side = self.model.contract.size
+        if self.device.type != "cuda":
+            return np.empty((size, 1, side, side), dtype=np.float32)
+        buffer = self._torch.empty((size, 1, side, side), dtype=self._torch.float32, pin_memory=True)
+        self._staging.append(buffer)  # the numpy view does not keep the tensor alive
+        return buffer.numpy()
+
+    def submit(self, batch: np.ndarray):
+        """Queue the copy in, the forward pass and the copy out of one batch (at most ``max_batch()``) on the
+        current CUDA stream and return at once; the function returned waits for the scores. ``batch`` must
+        stay unchanged until then. Without CUDA graphs (the CPU) the batch is scored before returning."""
+        torch = self._torch
+        if not self._use_graphs or len(batch) > GRAPH_SIZES[-1]:
+            scores = self.infer(batch)
+            return lambda: scores
+        n = len(batch)
+        static_in, graph, static_out = self._graph(next(g for g in GRAPH_SIZES if g >= n))
+        source = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))
+        if source.is_pinned():  # a staging buffer: the DMA reads it while the caller goes on
+            static_in[:n].copy_(source, non_blocking=True)
+        else:  # pageable memory: copied before returning, so the caller may reuse it
+            static_in[:n].copy_(source)
+        # Padding rows keep old data: eval-mode batch elements are independent, and their scores are dropped.
+        graph.replay()
+        scores = torch.empty(n, dtype=torch.float32, pin_memory=True)
+        scores.copy_(static_out[:n].reshape(n), non_blocking=True)
+        done = torch.cuda.Event()
+        done.record()
+
+        def wait() -> np.ndarray:
+            done.synchronize()
+            return scores.numpy().copy()
+
+        return wait
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
         torch = self._torch
@@ -122,20 +161,12 @@ class TorchBackend:
         if not self._use_graphs:
             with torch.no_grad(), self._autocast():
                 return self._net(torch.from_numpy(batch).to(self.device)).float().cpu().numpy().reshape(len(batch))
-        scores = []
-        for start in range(0, len(batch), GRAPH_SIZES[-1]):
-            chunk = batch[start:start + GRAPH_SIZES[-1]]
-            n = len(chunk)
-            pinned, static_in, graph, static_out = self._graph(next(g for g in GRAPH_SIZES if g >= n))
-            # Padding rows keep old data: eval-mode batch elements are independent, and their scores are dropped.
-            pinned[:n].copy_(torch.from_numpy(chunk))
-            static_in.copy_(pinned, non_blocking=True)
-            graph.replay()
-            scores.append(static_out[:n].cpu().numpy())
-        return np.concatenate(scores).reshape(len(batch)).astype(np.float32)
+        waits = [self.submit(batch[start:start + GRAPH_SIZES[-1]]) for start in range(0, len(batch), GRAPH_SIZES[-1])]
+        return np.concatenate([wait() for wait in waits]).reshape(len(batch)).astype(np.float32)
 
     def close(self) -> None:
         self._graphs.clear()
+        self._staging.clear()
         self._net = None
         if self.device.type == "cuda":
             self._torch.cuda.empty_cache()
