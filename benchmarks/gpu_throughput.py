@@ -87,9 +87,10 @@ def decode_only(folder: Path, workers: int, decoders: str) -> float:
     return len(refs) / (time.perf_counter() - started)
 
 
-def end_to_end(n: int, batch_size: int, workers: int, repeats: int, emit) -> None:
+def end_to_end(sizes: dict[str, int], batch_size: int, workers: int, repeats: int, emit) -> None:
+    """``sizes``: files per series for each transfer syntax ("explicit-vr-le", "jpeg2000-lossless")."""
     backend = edge_backend("fp16")
-    for syntax in ("explicit-vr-le", "jpeg2000-lossless"):
+    for syntax, n in sizes.items():
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
             write_series(folder, n, EXAMPLE, decompress=syntax == "explicit-vr-le")
@@ -135,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--batch-sizes", default="1,8,16,32,64")
     parser.add_argument("--slices", type=int, default=400, help="files in each end-to-end series")
+    parser.add_argument("--j2k-slices", type=int, help="files in the JPEG 2000 series (default: --slices)")
     parser.add_argument("--workers", type=int, default=8, help="decoding workers end to end")
     parser.add_argument("--e2e-batch", type=int, default=64, help="scoring batch end to end")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
@@ -161,7 +163,8 @@ def main(argv: list[str] | None = None) -> int:
         target.write_text(json.dumps(result, indent=2) + "\n")
 
     if "end-to-end" not in args.skip:
-        end_to_end(args.slices, args.e2e_batch, args.workers, args.repeats, emit)
+        sizes = {"explicit-vr-le": args.slices, "jpeg2000-lossless": args.j2k_slices or args.slices}
+        end_to_end(sizes, args.e2e_batch, args.workers, args.repeats, emit)
     if "model-only" not in args.skip:
         model_only(image, batch_sizes, args.duration, args.repeats, emit)
     print(f"wrote {target}")

@@ -1,7 +1,7 @@
 """Lossless JPEG 2000, HTJ2K and JPEG decoding on the GPU with nvImageCodec, where it is installed and works.
 
-nvImageCodec (`pip install nvidia-nvimgcodec-cu12[all]`, which brings its nvJPEG2000
-and nvJPEG wheels) ships a pydicom decoding plugin. Enabling it registers that plugin
+nvImageCodec (`pip install nvidia-nvimgcodec-cu12[all]`, or -cu13 for CUDA 13, which brings its
+nvJPEG2000 and nvJPEG wheels) ships a pydicom decoding plugin. Enabling it registers that plugin
 for the lossless syntaxes only, so the stored values cannot differ from the CPU
 decoders' (a lossless decode has one right answer), and `pixels.load_stored` asks for
 it by name (`preferred_plugin`), falling back to pydicom's own plugins (pylibjpeg's
@@ -116,6 +116,6 @@ def _try_nvimgcodec() -> DecodingPlugin:
     try:
         from nvidia import nvimgcodec
     except ImportError:
-        return DecodingPlugin(False, "nvImageCodec is not installed (pip install nvidia-nvimgcodec-cu12)")
+        return DecodingPlugin(False, "nvImageCodec is not installed (pip install 'nvidia-nvimgcodec-cu12[all]', or -cu13 for CUDA 13)")
     return enable_plugin(NVIMGCODEC_LABEL, NVIMGCODEC_PLUGIN, f"nvImageCodec {getattr(nvimgcodec, '__version__', '')}"
                          .strip())
