@@ -106,3 +106,38 @@ def test_outside_is_its_own_status_and_exit_code_in_every_format(realct, tmp_pat
     from tfkt_edge.examples import EXAMPLES
 
     assert runner.invoke(app, ["score", phantom, str(EXAMPLES / "degraded")]).exit_code == 1
+
+
+def test_extreme_noise_is_judged_not_read_as_missing_anatomy(realct, tmp_path):
+    """A 2%-dose copy of the 0.5 mm FC80 head slice (about 550 HU of noise) is inside the domain and alerts.
+    At the 4x pooling of models up to 0.3.1 its soft tissue fell below the limit: "not patient anatomy",
+    outside the domain, no alert."""
+    from tfkt_edge.policy import ALERT
+    from tfkt_edge.preprocess import LDCTIQAC, pad_square
+    from tfkt_edge.scoring import score_paths
+    from tfkt_edge.train.ctnoise import TexturedSimulator
+    from tfkt_edge.train.ctsim import FULL_VIEWS
+    from tfkt_edge.train.ladders import _write_copy
+
+    (series,) = scan([realct / "pylibjpeg-data" / "ELSCINT1_JP2vsJ2K.dcm"]).series
+    ref = series.slices[0]
+    assert ref.kernel == "FC80" and ref.thickness == 0.5
+    hu = pad_square(load_hu(ref), -1000.0)
+    assert hu.shape == load_hu(ref).shape  # square already: the copy is the whole image
+    simulator = TexturedSimulator(hu, ref.pixel_spacing or 0.7, np.random.default_rng(11))
+    noisy, _, _ = simulator.degrade(hu, simulator.prepare(hu), 0.02, FULL_VIEWS)
+    _write_copy(ref.path, noisy, tmp_path / "copy.dcm", pydicom.uid.generate_uid(), 0.02)
+    backend = create_backend("onnxruntime", DEFAULT_MODEL)
+    assert backend.model.domain.pool == 8
+    (result,) = score_paths([tmp_path], backend).results
+    assert result.domain.inside, result.domain.reasons
+    assert result.verdict.status == ALERT, result.verdict.reason
+    image = preprocess(load_hu(scan([tmp_path]).series[0].slices[0]), LDCTIQAC)
+    assert image_stats(image, LDCTIQAC, pool=4).tissue_fraction < 0.33  # 0.3.1's limit, measured at 4x
+
+
+def test_a_card_without_a_pool_keeps_the_4x_pooling_its_limits_were_measured_with():
+    card = json.loads(Domain(min_tissue_fraction=0.33).to_json())
+    del card["pool"]
+    assert Domain.from_dict(card).pool == 4
+    assert Domain.from_dict(json.loads(Domain().to_json())).pool == 8

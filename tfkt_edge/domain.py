@@ -30,8 +30,12 @@ import numpy as np
 from tfkt_edge import noise
 from tfkt_edge.preprocess import LDCTIQAC, PreprocessContract
 
-# Stats are taken on a 4x mean-pooled copy of the 512x512 input: 128x128 is enough and costs ~0.3 ms.
-POOL = 4
+# Stats are taken on an 8x mean-pooled copy of the 512x512 input (64x64): enough for the body outline and
+# the tissue share, and it averages away noise that a 4x pool left strong enough to push soft tissue out of
+# the tissue window (a 2%-dose copy of a sharp-kernel head slice, 546 HU of noise, read as "not patient
+# anatomy" at 4x). Model files whose limits were measured at 4x (up to 0.3.1) record no pool and keep 4.
+POOL = 8
+LEGACY_POOL = 4
 BODY_HU = -500.0
 TISSUE_HU = (-200.0, 300.0)
 
@@ -90,9 +94,10 @@ def _filled(mask: np.ndarray) -> np.ndarray:
     return along(mask) & along(mask.T).T
 
 
-def image_stats(image: np.ndarray, contract: PreprocessContract = LDCTIQAC) -> ImageStats:
-    """Statistics of one preprocessed slice (values in [0, 1], contract.size squared)."""
-    pooled = noise.block_sums(image, POOL) / (POOL * POOL)
+def image_stats(image: np.ndarray, contract: PreprocessContract = LDCTIQAC, pool: int = POOL) -> ImageStats:
+    """Statistics of one preprocessed slice (values in [0, 1], contract.size squared), the tissue ones on a
+    ``pool``x mean-pooled copy (the model's `Domain.pool`: its limits were measured that way)."""
+    pooled = noise.block_sums(image, pool) / (pool * pool)
     hu = contract.hu_min + pooled * (contract.hu_max - contract.hu_min)
     body = _filled(hu > BODY_HU)
     if not body.any():
@@ -114,6 +119,7 @@ class Domain:
     fov_mm: tuple[float, float] = (150.0, 520.0)
     kernel_classes: tuple[str, ...] = ("soft", "sharp", "unknown")
     validated: str = ""  # what the held-out figures cover, in words
+    pool: int = POOL  # the mean-pooling of image_stats the limits were measured with
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -122,6 +128,7 @@ class Domain:
     def from_dict(cls, data: dict) -> Domain:
         known = {f.name for f in fields(cls)}
         values = {k: (tuple(v) if isinstance(v, list) else v) for k, v in data.items() if k in known}
+        values.setdefault("pool", LEGACY_POOL)  # a card written before the pool was recorded
         return cls(**values)  # type: ignore[arg-type]  # the card JSON, typed by the fields it fills
 
 

@@ -60,12 +60,13 @@ def _slots(name: str, count: int, size: int) -> np.ndarray:
     return _attached[name][1]
 
 
-def decode_into_slot(ref: SliceRef, contract: PreprocessContract, name: str, slot: int, count: int) -> ImageStats | Skip:
+def decode_into_slot(ref: SliceRef, contract: PreprocessContract, pool: int, name: str, slot: int,
+                     count: int) -> ImageStats | Skip:
     """In a decoding process: decode and preprocess ``ref`` into ``slot`` of the block ``name``; return its
-    image statistics, or why it cannot be decoded."""
+    image statistics (pooled ``pool``x), or why it cannot be decoded."""
     from tfkt_edge.scoring import decode_with_stats
 
-    decoded = decode_with_stats(ref, contract)
+    decoded = decode_with_stats(ref, contract, pool)
     if isinstance(decoded, Skip):
         return decoded
     image, stats = decoded
@@ -78,7 +79,7 @@ def decode_into_slot(ref: SliceRef, contract: PreprocessContract, name: str, slo
 FileRead = tuple[Path, "list[SliceRef] | Skip", "list[ImageStats | Skip] | None"]
 
 
-def read_into_slots(paths: list[Path], contract: PreprocessContract, name: str, slots: list[int],
+def read_into_slots(paths: list[Path], contract: PreprocessContract, pool: int, name: str, slots: list[int],
                     count: int) -> list[FileRead]:
     """In a decoding process: read each file's header and decode its slice into its slot of the block
     ``name`` (one slot per path), so the parent handles no header and no pixel. A file holding several
@@ -91,5 +92,5 @@ def read_into_slots(paths: list[Path], contract: PreprocessContract, name: str, 
         if isinstance(found, Skip) or len(found) != 1:
             done.append((path, found, None))
             continue
-        done.append((path, found, [decode_into_slot(found[0], contract, name, slot, count)]))
+        done.append((path, found, [decode_into_slot(found[0], contract, pool, name, slot, count)]))
     return done

@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from tfkt_edge.domain import Domain
+from tfkt_edge.domain import POOL, Domain
 from tfkt_edge.errors import ModelError
 from tfkt_edge.noise import NoiseLimits
 from tfkt_edge.preprocess import METADATA_KEY, PreprocessContract
@@ -31,6 +31,12 @@ class ModelInfo:
         """The validated domain recorded in the card; None for a model file that records none."""
         data = self.card.get("domain")
         return Domain.from_dict(data) if isinstance(data, dict) else None
+
+    @property
+    def stats_pool(self) -> int:
+        """The pooling of the per-slice image statistics that this model's domain limits expect."""
+        domain = self.domain
+        return domain.pool if domain is not None else POOL
 
     def __post_init__(self) -> None:
         _ = self.noise_limits  # a malformed card fails when the model is opened, not at the first verdict

@@ -101,8 +101,9 @@ def score_files(
                     in_flight.append(group)
                     continue
                 slots = free.pop()
-                in_flight.append((pool.submit(read_into_slots, group, contract, shared.name, slots[:len(group)],
-                                              len(shared.array)), slots))
+                job = pool.submit(read_into_slots, group, contract, backend.model.stats_pool, shared.name,
+                                  slots[:len(group)], len(shared.array))
+                in_flight.append((job, slots))
             if not in_flight:
                 break
             item = in_flight.popleft()

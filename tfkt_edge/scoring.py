@@ -32,7 +32,7 @@ from tfkt_edge.backends import Backend
 from tfkt_edge.backends.base import staging, submit
 from tfkt_edge.dicom import Scanner, Series, Skip, SliceRef, load_stored, read_headers, reasons
 from tfkt_edge.dicom.gpu_decoding import enable_gpu_decoding
-from tfkt_edge.domain import Domain, DomainStatus, ImageStats, check_series, image_stats, kernel_class
+from tfkt_edge.domain import POOL, Domain, DomainStatus, ImageStats, check_series, image_stats, kernel_class
 from tfkt_edge.handover import SharedSlots, decode_into_slot
 from tfkt_edge.model_file import ModelInfo
 from tfkt_edge.noise import NoiseFinding, NoiseLimits, assess_noise
@@ -73,10 +73,11 @@ def decode_slice(ref: SliceRef, contract: PreprocessContract) -> np.ndarray | Sk
         return Skip(ref.path, reasons.PIXELS_UNREADABLE.format(detail=reasons.one_line(exc)))
 
 
-def decode_with_stats(ref: SliceRef, contract: PreprocessContract) -> tuple[np.ndarray, ImageStats] | Skip:
-    """`decode_slice` plus the domain check's image statistics, both in the decoding worker."""
+def decode_with_stats(ref: SliceRef, contract: PreprocessContract, pool: int = POOL) -> tuple[np.ndarray, ImageStats] | Skip:
+    """`decode_slice` plus the domain check's image statistics (pooled ``pool``x: `ModelInfo.stats_pool`),
+    both in the decoding worker."""
     image = decode_slice(ref, contract)
-    return image if isinstance(image, Skip) else (image, image_stats(image, contract))
+    return image if isinstance(image, Skip) else (image, image_stats(image, contract, pool))
 
 
 DECODERS = ("threads", "processes")
@@ -157,7 +158,7 @@ def score_slices(
     """
     batcher = Batcher(backend, batch_size)
     prefetch = max(2 * batcher.size, 2 * workers)
-    contract = backend.model.contract
+    contract, stats_pool = backend.model.contract, backend.model.stats_pool
     in_flight: deque[tuple[SliceRef, Future, int]] = deque()
     source = iter(refs)
     with nullcontext(pool) if pool is not None else decoder_pool(workers) as decoders:
@@ -171,8 +172,8 @@ def score_slices(
                     if ref is None:
                         break
                     slot = free.pop()
-                    job = decoders.submit(decode_into_slot, ref, contract, shared.name, slot, prefetch) if shared \
-                        else decoders.submit(decode_with_stats, ref, contract)
+                    job = decoders.submit(decode_into_slot, ref, contract, stats_pool, shared.name, slot, prefetch) if shared \
+                        else decoders.submit(decode_with_stats, ref, contract, stats_pool)
                     in_flight.append((ref, job, slot))
                 if not in_flight:
                     break

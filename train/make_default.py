@@ -69,7 +69,7 @@ def _card(pretrain: TrainConfig, finetune: TrainConfig, figures: dict, sizes: di
     sources = default_sources()
     return {
         "name": finetune.model,
-        "version": "0.3.1",  # the weights of 0.3.0; the card adds the noise check's ceilings
+        "version": "0.3.2",  # the weights of 0.3.0; 0.3.1 added the noise ceilings, 0.3.2 the domain limits at 8x pooling
         "architecture": (f"{finetune.model}: the TFKT hybrid (train/models.py). EfficientNetV2 blocks (4x4 stride-4 stem, "
                          "Fused-MBConv 32, MBConv+SE 64 x2, MBConv+SE 96 x2, 1x1 conv to 128) give a 16x16 feature map; "
                          "a spatial bridge hands it to SwinV2 stages (1x1 patch embed to 96-d, 2 blocks with 8x8 shifted "
