@@ -81,6 +81,30 @@ def test_two_batches_in_flight_from_page_locked_buffers_keep_their_scores(exampl
 
 
 @pytest.mark.cuda
+def test_decoding_processes_hand_batches_to_the_gpu_from_their_pinned_shared_block(tmp_path):
+    """--decoders processes with the torch backend on CUDA: batches are scored where the processes decoded
+    them, in the shared block page-locked by TorchBackend.pin; scores as with decoding threads."""
+    import torch
+
+    from tfkt_edge.backends.pytorch import TorchBackend
+    from tfkt_edge.bench.benchmark import write_series
+    from tfkt_edge.handover import SharedSlots
+    from tfkt_edge.scoring import score_paths
+
+    backend = TorchBackend(device="cuda")
+    block = SharedSlots(4, 512)
+    unpin = backend.pin(block.array)
+    assert torch.from_numpy(block.array[:2, None]).is_pinned()
+    unpin()
+    block.close()
+    write_series(tmp_path, 40)
+    processes = score_paths([tmp_path], backend, batch_size=16, workers=4, decoders="processes")
+    threads = score_paths([tmp_path], backend, batch_size=16, workers=4, decoders="threads")
+    assert np.allclose(processes.results[0].scores, threads.results[0].scores, atol=2e-3)
+    backend.close()
+
+
+@pytest.mark.cuda
 def test_score_cli_with_the_torch_backend_on_cuda():
     from typer.testing import CliRunner
 

@@ -264,3 +264,56 @@ def test_a_batch_in_flight_is_not_refilled_before_its_scores_are_in(real, tmp_pa
         run = score_paths([tmp_path], deferred, batch_size=3, workers=2, decoders=decoders)
         np.testing.assert_allclose(run.results[0].scores, reference.scores, atol=1e-5)
     assert deferred.most_in_flight == 2 and deferred.in_flight == 0
+
+
+def test_reading_processes_reuse_their_ring_only_after_its_batches_are_scored(real, tmp_path, backend):
+    """With decoding processes each batch is scored where the workers decoded it. 100 different slices through
+    a ring of 72 slots, a run of non-CT files (a batch with no slice to score) among them, and a backend that
+    reads its batch only when asked for the scores: no batch may change between being handed over and scored."""
+    import pydicom
+    from pydicom.uid import generate_uid
+
+    from tfkt_edge.process_reading import CHUNK
+
+    class Deferred:
+        name, model = backend.name, backend.model
+
+        def __init__(self):
+            self.changed = 0
+
+        def max_batch(self):
+            return None
+
+        def infer(self, batch):
+            return backend.infer(batch)
+
+        def submit(self, batch):
+            handed = batch.copy()
+
+            def wait():
+                self.changed += not np.array_equal(handed, batch)
+                return backend.infer(batch)
+
+            return wait
+
+        def close(self):
+            pass
+
+    ds = pydicom.dcmread(real["explicit_le"])
+    pixels, uid = ds.pixel_array, generate_uid()
+    for i in range(100):  # each slice different: the image shifted by i columns
+        ds.PixelData = np.roll(pixels, 3 * i, axis=1).astype(pixels.dtype).tobytes()
+        ds.SeriesInstanceUID, ds.InstanceNumber, ds.ImagePositionPatient = uid, i + 1, [0.0, 0.0, float(i)]
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+        ds.save_as(tmp_path / f"file{i:02d}.dcm")
+    for k in range(5):
+        (tmp_path / f"file49_{k}.txt").write_text("not DICOM")  # listed between file49 and file50
+    assert (-(-4 * CHUNK // 2) + 4) * 2 == 72 < 100  # the ring for 2 workers and batches of 2
+    (series,) = scan([tmp_path]).series
+    reference, _ = score_series(series, backend, batch_size=16, workers=1)
+    deferred = Deferred()
+    run = score_paths([tmp_path], deferred, batch_size=2, workers=2, decoders="processes")
+    assert deferred.changed == 0
+    assert [s.ref.instance_number for s in run.results[0].slices] == list(range(1, 101))
+    np.testing.assert_allclose(run.results[0].scores, reference.scores, atol=1e-5)
+    assert len(run.skipped) == 5

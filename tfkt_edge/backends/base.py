@@ -16,7 +16,8 @@ from tfkt_edge.registry import Registry
 
 class Backend(Protocol):
     """Scores preprocessed batches. Backends live in their own modules. A backend may also offer
-    ``submit(batch)`` and ``staging(size)``, for overlapping copies and compute (see the functions below)."""
+    ``submit(batch)`` and ``staging(size)``, for overlapping copies and compute (see the functions below),
+    and ``pin(array)``, which page-locks memory that batches will be taken from and returns its undoing."""
 
     name: str
     model: ModelInfo

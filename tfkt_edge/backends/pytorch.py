@@ -127,6 +127,18 @@ class TorchBackend:
         self._staging.append(buffer)  # the numpy view does not keep the tensor alive
         return buffer.numpy()
 
+    def pin(self, array: np.ndarray):
+        """Page-lock ``array`` (the decoding processes' shared block, whose batches are scored where they lie)
+        so ``submit`` copies from it without a host copy first; returns the function that undoes it. Where
+        CUDA refuses, nothing changes: batches are then copied from pageable memory."""
+        if self.device.type != "cuda":
+            return lambda: None
+        cudart = self._torch.cuda.cudart()
+        address = array.ctypes.data
+        if int(cudart.cudaHostRegister(address, array.nbytes, 0)) != 0:
+            return lambda: None
+        return lambda: cudart.cudaHostUnregister(address)
+
     def submit(self, batch: np.ndarray):
         """Queue the copy in, the forward pass and the copy out of one batch (at most ``max_batch()``) on the
         current CUDA stream and return at once; the function returned waits for the scores. ``batch`` must
