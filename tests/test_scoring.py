@@ -317,3 +317,40 @@ def test_reading_processes_reuse_their_ring_only_after_its_batches_are_scored(re
     assert [s.ref.instance_number for s in run.results[0].slices] == list(range(1, 101))
     np.testing.assert_allclose(run.results[0].scores, reference.scores, atol=1e-5)
     assert len(run.skipped) == 5
+
+
+def test_a_decoding_process_killed_mid_run_ends_in_one_error_and_leaves_no_block(tmp_path, backend):
+    """A decoding process killed while reading (the out-of-memory killer, a crash in a native decoder):
+    score_paths raises DecodingError (one line at the CLI), and the shared block is removed."""
+    import multiprocessing
+    import os
+    import signal
+    import threading
+
+    from tfkt_edge.bench.benchmark import write_series as write_copies
+    from tfkt_edge.errors import DecodingError
+
+    write_copies(tmp_path, 400)
+    before = _shared_blocks()
+    started = threading.Event()
+    outcome: list[BaseException | None] = []
+
+    def run():
+        try:
+            score_paths([tmp_path], backend, batch_size=16, workers=2, decoders="processes", on_file=lambda _: started.set())
+            outcome.append(None)
+        except BaseException as exc:  # handed to the test thread
+            outcome.append(exc)
+
+    others = set(multiprocessing.active_children())  # processes of other tests' pools, still ending
+    scoring = threading.Thread(target=run)
+    scoring.start()
+    assert started.wait(60)  # the first file is back from a decoding process: the pool is running
+    victims = [p for p in set(multiprocessing.active_children()) - others if p.is_alive()]
+    assert victims
+    os.kill(victims[0].pid, signal.SIGKILL)
+    scoring.join(120)
+    assert not scoring.is_alive()
+    assert isinstance(outcome[0], DecodingError), outcome
+    assert "decoding process ended" in str(outcome[0])
+    assert _shared_blocks() <= before

@@ -20,6 +20,10 @@ class UnknownNameError(TfktEdgeError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+class DecodingError(TfktEdgeError):
+    """A decoding process ended before finishing its work (killed, out of memory, a crash in a native decoder)."""
+
+
 class BackendUnavailable(TfktEdgeError):
     """A backend's libraries or hardware are absent here (TensorRT, pycuda, torch, a CUDA GPU)."""
 

@@ -22,6 +22,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -33,6 +34,7 @@ from tfkt_edge.backends.base import staging, submit
 from tfkt_edge.dicom import Scanner, Series, Skip, SliceRef, load_stored, read_headers, reasons
 from tfkt_edge.dicom.gpu_decoding import enable_gpu_decoding
 from tfkt_edge.domain import POOL, Domain, DomainStatus, ImageStats, check_series, image_stats, kernel_class
+from tfkt_edge.errors import DecodingError
 from tfkt_edge.handover import SharedSlots, decode_into_slot
 from tfkt_edge.model_file import ModelInfo
 from tfkt_edge.noise import NoiseFinding, NoiseLimits, assess_noise
@@ -96,6 +98,18 @@ def decoder_pool(workers: int, decoders: str = "threads") -> Executor:
 
 
 Scored = list[tuple[SliceRef, ImageStats]]  # the slices of one batch, in its rows' order
+
+
+def stop_broken(pool: Executor) -> None:
+    """Stop a process pool that a dead process broke, so nothing waits on it forever.
+
+    A worker spawned while the pool was breaking can block for good on the task queue's lock that the
+    dead process held, and CPython's executor then waits for it at shutdown and at interpreter exit.
+    The executor offers no public handle on its processes, hence the private ``_processes``."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())  # shutdown() lets go of them
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        process.kill()
 
 
 class Batcher:
@@ -346,8 +360,14 @@ def score_paths(
         if isinstance(pool, ProcessPoolExecutor):  # headers are read in the processes too (process_reading.py)
             from tfkt_edge.process_reading import score_files
 
-            scored, failed = score_files(paths, backend, pool, scanner, batch_size, workers, on_file, on_scan_done,
-                                         on_slice)
+            try:
+                scored, failed = score_files(paths, backend, pool, scanner, batch_size, workers, on_file,
+                                             on_scan_done, on_slice)
+            except BrokenProcessPool:
+                stop_broken(pool)
+                raise DecodingError("a decoding process ended before finishing its files (killed, out of memory, "
+                                    "or a crash in a native decoder); nothing was reported: run again, with fewer "
+                                    "--workers or with --decoders threads") from None
         else:
             with HeaderReader(paths, scanner, on_file, on_scan_done) as refs:
                 scored, failed = score_slices(refs, backend, batch_size, workers, on_slice, pool)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import socket
 import threading
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -78,10 +79,11 @@ class Service:
         self.sinks = sinks
         self.wake = threading.Event()
         self.pool = decoder_pool(config.workers, config.decoders)
+        make_pool = (lambda: decoder_pool(config.workers, config.decoders)) if isinstance(self.pool, ProcessPoolExecutor) else None
         self.deliveries = [DeliveryWorker(self.db, sink) for sink in sinks]
         self.scoring = ScoringWorker(self.db, self.backend, config.policy, config.series_timeout,
                                      [s.name for s in sinks], self.pool, config.batch_size, self.wake,
-                                     on_result=self._wake_deliveries)
+                                     on_result=self._wake_deliveries, make_pool=make_pool)
         self.server = None
         if scp is not None:
             self.server = StorageServer(scp, InstanceStore(config.store), self.db, self.received, ssl_context)
@@ -117,6 +119,6 @@ class Service:
         self.scoring.join(timeout=30)
         for delivery in self.deliveries:
             delivery.join(timeout=30)
-        self.pool.shutdown()
+        self.scoring.pool.shutdown()  # the scoring worker's: it renews a pool whose process died
         self.backend.close()
         self.db.close()

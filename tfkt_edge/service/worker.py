@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor
+from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime, timezone
 
 from tfkt_edge.backends import Backend
@@ -23,7 +24,7 @@ from tfkt_edge.dicom import Skip, group_series
 from tfkt_edge.dicom.slices import read_slices
 from tfkt_edge.policy import AlertPolicy
 from tfkt_edge.report import document
-from tfkt_edge.scoring import SliceScore, judge, score_slices
+from tfkt_edge.scoring import SliceScore, judge, score_slices, stop_broken
 from tfkt_edge.service.database import Database
 from tfkt_edge.service.sinks import Sink
 
@@ -72,15 +73,26 @@ class Loop(threading.Thread):
         raise NotImplementedError
 
 
+# The skip reason of an instance whose decoding process ended while it alone was being decoded.
+DECODER_DIED = "the decoding process ended while decoding this file (killed, out of memory, or a crash in a native decoder)"
+
+
 class ScoringWorker(Loop):
+    """Scores stored instances in batches and completes due series.
+
+    With decoding processes (``make_pool`` given), a process that dies (the out-of-memory killer, a
+    native decoder crashing on a hostile file) breaks the pool: the worker starts a new one and scores
+    that batch's instances one at a time, so an instance that breaks the pool again is skipped with
+    its reason instead of stopping the service."""
+
     def __init__(self, db: Database, backend: Backend, policy: AlertPolicy, series_timeout: float, sinks: list[str],
                  pool: Executor, batch_size: int = 16, wake: threading.Event | None = None,
-                 on_result: Callable[[], None] = lambda: None):
+                 on_result: Callable[[], None] = lambda: None, make_pool: Callable[[], Executor] | None = None):
         super().__init__("scoring", wake)
         if policy.baselines is not None:
             policy.baselines.require_model(backend.model.identity)
         self.db, self.backend, self.policy, self.timeout = db, backend, policy, series_timeout
-        self.sinks, self.pool, self.batch_size = sinks, pool, batch_size
+        self.sinks, self.pool, self.batch_size, self.make_pool = sinks, pool, batch_size, make_pool
         self.on_result = on_result
 
     def step(self) -> bool:
@@ -94,6 +106,27 @@ class ScoringWorker(Loop):
         return bool(pending) or bool(completed)
 
     def score_instances(self, pending) -> None:
+        try:
+            self._score_instances(pending)
+        except BrokenProcessPool:
+            if self.make_pool is None:
+                raise
+            log.error("a decoding process ended while %d instance(s) were decoded; scoring them one at a time "
+                      "with new processes", len(pending))
+            for instance in pending:
+                self._renew_pool()
+                try:
+                    self._score_instances([instance])
+                except BrokenProcessPool:
+                    log.error("skipping %s: %s", instance[2], DECODER_DIED)
+                    self.db.record_scores([], {instance[0]: DECODER_DIED}, [instance[0]])
+            self._renew_pool()
+
+    def _renew_pool(self) -> None:
+        stop_broken(self.pool)
+        self.pool = self.make_pool()  # type: ignore[misc]  # only called when make_pool is given
+
+    def _score_instances(self, pending) -> None:
         refs, skipped = [], {}
         sop_of = {}
         for sop, _, path in pending:
