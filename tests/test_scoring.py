@@ -354,3 +354,23 @@ def test_a_decoding_process_killed_mid_run_ends_in_one_error_and_leaves_no_block
     assert isinstance(outcome[0], DecodingError), outcome
     assert "decoding process ended" in str(outcome[0])
     assert _shared_blocks() <= before
+
+
+def test_a_ring_larger_than_the_free_shared_memory_is_refused_before_anything_is_written():
+    """Pages of shared memory are taken only when written: a block larger than /dev/shm's free space would
+    kill a decoding process with SIGBUS mid-run. It is refused at once, with what to do (a DecodingError:
+    one line at the CLI)."""
+    import shutil
+    from pathlib import Path
+
+    from tfkt_edge.errors import DecodingError
+    from tfkt_edge.handover import SharedSlots
+
+    shm = Path("/dev/shm")
+    if not shm.is_dir():
+        pytest.skip("no /dev/shm here")
+    slots = shutil.disk_usage(shm).free // (512 * 512 * 4) + 1
+    before = _shared_blocks()
+    with pytest.raises(DecodingError, match=r"MiB of shared memory and /dev/shm has \d+ MiB free: .*--shm-size"):
+        SharedSlots(slots, 512)
+    assert _shared_blocks() <= before

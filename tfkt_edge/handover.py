@@ -8,6 +8,7 @@ returns only the small image statistics (or the skip reason).
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterable
 from concurrent.futures import Future
 from multiprocessing import shared_memory
@@ -17,7 +18,22 @@ import numpy as np
 
 from tfkt_edge.dicom import Skip, SliceRef
 from tfkt_edge.domain import ImageStats
+from tfkt_edge.errors import DecodingError
 from tfkt_edge.preprocess import PreprocessContract
+
+SHM = Path("/dev/shm")
+
+
+def _check_room(nbytes: int) -> None:
+    """Refuse a block larger than the shared memory left (a container's /dev/shm is often 64 MiB): its
+    pages are only taken when written, so a process would die of SIGBUS mid-run instead."""
+    if not SHM.is_dir():
+        return  # elsewhere the system sizes it
+    free = shutil.disk_usage(SHM).free
+    if nbytes > free:
+        raise DecodingError(f"decoding processes need {-(-nbytes >> 20)} MiB of shared memory and {SHM} has "
+                            f"{free >> 20} MiB free: give it more (docker run --shm-size=1g), use fewer --workers "
+                            "or a smaller --batch-size, or decode with --decoders threads")
 
 
 class SharedSlots:
@@ -25,6 +41,7 @@ class SharedSlots:
 
     def __init__(self, count: int, size: int):
         self.count, self.size = count, size
+        _check_room(count * size * size * 4)
         self._memory = shared_memory.SharedMemory(create=True, size=count * size * size * 4)
         self.name = self._memory.name
         self.array: np.ndarray = np.ndarray((count, size, size), dtype=np.float32, buffer=self._memory.buf)
