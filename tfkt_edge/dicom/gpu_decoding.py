@@ -117,5 +117,7 @@ def _try_nvimgcodec() -> DecodingPlugin:
         from nvidia import nvimgcodec
     except ImportError:
         return DecodingPlugin(False, "nvImageCodec is not installed (pip install 'nvidia-nvimgcodec-cu12[all]', or -cu13 for CUDA 13)")
+    except Exception as exc:  # installed, but its libraries fail to load
+        return DecodingPlugin(False, f"nvImageCodec does not load: {reasons.one_line(exc)}")
     return enable_plugin(NVIMGCODEC_LABEL, NVIMGCODEC_PLUGIN, f"nvImageCodec {getattr(nvimgcodec, '__version__', '')}"
                          .strip())
