@@ -18,6 +18,57 @@ def backend():
     return create_backend("onnxruntime", DEFAULT_MODEL)
 
 
+class _Wrapping:
+    """A test backend that passes batches to a real one."""
+
+    def __init__(self, backend):
+        self.backend, self.name, self.model = backend, backend.name, backend.model
+
+    def max_batch(self):
+        return None
+
+    def infer(self, batch):
+        return self.backend.infer(batch)
+
+    def close(self):
+        pass
+
+
+class _Failing(_Wrapping):
+    """Raises on its ``on_call``-th inference, as a GPU that is lost mid-run."""
+
+    def __init__(self, backend, on_call: int):
+        super().__init__(backend)
+        self.on_call, self.calls = on_call, 0
+
+    def infer(self, batch):
+        self.calls += 1
+        if self.calls == self.on_call:
+            raise RuntimeError("device lost")
+        return super().infer(batch)
+
+
+class _Deferred(_Wrapping):
+    """Returns from submit at once and reads the batch only when its scores are asked for (as a GPU's copy
+    engine may); counts the batches in flight and the batches that changed in between."""
+
+    def __init__(self, backend):
+        super().__init__(backend)
+        self.most_in_flight, self.in_flight, self.changed = 0, 0, 0
+
+    def submit(self, batch):
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        handed = batch.copy()
+
+        def wait():
+            self.in_flight -= 1
+            self.changed += not np.array_equal(handed, batch)
+            return self.infer(batch)  # reads the buffer now, not when submitted
+
+        return wait
+
+
 @pytest.mark.parametrize("batch_size,workers", [(1, 1), (3, 2), (16, 4)])
 def test_scores_do_not_depend_on_batching_or_threads(real, tmp_path, backend, batch_size, workers):
     write_series(real["explicit_le"], tmp_path, [float(i) for i in range(7)], list(range(1, 8)))
@@ -134,29 +185,11 @@ def test_decoding_processes_hand_slices_over_in_shared_memory_and_leave_none_beh
 def test_an_inference_error_with_decoding_processes_removes_the_shared_block(real, tmp_path, backend):
     from tfkt_edge.scoring import decoder_pool, score_slices
 
-    class Failing:
-        name, model = backend.name, backend.model
-
-        def __init__(self):
-            self.calls = 0
-
-        def max_batch(self):
-            return None
-
-        def infer(self, batch):
-            self.calls += 1
-            if self.calls == 2:
-                raise RuntimeError("device lost")
-            return backend.infer(batch)
-
-        def close(self):
-            pass
-
     write_series(real["explicit_le"], tmp_path, [float(i) for i in range(12)], list(range(1, 13)))
     refs = scan([tmp_path]).series[0].slices
     before = _shared_blocks()
     with decoder_pool(2, "processes") as pool, pytest.raises(RuntimeError, match="device lost"):
-        score_slices(refs, Failing(), batch_size=3, workers=2, pool=pool)
+        score_slices(refs, _Failing(backend, on_call=2), batch_size=3, workers=2, pool=pool)
     assert _shared_blocks() <= before
 
 
@@ -194,22 +227,10 @@ def test_reading_processes_handle_a_mixed_folder_as_threads_do(real, tmp_path, b
 
 
 def test_an_inference_error_while_processes_read_removes_the_shared_block(real, tmp_path, backend):
-    class Failing:
-        name, model = backend.name, backend.model
-
-        def max_batch(self):
-            return None
-
-        def infer(self, batch):
-            raise RuntimeError("device lost")
-
-        def close(self):
-            pass
-
     write_series(real["explicit_le"], tmp_path, [float(i) for i in range(40)], list(range(1, 41)))
     before = _shared_blocks()
     with pytest.raises(RuntimeError, match="device lost"):
-        score_paths([tmp_path], Failing(), batch_size=4, workers=2, decoders="processes")
+        score_paths([tmp_path], _Failing(backend, on_call=1), batch_size=4, workers=2, decoders="processes")
     assert _shared_blocks() <= before
 
 
@@ -231,35 +252,10 @@ def test_a_batch_in_flight_is_not_refilled_before_its_scores_are_in(real, tmp_pa
     """A backend that returns from submit at once and reads the batch only when its scores are asked for
     (as a GPU's copy engine may): the pipeline must leave each buffer alone until then."""
 
-    class Deferred:
-        name, model = backend.name, backend.model
-
-        def __init__(self):
-            self.most_in_flight, self.in_flight = 0, 0
-
-        def max_batch(self):
-            return None
-
-        def infer(self, batch):
-            return backend.infer(batch)
-
-        def submit(self, batch):
-            self.in_flight += 1
-            self.most_in_flight = max(self.most_in_flight, self.in_flight)
-
-            def wait():
-                self.in_flight -= 1
-                return backend.infer(batch)  # reads the buffer now, not when submitted
-
-            return wait
-
-        def close(self):
-            pass
-
     write_series(real["explicit_le"], tmp_path, [float(i) for i in range(11)], list(range(1, 12)))
     (series,) = scan([tmp_path]).series
     reference, _ = score_series(series, backend, batch_size=11, workers=1)
-    deferred = Deferred()
+    deferred = _Deferred(backend)
     for decoders in ("threads", "processes"):
         run = score_paths([tmp_path], deferred, batch_size=3, workers=2, decoders=decoders)
         np.testing.assert_allclose(run.results[0].scores, reference.scores, atol=1e-5)
@@ -275,30 +271,6 @@ def test_reading_processes_reuse_their_ring_only_after_its_batches_are_scored(re
 
     from tfkt_edge.process_reading import CHUNK
 
-    class Deferred:
-        name, model = backend.name, backend.model
-
-        def __init__(self):
-            self.changed = 0
-
-        def max_batch(self):
-            return None
-
-        def infer(self, batch):
-            return backend.infer(batch)
-
-        def submit(self, batch):
-            handed = batch.copy()
-
-            def wait():
-                self.changed += not np.array_equal(handed, batch)
-                return backend.infer(batch)
-
-            return wait
-
-        def close(self):
-            pass
-
     ds = pydicom.dcmread(real["explicit_le"])
     pixels, uid = ds.pixel_array, generate_uid()
     for i in range(100):  # each slice different: the image shifted by i columns
@@ -311,7 +283,7 @@ def test_reading_processes_reuse_their_ring_only_after_its_batches_are_scored(re
     assert (-(-4 * CHUNK // 2) + 4) * 2 == 72 < 100  # the ring for 2 workers and batches of 2
     (series,) = scan([tmp_path]).series
     reference, _ = score_series(series, backend, batch_size=16, workers=1)
-    deferred = Deferred()
+    deferred = _Deferred(backend)
     run = score_paths([tmp_path], deferred, batch_size=2, workers=2, decoders="processes")
     assert deferred.changed == 0
     assert [s.ref.instance_number for s in run.results[0].slices] == list(range(1, 101))
