@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from tfkt_edge.domain import POOL, Domain
@@ -26,7 +27,7 @@ class ModelInfo:
     contract: PreprocessContract
     card: dict
 
-    @property
+    @cached_property  # read per series and per decoding job: the card is parsed once
     def domain(self) -> Domain | None:
         """The validated domain recorded in the card; None for a model file that records none."""
         data = self.card.get("domain")
@@ -41,7 +42,7 @@ class ModelInfo:
     def __post_init__(self) -> None:
         _ = self.noise_limits  # a malformed card fails when the model is opened, not at the first verdict
 
-    @property
+    @cached_property
     def noise_limits(self) -> NoiseLimits | None:
         """The noise check's ceilings recorded in the card; None for a model file that records none."""
         data = self.card.get("noise") if isinstance(self.card, dict) else None

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from tfkt_edge.backends import Backend
+from tfkt_edge.backends.base import pin
 from tfkt_edge.dicom import Scanner, Skip, SliceRef
 from tfkt_edge.dicom.discover import iter_files
 from tfkt_edge.domain import ImageStats
@@ -100,7 +101,7 @@ def score_files(
     jobs = max(workers + 2, -(-2 * size // CHUNK))  # one job in each worker's hands, two waiting
     # Batches: those the jobs in flight decode into, the one filling, two at the backend, one spare.
     ring = _Ring(-(-jobs * CHUNK // size) + 4, size, contract.size)
-    unpin = getattr(backend, "pin", lambda array: (lambda: None))(ring.shared.array)
+    unpin = pin(backend, ring.shared.array)
     in_flight: deque[Skip | tuple[Future, list[int]]] = deque()
     source = _chunks(iter_files(paths), CHUNK)
     waiting: list[Path] | Skip | None = None  # a group that did not fit in the ring yet

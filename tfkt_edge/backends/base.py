@@ -67,6 +67,13 @@ def staging(backend: Backend, size: int) -> np.ndarray:
     return np.empty((size, 1, side, side), dtype=np.float32)
 
 
+def pin(backend: Backend, array: np.ndarray) -> Callable[[], None]:
+    """Page-lock ``array``, memory that batches will be taken from, where the backend offers it (``pin``);
+    returns the function that undoes it (which does nothing otherwise)."""
+    own = getattr(backend, "pin", None)
+    return own(array) if own is not None else (lambda: None)
+
+
 # A factory takes the model path (None: the backend's own default model) and the options it names.
 BackendFactory = Callable[..., Backend]
 BACKENDS: Registry[BackendFactory] = Registry("backend")
