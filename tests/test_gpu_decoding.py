@@ -27,14 +27,16 @@ def test_a_plugin_that_decodes_exactly_is_asked_first_for_the_lossless_syntaxes(
     cpu = load_stored(read_slices(EXAMPLE)[0])
     status = enable_plugin(plugin_label, ("tests.decoding_plugins", "exact"), "the test plugin")
     assert status.enabled, status.detail
-    assert preferred_plugin() == plugin_label
+    assert preferred_plugin(str(JPEG2000LosslessDecoder.UID)) == plugin_label
     assert plugin_label in JPEG2000LosslessDecoder.available_plugins and plugin_label in JPEGLosslessDecoder.available_plugins
     before = decoding_plugins.frames["exact"]
     assert np.array_equal(load_stored(read_slices(EXAMPLE)[0]), cpu)
     load_stored(read_slices(real["jpeg_lossless"])[0])
     assert decoding_plugins.frames["exact"] == before + 2  # the J2K example and the JPEG lossless slice
     rle = read_slices(EXAMPLES / "degraded" / "abdomen_degraded.dcm")[0]  # RLE: not the plugin's, decoded by pydicom's
+    assert preferred_plugin(rle.transfer_syntax) == ""
     assert load_stored(rle).shape == (rle.rows, rle.columns)
+    assert decoding_plugins.frames["exact"] == before + 2
 
 
 def test_a_plugin_that_decodes_differently_is_refused_and_the_cpu_decodes(plugin_label):
@@ -43,7 +45,8 @@ def test_a_plugin_that_decodes_differently_is_refused_and_the_cpu_decodes(plugin
     assert not status.enabled
     assert status.detail == ("the test plugin decoded the bundled JPEG 2000 example differently from the CPU "
                              "decoders: not used")
-    assert plugin_label not in JPEG2000LosslessDecoder.available_plugins and preferred_plugin() == ""
+    assert plugin_label not in JPEG2000LosslessDecoder.available_plugins
+    assert preferred_plugin(str(JPEG2000LosslessDecoder.UID)) == ""
     before = decoding_plugins.frames["off_by_one"]
     assert np.array_equal(load_stored(read_slices(EXAMPLE)[0]), cpu)
     assert decoding_plugins.frames["off_by_one"] == before

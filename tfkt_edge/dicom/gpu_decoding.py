@@ -4,8 +4,8 @@ nvImageCodec (`pip install nvidia-nvimgcodec-cu12[all]`, or -cu13 for CUDA 13, w
 nvJPEG2000 and nvJPEG wheels) ships a pydicom decoding plugin. Enabling it registers that plugin
 for the lossless syntaxes only, so the stored values cannot differ from the CPU
 decoders' (a lossless decode has one right answer), and `pixels.load_stored` asks for
-it by name (`preferred_plugin`), falling back to pydicom's own plugins (pylibjpeg's
-OpenJPEG or libjpeg) for any frame it fails on or any other syntax.
+it by name for those syntaxes (`preferred_plugin`), falling back to pydicom's own plugins
+(pylibjpeg's OpenJPEG or libjpeg) for any frame it fails on.
 
 Only decoding processes (``--decoders processes``, the choice for compressed series on
 GPU hosts) enable it, each as it starts. Before registering, the plugin must decode the bundled JPEG 2000 example bit for bit
@@ -33,6 +33,7 @@ from tfkt_edge.dicom import reasons
 
 LOSSLESS_DECODERS = (JPEG2000LosslessDecoder, HTJ2KLosslessDecoder, HTJ2KLosslessRPCLDecoder, JPEGLosslessDecoder,
                      JPEGLosslessSV1Decoder)
+LOSSLESS_SYNTAXES = frozenset(str(decoder.UID) for decoder in LOSSLESS_DECODERS)
 NVIMGCODEC_LABEL = "nvimgcodec"
 NVIMGCODEC_PLUGIN = ("nvidia.nvimgcodec.tools.dicom.pydicom_plugin", "_decode_frame")
 SWITCH = "TFKT_EDGE_GPU_DECODING"
@@ -55,8 +56,9 @@ def _example() -> Path:
 _preferred = ""  # the plugin load_stored asks for first in this process ("" for pydicom's own order)
 
 
-def preferred_plugin() -> str:
-    return _preferred
+def preferred_plugin(transfer_syntax: str) -> str:
+    """The plugin to ask first for pixel data of ``transfer_syntax``; "" for pydicom's own order."""
+    return _preferred if transfer_syntax in LOSSLESS_SYNTAXES else ""
 
 
 def enable_plugin(label: str, import_path: tuple[str, str], name: str) -> DecodingPlugin:

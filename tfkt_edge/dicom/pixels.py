@@ -11,11 +11,11 @@ from tfkt_edge.dicom.slices import SliceRef, file_stamp
 
 def _decode(ref: SliceRef) -> np.ndarray:
     """Through pydicom: the preferred plugin first (nvImageCodec on the GPU, where enabled), then pydicom's own."""
-    plugin = preferred_plugin()
+    plugin = preferred_plugin(ref.transfer_syntax)
     if plugin:
         try:
             return pixel_array(ref.path, index=ref.frame, decoding_plugin=plugin)
-        except Exception:  # another syntax, or a frame the GPU failed on: the CPU decoders decide
+        except Exception:  # a frame the GPU failed on: the CPU decoders decide
             pass
     return pixel_array(ref.path, index=ref.frame)
 

@@ -71,6 +71,7 @@ class SliceRef:
     pixel_dtype: str = ""  # numpy dtype of the stored values, e.g. "<i2"
     bits_stored: int = 0
     file_stamp: tuple[int, int] = (0, 0)  # size and mtime (ns) when the header was read: the offset holds for that file only
+    transfer_syntax: str = ""  # the file meta's TransferSyntaxUID: which decoders can read its pixels
 
 
 @dataclass(frozen=True)
@@ -352,6 +353,7 @@ def read_slices(path: Path) -> list[SliceRef] | Skip:
             rows=int(ds.Rows),
             columns=int(ds.Columns),
             kernel=_text(ds.get("ConvolutionKernel")),
+            transfer_syntax=_meta(ds, "TransferSyntaxUID"),
             **_acquisition(ds),
         )
         if _sop_class(ds) == ENHANCED_CT_IMAGE:
