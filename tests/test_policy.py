@@ -25,13 +25,19 @@ def test_run_of_consecutive_low_slices_alerts_even_with_good_median():
     assert "3 consecutive slices below 2.00: slices 3-5 (instance 3 to instance 5)" in verdict.reason
 
 
-def test_scattered_low_slices_do_not_alert():
+def test_a_few_scattered_low_slices_do_not_alert():
+    scores = [3.0, 1.0, 3.0, 3.0, 3.0, 1.0, 3.0, 3.0, 3.0, 3.0]
+    verdict = evaluate(scores, LABELS)
+    assert not verdict.alert and "2 of 10 slices below" in verdict.reason
+
+
+def test_a_share_of_scattered_low_slices_alerts_whatever_their_order():
     scores = [3.0, 1.0, 3.0, 1.0, 3.0, 1.0, 3.0, 3.0, 3.0, 3.0]
     verdict = evaluate(scores, LABELS)
-    assert not verdict.alert and "3 of 10 slices below" in verdict.reason
+    assert verdict.alert and "3 of 10 slices below 2.00" in verdict.reason and "slices 2, 4, 6" in verdict.reason
 
 
 def test_policy_parameters_are_honoured():
     scores = [3.0, 2.4, 2.4, 3.0]
     assert evaluate(scores, LABELS[:4], AlertPolicy(threshold=2.5, min_run=2)).alert
-    assert not evaluate(scores, LABELS[:4], AlertPolicy(threshold=2.5, min_run=3)).alert
+    assert not evaluate(scores, LABELS[:4], AlertPolicy(threshold=2.5, min_run=3, max_share=1.0)).alert

@@ -22,6 +22,7 @@ alert on an uncalibrated score.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 
@@ -38,6 +39,7 @@ POOL = 8
 LEGACY_POOL = 4
 BODY_HU = -500.0
 TISSUE_HU = (-200.0, 300.0)
+TRUNCATED_EDGE = 0.1  # share of the image border inside the body above which the outline is cut off
 
 # Kernel classes by vendor naming (FIELD: GE STANDARD/SOFT/DETAIL soft, BONE/BONEPLUS/LUNG sharp; Siemens
 # B/Br/I/Qr/H + number, higher is sharper; Philips A/B/C/UB soft, D/E/YA/YB/L sharp; Toshiba/Canon FC01-FC18
@@ -47,9 +49,18 @@ _GE = {"SOFT": "soft", "STANDARD": "soft", "STND": "soft", "DETAIL": "soft", "CH
 _PHILIPS = {"A": "soft", "B": "soft", "C": "soft", "UB": "soft", "CB": "soft", "D": "sharp", "E": "sharp",
             "YA": "sharp", "YB": "sharp", "YC": "sharp", "L": "sharp", "EC": "sharp"}
 
-# Regions the model has not been validated on, as written in BodyPartExamined.
-NOT_VALIDATED_REGIONS = ("HAND", "WRIST", "FOREARM", "ELBOW", "ARM", "SHOULDER", "KNEE", "LEG", "ANKLE", "FOOT",
-                         "EXTREMITY", "BREAST", "HEART", "CARDIAC", "CORONARY", "TOOTH", "DENTAL", "EAR")
+# Every region scanned routinely is judged (head, neck, chest, abdomen, pelvis, spine, heart); extremities
+# too when the header names a kernel of a known class. Words of BodyPartExamined, matched whole.
+NOT_VALIDATED_REGIONS = ("BREAST", "TOOTH", "TEETH", "DENTAL", "JAW")
+EXTREMITIES = ("HAND", "WRIST", "FOREARM", "ELBOW", "ARM", "UPPERARM", "SHOULDER", "HIP", "THIGH", "KNEE", "LEG",
+               "LOWERLEG", "ANKLE", "FOOT", "FEET", "EXTREMITY", "UPPEREXTREMITY", "LOWEREXTREMITY", "FINGER", "TOE")
+# Routine slice widths: a series is judged slice by slice against these (a sequential head with 4 and 7 mm).
+ROUTINE_THICKNESS_MM = (0.5, 10.0)
+
+
+def words(text: str) -> set[str]:
+    """The whole words of a header value (letters and digits; '^', '_', spaces and the rest separate)."""
+    return set(re.findall(r"[A-Z0-9]+", text.upper()))
 
 
 def kernel_class(kernel: str) -> str:
@@ -78,6 +89,7 @@ class ImageStats:
     structure_hu: float  # SD of the tissue on the pooled image: anatomy, not noise
     noise_hu: float | None = None  # tfkt_edge.noise.measure: soft-tissue noise, HU (None: too little tissue)
     noise_texture: float | None = None  # its texture ratio (low: sharp-kernel noise)
+    water_diameter_px: float | None = None  # AAPM TG-220 water-equivalent diameter, in model-input pixels
 
     def to_dict(self) -> dict:
         return {k: None if v is None else round(float(v), 4) for k, v in asdict(self).items()}
@@ -104,8 +116,14 @@ def image_stats(image: np.ndarray, contract: PreprocessContract = LDCTIQAC, pool
         return ImageStats(0.0, 0.0, 0.0)
     inside = hu[body]
     tissue = inside[(inside > TISSUE_HU[0]) & (inside < TISSUE_HU[1])]
+    # TG-220: Dw = 2 sqrt((mean HU / 1000 + 1) A / pi) over the patient's outline (the window clips bone at its
+    # top). An outline cut by the field of view (a targeted reconstruction) would read small: no figure.
+    area = float(body.sum()) * pool * pool
+    edge = np.concatenate([body[0], body[-1], body[:, 0], body[:, -1]])
+    water = 2.0 * float(np.sqrt(max(float(inside.mean()) / 1000.0 + 1.0, 0.0) * area / np.pi)) \
+        if edge.mean() <= TRUNCATED_EDGE else None
     return ImageStats(float(body.mean()), float(tissue.size / inside.size), float(tissue.std()) if tissue.size > 8 else 0.0,
-                      *noise.measure(image, contract))
+                      *noise.measure(image, contract), water)
 
 
 @dataclass(frozen=True)
@@ -115,7 +133,7 @@ class Domain:
     min_body_fraction: float = 0.03
     min_tissue_fraction: float = 0.15
     min_structure_hu: float = 15.0
-    thickness_mm: tuple[float, float] = (0.5, 5.0)
+    thickness_mm: tuple[float, float] = ROUTINE_THICKNESS_MM
     fov_mm: tuple[float, float] = (150.0, 520.0)
     kernel_classes: tuple[str, ...] = ("soft", "sharp", "unknown")
     validated: str = ""  # what the held-out figures cover, in words
@@ -166,15 +184,21 @@ def check_series(refs: Sequence, stats: Sequence[ImageStats | None], domain: Dom
     if any(r.phantom_header for r in refs):
         reasons.append("a phantom or QA scan (header)")
     region = first.body_part.upper()
-    if any(word in region for word in NOT_VALIDATED_REGIONS):
-        reasons.append(f"body region {region} not validated")
     kernel = kernel_class(first.kernel or "")
+    if words(region) & set(NOT_VALIDATED_REGIONS):
+        reasons.append(f"body region {region} not validated")
+    elif words(region) & set(EXTREMITIES) and kernel == "unknown":
+        reasons.append(f"an extremity ({region}) with a kernel of no known class ({first.kernel or 'none named'})")
     if kernel not in domain.kernel_classes:
         reasons.append(f"{kernel} kernel {first.kernel} not validated")
-    thickness = noise.finite_median(r.thickness for r in refs)
-    low, high = domain.thickness_mm
-    if thickness is not None and not low - 1e-6 <= thickness <= high + 1e-6:
-        reasons.append(f"slice thickness {thickness:g} mm outside {low:g}-{high:g} mm")
+    # Judged slice by slice, each against the wider of the card's and the routine range: a median of 4 and
+    # 7 mm slices is no slice's width.
+    low, high = min(domain.thickness_mm[0], ROUTINE_THICKNESS_MM[0]), max(domain.thickness_mm[1], ROUTINE_THICKNESS_MM[1])
+    widths = [r.thickness for r in refs if noise.usable_thickness(r.thickness)]
+    outside = [t for t in widths if not low - 1e-6 <= t <= high + 1e-6]
+    if widths and 2 * len(outside) > len(widths):
+        reasons.append(f"{len(outside)} of {len(widths)} slices {min(outside):g}-{max(outside):g} mm thick, "
+                       f"outside {low:g}-{high:g} mm")
     fov = noise.finite_median((r.pixel_spacing or np.nan) * max(r.rows, r.columns) for r in refs)
     low, high = domain.fov_mm
     if fov is not None and not low <= fov <= high:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from tfkt_edge.domain import POOL, Domain
 from tfkt_edge.errors import ModelError
-from tfkt_edge.noise import NoiseLimits
+from tfkt_edge.noise import NoiseLimits, limits_from_card
 from tfkt_edge.preprocess import METADATA_KEY, PreprocessContract
 
 ASSETS = Path(__file__).parent / "assets"
@@ -43,15 +43,14 @@ class ModelInfo:
         _ = self.noise_limits  # a malformed card fails when the model is opened, not at the first verdict
 
     @cached_property
-    def noise_limits(self) -> NoiseLimits | None:
-        """The noise check's ceilings recorded in the card; None for a model file that records none."""
+    def noise_limits(self) -> NoiseLimits:
+        """The noise check's figures recorded in the card, or the physics defaults for a model file that
+        records none (the output names which applied: `NoiseLimits.source`)."""
         data = self.card.get("noise") if isinstance(self.card, dict) else None
-        if data is None:
-            return None
         try:
-            return NoiseLimits.from_dict(data)
+            return limits_from_card(data)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise ModelError(f"{self.path}: the card's noise ceilings are malformed ({type(exc).__name__}: {exc})") from None
+            raise ModelError(f"{self.path}: the card's noise figures are malformed ({type(exc).__name__}: {exc})") from None
 
     @property
     def identity(self) -> str:

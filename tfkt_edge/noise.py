@@ -1,10 +1,8 @@
-"""The noise check: a series far noisier than routine scans of its body region alerts.
+"""The noise check: a series far noisier than routine scans of its kind and its patient's size alerts.
 
 The model judges an image as it looks, and it cannot know the routine dose of a
-scan it has never seen: a tenth-dose copy of a very quiet image (a head, a
-strong iterative reconstruction) looks like an ordinary routine image of a
-noisier protocol. The noise itself is measurable, so the verdict also checks
-it, in the units clinical noise monitoring uses (the global noise index of
+scan it has never seen. The noise itself is measurable, so the verdict also
+checks it, in the units clinical noise monitoring uses (the global noise index of
 Christianson et al. 2015: local standard deviations over soft tissue):
 
 * **noise** of a slice: 8x8-pixel blocks of the model input whose mean lies in
@@ -12,27 +10,26 @@ Christianson et al. 2015: local standard deviations over soft tissue):
   standard deviations, in HU. Measured on the 512x512 input every backend
   receives (about 0.6 ms a slice on one core), so training and runtime measure the same thing.
 * **texture**: the same blocks' standard deviation after 2x2 averaging, over
-  the original. Fine-grained sharp-kernel noise falls to about 0.4-0.5 of
-  itself, the coarser noise of soft kernels and iterative reconstruction to
-  0.6-0.9. Sharp kernels are diagnostic at 3-5x the noise of soft ones, so the
-  check leaves sharp-textured series (or a sharp kernel named in the header)
-  to the model alone.
+  the original (fine-grained sharp-kernel noise about 0.4-0.5, the coarser noise of
+  soft kernels and iterative reconstruction 0.6-0.9). Reported only: added noise can
+  move it, so no decision rests on it.
 * **series noise**: the median over its slices, scaled to a 3 mm slice
-  (noise ~ 1/sqrt(thickness)), so thin routine reconstructions are not
-  called noisy.
+  (noise ~ 1/sqrt(thickness)), so thin routine reconstructions are not called noisy.
 
-A series alerts when its noise exceeds its region's ceiling: twice the median
-routine noise of the training slices of that region (head, when BodyPartExamined
-names the head alone; body for every other region, a head-and-neck or sinus
-protocol, and a header that names none), that is, less than about a
-quarter of the typical routine dose. The ceilings travel in the model card
-("noise"), measured by ``tfkt_edge.train.validate.measure_noise``.
+The expectation a series is held to depends only on what added noise cannot change:
+the kernel class named in the header (sharp kernels are routinely 3-5x noisier; a
+kernel the header does not name is held to the soft expectation) and the patient's
+water-equivalent diameter Dw (AAPM TG-220; noise at fixed technique roughly doubles
+every ``doubling_cm`` of Dw). The ceiling is ``factor`` times that expectation (less
+than about a quarter of the routine dose). The figures travel in the model card
+("noise", measured on its training slices by ``tfkt_edge.train.validate.measure_noise``);
+a model file without them is held to ``PHYSICS_DEFAULTS`` and the output says so.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
@@ -98,28 +95,63 @@ def usable_thickness(thickness: float | None) -> bool:
     return thickness is not None and bool(np.isfinite(thickness)) and thickness > 0
 
 
+KERNEL_CLASSES = ("soft", "sharp")
+NOISE_FORMAT = 2
+
+
 @dataclass(frozen=True)
 class NoiseLimits:
-    """The ceilings (HU at 3 mm) per region, and the texture ratio at or below which noise is sharp-kernel."""
+    """Routine noise (HU at 3 mm, for a patient of ``reference_dw_cm``) per kernel class, how it grows with
+    patient size, and the factor above it that alerts."""
 
-    ceiling_hu: dict[str, float]
-    routine_hu: dict[str, float]  # median routine noise of the training slices, per region
-    sharp_texture: float
-    slices: dict[str, int]  # training slices per region
+    routine_hu: dict[str, float]  # per kernel class: "soft" (also for a kernel the header does not name), "sharp"
+    reference_dw_cm: float
+    doubling_cm: float  # noise doubles for every this many cm of water-equivalent diameter
+    factor: float = 2.0
+    slices: dict[str, int] = field(default_factory=dict)  # training slices per kernel class
+    source: str = "model card"  # or "physics defaults": what the output names
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        data = asdict(self)
+        data.pop("source")
+        return {"format": NOISE_FORMAT, **data}
 
     @classmethod
     def from_dict(cls, data: dict) -> NoiseLimits:
-        """Read the card's "noise" section; ValueError unless every ceiling is a positive number with its routine."""
-        limits = cls({str(k): float(v) for k, v in data["ceiling_hu"].items()},
-                     {str(k): float(v) for k, v in data["routine_hu"].items()},
-                     float(data["sharp_texture"]), {str(k): int(v) for k, v in data.get("slices", {}).items()})
-        values = [*limits.ceiling_hu.values(), *limits.routine_hu.values(), limits.sharp_texture]
-        if not all(np.isfinite(v) and v > 0 for v in values) or set(limits.ceiling_hu) - set(limits.routine_hu):
-            raise ValueError("every ceiling needs a positive routine noise, and the texture line must be positive")
+        """Read the card's "noise" section; ValueError unless every figure is a positive number in range."""
+        limits = cls({str(k): float(v) for k, v in data["routine_hu"].items()}, float(data["reference_dw_cm"]),
+                     float(data["doubling_cm"]), float(data.get("factor", 2.0)),
+                     {str(k): int(v) for k, v in data.get("slices", {}).items()})
+        values = [*limits.routine_hu.values(), limits.reference_dw_cm, limits.doubling_cm, limits.factor]
+        if not all(np.isfinite(v) and v > 0 for v in values) or set(KERNEL_CLASSES) - set(limits.routine_hu):
+            raise ValueError("the routine noise of soft and sharp kernels, the reference size, the doubling and "
+                             "the factor must be positive numbers")
+        if not (1.0 < limits.factor <= 4.0 and 4.0 <= limits.doubling_cm <= 40.0):
+            raise ValueError(f"factor {limits.factor:g} or doubling {limits.doubling_cm:g} cm out of range")
         return limits
+
+    def expected_hu(self, kernel: str, dw_cm: float | None) -> float:
+        """Routine noise at 3 mm for this kernel class and patient size (the reference size when unknown)."""
+        base = self.routine_hu["sharp" if kernel == "sharp" else "soft"]
+        if dw_cm is None or not np.isfinite(dw_cm) or dw_cm <= 0:
+            return base
+        return base * float(2.0 ** ((dw_cm - self.reference_dw_cm) / self.doubling_cm))
+
+
+# Held to by a model file that carries no noise figures (a user-exported model): the figures measured on the
+# shipped model's training slices (train/validate.py: measure_noise; docs/verdicts.md).
+PHYSICS_DEFAULTS = NoiseLimits({"soft": 17.04, "sharp": 214.39}, 30.0, 8.0, 2.74, {"soft": 48, "sharp": 2},
+                               "physics defaults")
+
+
+def limits_from_card(data) -> NoiseLimits:
+    """The card's noise figures, or the physics defaults where it carries none of this format (ValueError:
+    malformed). Cards of model 0.3.x carry region ceilings that rested on a texture exemption: superseded."""
+    if not isinstance(data, dict) or data.get("format") != NOISE_FORMAT:
+        if isinstance(data, dict) and "ceiling_hu" not in data:
+            raise ValueError("neither a noise section of format 2 nor an earlier one")
+        return PHYSICS_DEFAULTS
+    return NoiseLimits.from_dict(data)
 
 
 def finite_median(values: Iterable[float | None]) -> float | None:
@@ -130,47 +162,70 @@ def finite_median(values: Iterable[float | None]) -> float | None:
 
 @dataclass(frozen=True)
 class NoiseFinding:
-    """A series' noise against its region's ceiling (HU at REFERENCE_MM when the thickness is known)."""
+    """A series' noise against the ceiling for its kernel class and patient size (HU at REFERENCE_MM when the
+    thickness is known)."""
 
     noise_hu: float
     ceiling_hu: float
-    routine_hu: float
-    region: str
+    expected_hu: float
+    kernel: str  # the kernel class the expectation is for
     scaled: bool  # False: thickness unknown, noise as measured
-    basis: str = ""  # what the ceiling is twice of: the region's routine noise, or a protocol's accepted noise
+    basis: str = "model card"  # "model card", "physics defaults", or "protocol" (a site's baseline)
+    dw_cm: float | None = None
+    texture: float | None = None
+    slices_above: int = 0  # slices whose own noise (at 3 mm) is above the ceiling
+    slices_measured: int = 0
 
     @property
     def above(self) -> bool:
         return self.noise_hu > self.ceiling_hu
 
+    @property
+    def share_above(self) -> float:
+        return self.slices_above / self.slices_measured if self.slices_measured else 0.0
+
     def for_protocol(self, accepted_hu: float, ceiling_hu: float) -> NoiseFinding:
-        """The same measurement held to a calibrated protocol's ceiling (`tfkt_edge.baselines`)."""
-        return replace(self, ceiling_hu=ceiling_hu, routine_hu=accepted_hu, basis="protocol")
+        """The same measurement held to a calibrated protocol's ceiling (`tfkt_edge.baselines`); a protocol
+        can only tighten the ceiling, never loosen it."""
+        if ceiling_hu >= self.ceiling_hu:
+            return self
+        return replace(self, ceiling_hu=ceiling_hu, expected_hu=accepted_hu, basis="protocol")
 
     @property
     def reason(self) -> str:
         at = f"{self.noise_hu:.1f} HU at {REFERENCE_MM:g} mm" if self.scaled else f"{self.noise_hu:.1f} HU"
-        of = (f"this protocol (twice its accepted {self.routine_hu:.1f} HU" if self.basis == "protocol" else
-              f"{self.region} series (twice the routine {self.routine_hu:.1f} HU")
+        size = f", Dw {self.dw_cm:.0f} cm" if self.dw_cm is not None else ""
+        times = f"{self.ceiling_hu / self.expected_hu:.2g}x" if self.expected_hu > 0 else "above"
+        of = (f"this protocol ({times} its accepted {self.expected_hu:.1f} HU" if self.basis == "protocol" else
+              f"{self.kernel} kernels{size} ({times} the routine {self.expected_hu:.1f} HU, {self.basis}")
         return f"noise {at} above the {self.ceiling_hu:.1f} HU ceiling for {of}: under about a quarter of routine dose)"
 
+    @property
+    def share_reason(self) -> str:
+        return (f"{self.slices_above} of {self.slices_measured} slices noisier than the {self.ceiling_hu:.1f} HU "
+                f"ceiling at {REFERENCE_MM:g} mm")
+
     def to_dict(self) -> dict:
-        return {"noise_hu": round(self.noise_hu, 2), "ceiling_hu": self.ceiling_hu, "region": self.region,
-                "ceiling_of": self.basis or "region", "at_mm": REFERENCE_MM if self.scaled else None, "above": self.above}
+        return {"noise_hu": round(self.noise_hu, 2), "ceiling_hu": round(self.ceiling_hu, 2),
+                "expected_hu": round(self.expected_hu, 2), "kernel_class": self.kernel, "ceiling_of": self.basis,
+                "water_diameter_cm": None if self.dw_cm is None else round(self.dw_cm, 1),
+                "texture": None if self.texture is None else round(self.texture, 3),
+                "slices_above": self.slices_above, "slices_measured": self.slices_measured,
+                "at_mm": REFERENCE_MM if self.scaled else None, "above": self.above}
 
 
 def assess_noise(refs: Sequence, noises: Sequence[float | None], textures: Sequence[float | None],
-                 kernel_is_sharp: bool, limits: NoiseLimits | None) -> NoiseFinding | None:
-    """A series' noise against its region's ceiling; None where the check does not apply (no ceilings in
-    the model file, too little soft tissue to measure, or sharp-kernel noise)."""
+                 kernel: str, limits: NoiseLimits, dw_cm: float | None = None) -> NoiseFinding | None:
+    """A series' noise against the ceiling for its header's kernel class and its patient's size; None only
+    where no slice had enough soft tissue to measure. No texture, region or header word exempts a series."""
     noise, texture = finite_median(noises), finite_median(textures)
-    if limits is None or not refs or noise is None or texture is None or kernel_is_sharp:
+    if not refs or noise is None:
         return None
-    if texture <= limits.sharp_texture:
-        return None
-    region = region_of(refs[0].body_part)
-    if region not in limits.ceiling_hu:
-        return None
+    kernel = "sharp" if kernel == "sharp" else "soft"
+    expected = limits.expected_hu(kernel, dw_cm)
+    ceiling = limits.factor * expected
+    per_slice = [at_reference(n, r.thickness) for r, n in zip(refs, noises) if n is not None and np.isfinite(n)]
     thickness = finite_median(r.thickness for r in refs)
-    return NoiseFinding(at_reference(noise, thickness), limits.ceiling_hu[region], limits.routine_hu[region], region,
-                        usable_thickness(thickness), "region")
+    return NoiseFinding(at_reference(noise, thickness), round(ceiling, 2), round(expected, 2), kernel,
+                        usable_thickness(thickness), limits.source, dw_cm, texture,
+                        sum(1 for n in per_slice if n > ceiling), len(per_slice))

@@ -1,10 +1,12 @@
 """The rescan alert policy: when a series is not of diagnostic quality.
 
-A series raises an alert when either
+A series raises an alert when
   * its median slice score is below the threshold (the series as a whole is
     not diagnostic), or
   * at least ``min_run`` consecutive slices, in anatomical order, score below
-    the threshold (a contiguous region is not diagnostic, even if the rest is).
+    the threshold (a contiguous region is not diagnostic, even if the rest is), or
+  * at least ``max_share`` of its slices (and two or more) score below the threshold,
+    wherever they lie: an order that interleaves bad slices with good ones cannot hide them.
 The threshold defaults to 2.0, the "fair: limited clinical interpretation"
 point of the LDCTIQAC 0-4 scale.
 """
@@ -23,7 +25,8 @@ class AlertPolicy:
     threshold: float = 2.0
     min_run: int = 3
     baselines: Baselines | None = None  # per-protocol alert lines (tfkt-edge calibrate)
-    noise_check: bool = True  # also alert on noise above the region's ceiling (tfkt_edge.noise)
+    noise_check: bool = True  # also alert on noise above the ceiling for the series' kernel class and size
+    max_share: float = 0.25  # this share of slices below the threshold (or above the noise ceiling) alerts
 
 
 PASS, ALERT, OUTSIDE = "pass", "alert", "outside-domain"
@@ -102,5 +105,9 @@ def evaluate(scores, labels: list[str], policy: AlertPolicy = AlertPolicy()) -> 
         start, stop = max(runs, key=lambda r: r[1] - r[0])
         return Verdict(True, f"{stop - start} consecutive slices below {t}: {_name_slices(start, stop, labels)}"
                              f" (median {median:.2f})")
+    if len(low) >= 2 and len(low) >= policy.max_share * len(values):
+        names = ", ".join(str(i + 1) for i in low[:8]) + (", ..." if len(low) > 8 else "")
+        return Verdict(True, f"{len(low)} of {len(values)} slices below {t} (at least {100 * policy.max_share:.0f}% "
+                             f"alerts, scattered or not): slices {names} (median {median:.2f})")
     return Verdict(False, f"median score {median:.2f} >= {t}; {len(low)} of {len(values)} slices below, "
                           f"no run of {policy.min_run}")

@@ -56,6 +56,7 @@ def _series_doc(result: SeriesResult) -> dict:
         "reason": result.verdict.reason,
         "domain": result.domain.to_dict(),
         "noise": result.noise.to_dict() if result.noise is not None else None,
+        "physics": result.physics.to_dict() if result.physics is not None else None,
         "protocol": asdict(Protocol.of(result.series)) if result.series.slices else None,
         "study": _study(result),
         "slices": [
@@ -117,6 +118,14 @@ def _noise_cell(result: SeriesResult) -> str:
     return f"[red]{text}[/]" if noise.above else text
 
 
+def _physics_cells(result: SeriesResult) -> tuple[str, str]:
+    physics = result.physics
+    if physics is None:
+        return "-", "-"
+    dw = "-" if physics.water_diameter_cm is None else f"{physics.water_diameter_cm:.0f}"
+    return dw, "-" if physics.ssde_mgy is None else f"{physics.ssde_mgy:.1f}"
+
+
 def _print_series(console: Console, results: Sequence[SeriesResult], threshold: float) -> None:
     table = Table(title=f"tfkt-edge: CT image quality (0-4, higher is better; alert below {threshold:.1f})")
     table.add_column("#", justify="right")
@@ -126,15 +135,21 @@ def _print_series(console: Console, results: Sequence[SeriesResult], threshold: 
     for column in ("slices", "median", "min"):
         table.add_column(column, justify="right")
     table.add_column("noise HU", justify="right", no_wrap=True)
+    table.add_column("Dw cm", justify="right")
+    table.add_column("SSDE", justify="right")
     if any(r.noise is not None for r in results):
-        table.caption = "noise HU: the series' soft-tissue noise / its ceiling (the noise check; scaled to 3 mm where the slice thickness is known)"
+        basis = sorted({r.noise.basis for r in results if r.noise is not None})
+        table.caption = ("noise HU: the series' soft-tissue noise / its ceiling for its kernel class and patient size "
+                         f"(scaled to 3 mm where the slice thickness is known; ceilings from {', '.join(basis)}); "
+                         "Dw: water-equivalent diameter (TG-220); SSDE: size-specific dose estimate, mGy (TG-204)")
     for number, result in enumerate(results, 1):
         scores = result.scores
         status = result.verdict.status
         verdict = f"[{STATUS_STYLE[status]}]{STATUS_TEXT[status]}[/]"
         table.add_row(str(number), verdict, escape(series_name(result.series.description, result.series.series_instance_uid)),
                       escape(result.series.kernel or "-"),
-                      str(len(result.slices)), f"{np.median(scores):.2f}", f"{scores.min():.2f}", _noise_cell(result))
+                      str(len(result.slices)), f"{np.median(scores):.2f}", f"{scores.min():.2f}", _noise_cell(result),
+                      *_physics_cells(result))
     console.print(table)
     for number, result in enumerate(results, 1):
         colour = STATUS_STYLE[result.verdict.status]

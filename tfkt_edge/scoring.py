@@ -20,7 +20,7 @@ import multiprocessing
 import queue
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import nullcontext
@@ -37,7 +37,8 @@ from tfkt_edge.domain import POOL, Domain, DomainStatus, ImageStats, check_serie
 from tfkt_edge.errors import DecodingError
 from tfkt_edge.handover import SharedSlots, decode_into_slot
 from tfkt_edge.model_file import ModelInfo
-from tfkt_edge.noise import NoiseFinding, NoiseLimits, assess_noise
+from tfkt_edge.noise import PHYSICS_DEFAULTS, NoiseFinding, NoiseLimits, assess_noise, region_of
+from tfkt_edge.physics import SeriesPhysics, series_physics
 from tfkt_edge.policy import AlertPolicy, Verdict, evaluate, outside_domain
 from tfkt_edge.preprocess import PreprocessContract, preprocess
 
@@ -60,7 +61,8 @@ class SeriesResult:
     slices: tuple[SliceScore, ...]
     verdict: Verdict
     domain: DomainStatus = field(default_factory=lambda: DomainStatus(True))
-    noise: NoiseFinding | None = None  # the noise check (None: not applicable)
+    noise: NoiseFinding | None = None  # the noise check (None: no slice had soft tissue to measure)
+    physics: SeriesPhysics | None = None  # water-equivalent diameter, CTDIvol, SSDE
 
     @property
     def scores(self) -> np.ndarray:
@@ -240,35 +242,66 @@ def score_series(
     pool: Executor | None = None,
 ) -> tuple[SeriesResult, list[Skip]]:
     scored, skipped = score_slices(series.slices, backend, batch_size, workers, on_slice, pool)
-    return judge(series, scored, policy, backend.model.domain, backend.model.noise_limits), skipped
+    return judge(series, scored, policy, backend.model.domain, backend.model.noise_limits,
+                 lost_slices(series, scored), backend.model.contract.size), skipped
+
+
+def lost_slices(series: Series, scored: Sequence[SliceScore], skipped: Iterable[Skip] = ()) -> list[str]:
+    """Why slices of ``series`` could not be judged: its slices that were not scored (pixels unreadable,
+    non-finite) and skipped files of the series (a refused header, no pixel data)."""
+    done = {(s.ref.path, s.ref.frame) for s in scored}
+    lost = [f"{ref.path.name}: could not be scored" for ref in series.slices if (ref.path, ref.frame) not in done]
+    uid = series.slices[0].series_instance_uid if series.slices else ""
+    lost += [f"{skip.path.name}: {skip.reason}" for skip in skipped if uid and skip.series_uid == uid]
+    return lost
 
 
 def judge(series: Series, scored: Iterable[SliceScore], policy: AlertPolicy, domain: Domain | None = None,
-          noise_limits: NoiseLimits | None = None) -> SeriesResult:
-    """Check the series against the model's validated domain, then apply the alert policy to its
-    slice scores (given in anatomical order) and the noise check (`tfkt_edge.noise`) to its measured
-    noise. Outside the domain there is no alert."""
+          noise_limits: NoiseLimits = PHYSICS_DEFAULTS, lost: Sequence[str] = (), size: int = 512) -> SeriesResult:
+    """The verdict on one series: the learned score where the model is validated, physics everywhere.
+
+    * The domain check says only whether the learned score is validated for this series.
+    * Physics judges every series, inside the domain or not: noise above the ceiling for its header's kernel
+      class and its patient's size (`tfkt_edge.noise`), or a share of slices above it, is an alert.
+    * Inside the domain, the alert policy judges the slice scores (given in anatomical order).
+    * A series with slices that could not be judged (``lost``) never passes: it says so and alerts.
+    """
     slices = tuple(scored)
-    status = check_series([s.ref for s in slices], [s.stats for s in slices], domain)
-    if slices and not status.inside:
-        return SeriesResult(series, slices, outside_domain(status.reasons, float(np.median([s.score for s in slices]))),
-                            status)
+    refs = [s.ref for s in slices]
+    stats = [s.stats for s in slices]
+    status = check_series(refs, stats, domain)
+    region = region_of(refs[0].body_part) if refs else "body"
+    physics = series_physics(refs, [x.water_diameter_px if x else None for x in stats], size, region)
     baseline = policy.baselines.lookup(series) if policy.baselines is not None and slices else None
+    noise = assess_noise(refs, [x.noise_hu if x else None for x in stats], [x.noise_texture if x else None for x in stats],
+                         kernel_class(refs[0].kernel or "") if refs else "unknown", noise_limits, physics.water_diameter_cm)
+    if noise is not None and baseline is not None and baseline.noise_hu is not None and baseline.noise_ceiling_hu:
+        noise = noise.for_protocol(baseline.noise_hu, baseline.noise_ceiling_hu)
+    physics_alerts = []
+    if policy.noise_check and noise is not None:
+        if noise.above:
+            physics_alerts.append(noise.reason)
+        elif noise.slices_above >= 2 and noise.share_above >= policy.max_share:
+            physics_alerts.append(noise.share_reason)
+    if lost:
+        n = len(lost) + len(slices)
+        physics_alerts.append(f"{len(lost)} of {n} slices could not be judged ({lost[0]}"
+                              f"{'; ...' if len(lost) > 1 else ''}): the series is incomplete")
+    if slices and not status.inside:
+        verdict = outside_domain(status.reasons, float(np.median([s.score for s in slices])))
+        if physics_alerts:
+            verdict = Verdict(True, f"{'; '.join(physics_alerts)} [{verdict.reason}]")
+        return SeriesResult(series, slices, verdict, status, noise, physics)
     own = policy if baseline is None else replace(policy, threshold=baseline.low)
     verdict = evaluate([s.score for s in slices], [s.label for s in slices], own)
     if baseline is not None:
         verdict = replace(verdict, reason=f"{verdict.reason} [protocol baseline: accepted series score "
                                           f"{baseline.median:.2f} (n={baseline.n_series}); alert line "
                                           f"{baseline.low:.2f} instead of {policy.threshold:.2f}]")
-    stats = [s.stats for s in slices]
-    noise = assess_noise([s.ref for s in slices], [x.noise_hu if x else None for x in stats],
-                         [x.noise_texture if x else None for x in stats],
-                         bool(slices) and kernel_class(slices[0].ref.kernel or "") == "sharp", noise_limits)
-    if noise is not None and baseline is not None and baseline.noise_hu is not None and baseline.noise_ceiling_hu:
-        noise = noise.for_protocol(baseline.noise_hu, baseline.noise_ceiling_hu)
-    if policy.noise_check and noise is not None and noise.above:
-        verdict = Verdict(True, f"{verdict.reason}; {noise.reason}" if verdict.alert else f"{noise.reason}; {verdict.reason}")
-    return SeriesResult(series, slices, verdict, status, noise)
+    if physics_alerts:
+        extra = "; ".join(physics_alerts)
+        verdict = Verdict(True, f"{verdict.reason}; {extra}" if verdict.alert else f"{extra}; {verdict.reason}")
+    return SeriesResult(series, slices, verdict, status, noise, physics)
 
 
 @dataclass(frozen=True)
@@ -377,6 +410,7 @@ def score_paths(
     for series in found.series:  # judged in anatomical order, whatever order the files were read in
         slices = [by_slice[key] for ref in series.slices if (key := (ref.path, ref.frame)) in by_slice]
         if slices:
-            results.append(judge(series, slices, policy, backend.model.domain, backend.model.noise_limits))
+            results.append(judge(series, slices, policy, backend.model.domain, backend.model.noise_limits,
+                                 lost_slices(series, slices, found.skipped), backend.model.contract.size))
     kept = {ref.path for series in found.series for ref in series.slices}  # not a copy superseded by a larger one
     return ScoringRun(backend.model, results, found.skipped + [skip for skip in failed if skip.path in kept])

@@ -22,7 +22,10 @@ import numpy as np
 
 from tfkt_edge.dicom import load_hu, scan
 from tfkt_edge.preprocess import LDCTIQAC, pad_square, preprocess
-from tfkt_edge.train.ctnoise import KernelVariant, TexturedSimulator, kernel_variants
+from tfkt_edge.domain import kernel_class
+from tfkt_edge.noise import region_of
+from tfkt_edge.train.ctnoise import (KernelVariant, TexturedSimulator, kernel_variants, label_image, noise_kept,
+                                     native_noise, reading_window, smoothing_penalty, SHARP_WINDOW, SOFT_WINDOW)
 from tfkt_edge.train.ctsim import FULL_VIEWS, Degradation
 from tfkt_edge.train.realct import training_slices
 
@@ -44,6 +47,7 @@ class Source:
     group: str = ""
     kernel: str = ""
     manufacturer: str = ""
+    body_part: str = ""
 
 
 def default_sources(n_degradations: int = 14) -> list[Source]:
@@ -54,7 +58,7 @@ def default_sources(n_degradations: int = 14) -> list[Source]:
         if s.group == "totalsegmentator":
             name = f"totalsegmentator/{s.path.stem[-12:]}"
         sources.append(Source(name.replace("/", "__"), s.split, "real", 1000 + i, n_degradations, str(s.path),
-                              group=s.group, kernel=s.kernel, manufacturer=s.manufacturer))
+                              group=s.group, kernel=s.kernel, manufacturer=s.manufacturer, body_part=s.body_part))
     return sources
 
 
@@ -84,15 +88,29 @@ def build_source(source: Source) -> dict:
     plan = _plan(source, rng)
     out: dict[str, list] = {k: [] for k in ("images", "labels", "dose", "views", "variant", "native_sigma", "added_rms")}
     simulators: dict[float, TexturedSimulator] = {}
+    native_class = kernel_class(source.kernel)
+    native_sigma = native_noise(hu).sigma
+    head = region_of(source.body_part) == "head"
     for v, variant in enumerate(variants):
         at_fov = variant.at_fov(hu)
-        image = variant.reconstruct(at_fov)
+        denoise = variant.name == "denoise"  # applied to each degraded copy, as a denoiser would be
+        image = at_fov if denoise else variant.reconstruct(at_fov)
+        window = reading_window(native_class, head)
         if variant.zoom not in simulators:  # streaks follow the anatomy: one sinogram per field of view
             simulators[variant.zoom] = TexturedSimulator(at_fov, pixel_mm / variant.zoom, rng, NOISE_DRAWS)
         sim = simulators[variant.zoom]
         prepared = sim.prepare(image)
+        if variant.name == "sharp":  # read at a window widened by its noise gain: as noisy to the eye as the original
+            gain = prepared[0].sigma / max(native_sigma, 1e-6)
+            window *= float(np.clip(gain, 1.0, SHARP_WINDOW / SOFT_WINDOW))
         for k, degradation in enumerate(plan):
-            degraded, label, rms = sim.degrade(image, prepared, degradation.dose, degradation.views, draw=k)
+            degraded, noise, streaks, rms = sim.degrade_parts(image, prepared, degradation.dose, degradation.views, k)
+            if denoise:
+                kept = noise_kept(variant, prepared[1][k % len(prepared[1])])
+                degraded = variant.reconstruct(degraded)
+                label = label_image(kept * noise, kept * streaks, window, smoothing_penalty(1.0, kept))
+            else:
+                label = label_image(noise, streaks, window)
             out["images"].append(preprocess(degraded, LDCTIQAC).astype(np.float16))
             out["labels"].append(label)
             out["dose"].append(degradation.dose)

@@ -135,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
                              "package with the default --assets, else --assets: a trial never overwrites what ships)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--tag", default="", help="the ablation round whose run directories to use or create")
+    parser.add_argument("--init", type=Path, default=None,
+                        help="fine-tune from this checkpoint (an earlier shipped model) instead of pre-training anew")
     parser.add_argument("--ladders", type=Path, default=None, help="where the held-out dose ladders are (written if absent)")
     args = parser.parse_args(argv)
     shipping = args.assets.resolve() == ASSETS.resolve()
@@ -145,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     pretrain = TrainConfig(stage="pretrain", model=args.model, dataset="skimage", selection="task-focused",
                            epochs=args.pretrain_epochs, seed=args.seed)
     nat_train, nat_val = pretrain_sets(pretrain, progress=lambda name: print(f"  built {name}", flush=True))
-    pretrained = run_arm(f"pretrain-task-focused{suffix}", pretrain, nat_train, nat_val, args.runs)
+    pretrained = args.init or run_arm(f"pretrain-task-focused{suffix}", pretrain, nat_train, nat_val, args.runs)
     finetune = TrainConfig(stage="finetune", model=args.model, dataset="ctsim", mode="transfer", init=str(pretrained),
                            epochs=args.finetune_epochs, seed=args.seed, loss=args.loss, rank_weight=args.rank_weight)
     ct_train = ctsim_split(Path("data/ctsim"), "train", progress=lambda name: print(f"  built {name}", flush=True))
@@ -156,8 +158,11 @@ def main(argv: list[str] | None = None) -> int:
     predictions = predict(model, heldout)
     figures = {"all": correlation_report(predictions, heldout.labels),
                "by_source": heldout_breakdown(predictions, heldout.labels, heldout.groups)}
-    seconds = {stage: round(sum(r["seconds"] for r in read_log(path.parent / "log.csv")))
-               for stage, path in (("pretrain", pretrained), ("finetune", model_path))}
+    logs = {"finetune": model_path.parent / "log.csv",
+            "pretrain": CHECKPOINTS / f"{args.model}.pretrain.log.csv" if args.init else pretrained.parent / "log.csv"}
+    seconds = {stage: round(sum(r["seconds"] for r in read_log(path))) for stage, path in logs.items()}
+    if args.init:
+        seconds["init"] = str(args.init)
     sizes = {"pretrain_train": len(nat_train), "pretrain_val": len(nat_val), "train": len(ct_train), "heldout": len(heldout)}
 
     from tfkt_edge.export.onnx import export_onnx, max_score_difference
@@ -183,7 +188,8 @@ def main(argv: list[str] | None = None) -> int:
     report_dir = Path(__file__).resolve().parents[1] / "docs" if shipping else args.assets
     (report_dir / "heldout_real.md").write_text(markdown_report(card))
     shutil.copyfile(model_path.parent / "log.csv", checkpoints / f"{args.model}.log.csv")
-    shutil.copyfile(pretrained.parent / "log.csv", checkpoints / f"{args.model}.pretrain.log.csv")
+    if not args.init:
+        shutil.copyfile(pretrained.parent / "log.csv", checkpoints / f"{args.model}.pretrain.log.csv")
     print(json.dumps({"heldout": figures["all"], "onnx_torch_max_abs_diff": card["onnx_torch_max_abs_diff"]}, indent=2))
     return 0
 

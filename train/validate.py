@@ -4,8 +4,9 @@
 
 * `measure_domain`: the limits of `tfkt_edge.domain.Domain`, measured on the
   training slices (undegraded, native kernel) with margins.
-* `measure_noise`: the noise check's ceilings (`tfkt_edge.noise.NoiseLimits`),
-  twice the median routine noise of the training slices per region.
+* `measure_noise`: the noise check's figures (`tfkt_edge.noise.NoiseLimits`): the
+  routine noise of the training slices per kernel class at a reference patient size,
+  and how it grows with size.
 * `series_figures`: dose ladders of every held-out real series (`ladders.py`),
   scored through `tfkt-edge evaluate --series`'s own code: false-alert and miss
   rates per source, the undegraded scores, and the within-slice ladder SROCC,
@@ -25,7 +26,8 @@ import numpy as np
 
 from tfkt_edge.dicom import load_hu, scan
 from tfkt_edge.domain import Domain, image_stats, kernel_class
-from tfkt_edge.noise import NoiseLimits, at_reference, measure, region_of
+from tfkt_edge.noise import NoiseLimits, at_reference
+from tfkt_edge.physics import water_diameter_cm
 from tfkt_edge.preprocess import LDCTIQAC, preprocess
 from tfkt_edge.train.realct import HELDOUT_GROUPS, training_slices
 
@@ -60,32 +62,50 @@ def measure_domain(split: str = "train") -> Domain:
     )
 
 
-def measure_noise(split: str = "train") -> NoiseLimits:
-    """Ceilings from every clinical slice of ``split``: twice the median routine noise (at 3 mm) per region.
-
-    The region is the one the image is known to show (the manifest's body part), so a training head
-    slice whose header names no region still calibrates the head ceiling; at run time the header decides.
-    The texture line lies halfway between the sharpest-textured soft-kernel slice and the
-    softest-textured sharp-kernel one."""
-    by_region: dict[str, list[float]] = defaultdict(list)
-    soft, sharp = [], []
+def noise_samples(split: str = "train") -> list[tuple[str, float, float | None]]:
+    """(kernel class, noise HU at 3 mm, water-equivalent diameter cm or None) of every clinical slice of ``split``
+    as it was acquired (no degradation)."""
+    samples = []
     for s in training_slices():
         if s.split != split:
             continue
         for series in scan([s.path]).series:
             for ref in series.slices:
-                noise, texture = measure(preprocess(load_hu(ref), LDCTIQAC))
-                if noise is None or texture is None:
+                stats = image_stats(preprocess(load_hu(ref), LDCTIQAC))
+                if stats.noise_hu is None:
                     continue
-                if kernel_class(s.kernel) == "sharp":
-                    sharp.append(texture)
-                    continue
-                soft.append(texture)
-                by_region[region_of(s.body_part)].append(at_reference(noise, ref.thickness))
-    routine = {region: round(float(np.median(values)), 2) for region, values in sorted(by_region.items())}
-    return NoiseLimits({region: round(2.0 * value, 2) for region, value in routine.items()}, routine,
-                       round((min(soft) + max(sharp)) / 2.0, 3) if sharp else round(min(soft), 3),
-                       {region: len(values) for region, values in sorted(by_region.items())})
+                dw = water_diameter_cm([ref], [stats.water_diameter_px], LDCTIQAC.size)
+                samples.append((kernel_class(s.kernel), at_reference(stats.noise_hu, ref.thickness), dw))
+    return samples
+
+
+DOUBLING_CM = 8.0  # FIELD: noise at fixed technique about doubles every 8 cm of water-equivalent diameter
+
+
+def fit_noise(samples: list[tuple[str, float, float | None]], reference_dw_cm: float = 30.0) -> NoiseLimits:
+    """The noise expectation from routine slices: log2(noise) = log2(routine[class]) + (Dw - ref) / 8 cm.
+
+    The doubling is the physics figure (slices of 25-37 cm, nearly all the training set holds, cannot fit
+    it); the soft routine noise is the median of the soft slices brought to the reference size; the sharp
+    one likewise, and at least four times the soft one (sharp kernels show 3-5x the soft-tissue noise at the
+    same dose). The factor is the smallest of at least 2 (a quarter of routine dose) that leaves every
+    routine slice 5% under its ceiling: a routine training image never alerts on noise."""
+    def at_reference_size(n: float, dw: float | None) -> float:
+        return n if dw is None else n * 2.0 ** ((reference_dw_cm - dw) / DOUBLING_CM)
+
+    soft = [at_reference_size(n, dw) for k, n, dw in samples if k != "sharp"]
+    sharp = [at_reference_size(n, dw) for k, n, dw in samples if k == "sharp"]
+    routine = {"soft": round(float(np.median(soft)), 2)}
+    routine["sharp"] = round(max(float(np.median(sharp)) if sharp else 0.0, 4.0 * routine["soft"]), 2)
+    worst = max(n / routine["sharp" if k == "sharp" else "soft"] for k, n in
+                ((k, at_reference_size(n, dw)) for k, n, dw in samples))
+    factor = round(max(2.0, 1.05 * worst), 2)
+    return NoiseLimits(routine, reference_dw_cm, DOUBLING_CM, factor, {"soft": len(soft), "sharp": len(sharp)})
+
+
+def measure_noise(split: str = "train") -> NoiseLimits:
+    """The noise figures of the card, fitted on the clinical slices of ``split`` (`fit_noise`)."""
+    return fit_noise(noise_samples(split))
 
 
 def series_figures(model: Path, ladders: Path | None = None) -> dict:

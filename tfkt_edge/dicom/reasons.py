@@ -24,3 +24,12 @@ def one_line(exc: BaseException) -> str:
     """An exception as a short single line, for a skip reason."""
     text = str(exc).strip()
     return (text.splitlines()[0] if text else type(exc).__name__)[:160]
+
+
+# Reasons that mean a CT slice of its series was received but could not be judged: the series is incomplete.
+LOST = (PIXELS_UNREADABLE, NON_FINITE, BAD_RESCALE, PIXEL_SIZE, BAD_FRAMES, NO_PIXELS, NOT_GREYSCALE, TOO_SMALL, UNREADABLE)
+
+
+def loses_slice(reason: str) -> bool:
+    """Whether a skip with this reason lost a slice of a series (not a localizer, another modality, a duplicate)."""
+    return any(reason.startswith(template.split("{")[0]) for template in LOST)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,6 +55,8 @@ class SliceRef:
     manufacturer: str = ""
     station: str = ""
     phantom_header: bool = False  # a phantom or QA word in the patient, study, series or protocol text
+    ctdi_vol: float | None = None  # CTDIvol (0018,9345), mGy, where the scanner writes it
+    axial: bool | None = None  # the slice normal lies along the patient axis (None: no orientation in the header)
     # Who and what the series belongs to, so an alert can be placed on the console and in the archive.
     study_instance_uid: str = ""
     patient_id: str = ""
@@ -78,6 +82,7 @@ class SliceRef:
 class Skip:
     path: Path
     reason: str
+    series_uid: str = ""  # set for a CT image of a series whose slice could not be used: the series is incomplete
 
 
 def _read(path: Path) -> Dataset | Skip:
@@ -116,6 +121,10 @@ def _normal(orientation) -> np.ndarray | None:
     normal = np.cross(row, col)
     norm = np.linalg.norm(normal)
     return normal / norm if norm > 1e-6 else None
+
+
+def _is_axial(normal: np.ndarray | None) -> bool | None:
+    return None if normal is None else bool(abs(float(normal[2])) > 0.8)
 
 
 def _project(position, normal: np.ndarray | None) -> float | None:
@@ -193,7 +202,11 @@ def _sop_instance(ds: Dataset) -> str:
     return str(ds.get("SOPInstanceUID", "") or "") or _meta(ds, "MediaStorageSOPInstanceUID")
 
 
-PHANTOM_WORDS = ("PHANTOM", "CATPHAN", "QA ", "QUALITY ASSURANCE", "WATER CYL", "CALIBRATION", "ACR ")
+# Phantom and QA words, matched as whole words (or phrases of whole words): "QA" names a QA scan, the
+# patient KHAN^FAIQA does not; "ACR" the ACR phantom, a protocol "PELVIS SACR 3MM" does not.
+PHANTOM_WORDS = ("PHANTOM", "CATPHAN", "QA", "QC", "QUALITY ASSURANCE", "QUALITY CONTROL", "WATER CYLINDER", "WATER CYL",
+                 "CALIBRATION", "ACR", "NPS PHANTOM")
+_PHANTOM = re.compile(r"(?<![A-Z0-9])(?:" + "|".join(re.escape(w) for w in PHANTOM_WORDS) + r")(?![A-Z0-9])")
 
 
 def _acquisition(ds: Dataset) -> dict:
@@ -205,11 +218,16 @@ def _acquisition(ds: Dataset) -> dict:
         thickness = float(thickness) if thickness not in (None, "") else None
     except (TypeError, ValueError):
         thickness = None
+    try:
+        ctdi = float(ds.get("CTDIvol")) if ds.get("CTDIvol") not in (None, "") else None
+    except (TypeError, ValueError):
+        ctdi = None
     return dict(thickness=thickness if thickness is None or np.isfinite(thickness) else None,
+                ctdi_vol=ctdi if ctdi is not None and np.isfinite(ctdi) and 0 < ctdi < 1e4 else None,
                 body_part=_text(ds.get("BodyPartExamined")).strip().upper(),
                 manufacturer=_text(ds.get("Manufacturer")).strip(),
                 station=_text(ds.get("StationName")).strip(),
-                phantom_header=any(word in text for word in PHANTOM_WORDS),
+                phantom_header=_PHANTOM.search(text) is not None,
                 study_instance_uid=_text(ds.get("StudyInstanceUID")).strip(),
                 patient_id=_text(ds.get("PatientID")).strip(),
                 patient_name=_text(ds.get("PatientName")).strip(),
@@ -287,6 +305,7 @@ def _single_frame(path: Path, ds: Dataset, common: dict, checked: RawDataElement
             frame=None,
             pixel_spacing=_spacing(ds.get("PixelSpacing")),
             position=_project(ds.get("ImagePositionPatient"), normal),
+            axial=_is_axial(normal),
             slope=slope,
             intercept=intercept,
             **_raw_pixels(ds, path, checked),
@@ -323,6 +342,7 @@ def _enhanced_frames(path: Path, ds: Dataset, common: dict) -> list[SliceRef]:
                 path=path,
                 frame=index,
                 position=_project(lookup("PlanePositionSequence", "ImagePositionPatient"), normal),
+                axial=_is_axial(normal),
                 pixel_spacing=_spacing(lookup("PixelMeasuresSequence", "PixelSpacing")),
                 slope=slope,
                 intercept=intercept,
@@ -343,7 +363,8 @@ def read_slices(path: Path) -> list[SliceRef] | Skip:
     try:
         reason = _classify(ds)
         if reason is not None:
-            return Skip(path, reason)
+            lost = reason.startswith((reasons.NO_PIXELS, reasons.NOT_GREYSCALE[:20], reasons.TOO_SMALL[:20]))
+            return Skip(path, reason, _series_uid(ds) if lost else "")
         common = dict(
             sop_instance_uid=_sop_instance(ds),
             series_instance_uid=str(ds.get("SeriesInstanceUID", "") or f"no-series-uid:{path.parent}"),
@@ -363,6 +384,13 @@ def read_slices(path: Path) -> list[SliceRef] | Skip:
             raise _Refused(reasons.BAD_FRAMES.format(frames=frames, detail="a CT Image Storage instance holds one frame"))
         return _single_frame(path, ds, common, _check_pixel_size(ds, 1))
     except _Refused as exc:
-        return Skip(path, str(exc))
+        return Skip(path, str(exc), _series_uid(ds))
     except Exception as exc:  # malformed values (bad VR, missing Rows...): a reason, not a traceback
-        return Skip(path, reasons.UNREADABLE.format(detail=reasons.one_line(exc)))
+        return Skip(path, reasons.UNREADABLE.format(detail=reasons.one_line(exc)), _series_uid(ds))
+
+
+def _series_uid(ds: Dataset) -> str:
+    try:
+        return str(ds.get("SeriesInstanceUID", "") or "")
+    except Exception:
+        return ""

@@ -18,9 +18,10 @@ from collections.abc import Callable
 from concurrent.futures import Executor
 from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime, timezone
+from pathlib import Path
 
 from tfkt_edge.backends import Backend
-from tfkt_edge.dicom import Skip, group_series
+from tfkt_edge.dicom import Skip, group_series, reasons
 from tfkt_edge.dicom.slices import read_slices
 from tfkt_edge.policy import AlertPolicy
 from tfkt_edge.report import document
@@ -146,9 +147,11 @@ class ScoringWorker(Loop):
         rows = self.db.series_slices(series_uid)
         skips = [Skip(path, reason) for path, reason in self.db.series_skips(series_uid)]
         scores = {(ref.sop_instance_uid, ref.frame): (score, stats) for ref, score, stats in rows}
+        lost = [f"{Path(path).name}: {reason}" for path, reason in self.db.series_skips(series_uid)
+                if reasons.loses_slice(reason)]
         results = [judge(series, (SliceScore(ref, *scores[(ref.sop_instance_uid, ref.frame)]) for ref in series.slices),
-                         self.policy, self.backend.model.domain,
-                         self.backend.model.noise_limits)
+                         self.policy, self.backend.model.domain, self.backend.model.noise_limits, lost,
+                         self.backend.model.contract.size)
                    for series in group_series([ref for ref, _, _ in rows])]  # anatomical order, as `score` orders
         payload = document(self.backend.model, results, skips, self.policy.threshold)
         payload["series_instance_uid"] = series_uid
