@@ -17,10 +17,15 @@ fixed threshold.
 
 Where the accepted series' noise was measured (the noise check, `tfkt_edge.noise`),
 the baseline also records the protocol's median noise at 3 mm, and a series of the
-protocol is held to twice that instead of its body region's ceiling: a quiet
-protocol (a spine, a head, a strong iterative reconstruction) alerts on noise an
-ordinary body scan would have, and a protocol that is routinely noisier than the
-region's ceiling stops alerting on noise alone.
+protocol is held to twice that where it is below the model's ceiling for the series'
+kernel class and patient size: a quiet protocol (a spine, a head, a strong iterative
+reconstruction) alerts on noise an ordinary body scan would have. A baseline only
+tightens the physics: it never raises a ceiling above the model's.
+
+Baselines learn only from series that passed (`calibrate` leaves out series that
+alerted or lay outside the domain), and a file whose figures lie out of range (an
+alert line outside the clamp, a noise figure that is not a positive HU value) is
+refused with one line.
 """
 
 from __future__ import annotations
@@ -41,7 +46,8 @@ FORMAT = "tfkt-edge-baselines/1"
 MARGIN = 0.5
 MIN_SERIES = 3
 CLAMP = (0.5, 3.5)
-NOISE_FACTOR = 2.0  # a protocol's noise ceiling: this times its accepted median (as the model's region ceilings)
+NOISE_FACTOR = 2.0  # a protocol's noise ceiling: this times its accepted median; it may only tighten the model's
+MAX_NOISE_HU = 1000.0  # no accepted CT series is noisier: a larger figure is a damaged or edited file
 
 
 @dataclass(frozen=True)
@@ -139,10 +145,14 @@ def load(path: Path) -> Baselines:
         raise InputError(f"cannot read baselines {path}: {exc.strerror or exc}") from None
     except (ValueError, KeyError, TypeError) as exc:
         raise InputError(f"{path} is not a tfkt-edge baseline file: {exc}") from None
-    if any(not np.isfinite(b.low) for b in entries):
-        raise InputError(f"{path}: a protocol has no finite alert line")
-    if any(b.noise_hu is not None and not (np.isfinite(b.noise_hu) and b.noise_hu > 0) for b in entries):
-        raise InputError(f"{path}: a protocol's noise is not a positive number")
+    for b in entries:
+        where = f"{path}: protocol {b.protocol.text()}"
+        if not (np.isfinite(b.low) and CLAMP[0] <= b.low <= CLAMP[1]):
+            raise InputError(f"{where}: alert line {b.low:g} outside {CLAMP[0]:g}-{CLAMP[1]:g} (calibrate writes no other)")
+        if not (np.isfinite(b.median) and 0.0 <= b.median <= 4.0) or b.n_series < 1:
+            raise InputError(f"{where}: median score {b.median:g} of {b.n_series} series is not a calibrated range")
+        if b.noise_hu is not None and not (np.isfinite(b.noise_hu) and 0 < b.noise_hu <= MAX_NOISE_HU):
+            raise InputError(f"{where}: noise {b.noise_hu:g} HU is not a positive figure up to {MAX_NOISE_HU:g} HU")
     return Baselines(str(data.get("model")), entries)
 
 

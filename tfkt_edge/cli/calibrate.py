@@ -19,15 +19,18 @@ from tfkt_edge.errors import TfktEdgeError
 
 def _from_folders(paths: list[Path], model, backend: str, batch_size: int, workers: int, console: Console):
     from tfkt_edge.cli.running import run_scoring
-    from tfkt_edge.policy import OUTSIDE, AlertPolicy
+    from tfkt_edge.policy import PASS, AlertPolicy
 
     run = run_scoring(paths, model, AlertPolicy(), batch_size, workers, backend, console)
+    # Only series that pass teach a protocol's normal range: one that alerted (or was not judged) would
+    # widen it towards what should alert.
     pairs = [(Protocol.of(r.series), float(np.median(r.scores)), r.noise.noise_hu if r.noise is not None else None)
-             for r in run.results if r.verdict.status != OUTSIDE]
+             for r in run.results if r.verdict.status == PASS]
     return pairs, run.model.identity, len(run.results) - len(pairs)
 
 
 def _from_database(db: Path):
+    from tfkt_edge.policy import PASS
     from tfkt_edge.service.database import Database
 
     if not db.is_file():
@@ -41,7 +44,7 @@ def _from_database(db: Path):
     for event in events:
         for series in event.get("series", []):
             protocol, median = series.get("protocol"), series.get("median_score")
-            if not protocol or median is None or series.get("status") == "outside-domain":
+            if not protocol or median is None or series.get("status") != PASS:
                 left_out += 1
                 continue
             noise = (series.get("noise") or {}).get("noise_hu")
@@ -100,6 +103,7 @@ def calibrate(
         console.print(f"{protocols - len(baselines.entries)} protocol(s) have fewer than {min_series} accepted series "
                       "and keep the fixed threshold", highlight=False)
     if left_out:
-        console.print(f"{left_out} series left out (outside the validated domain, or recorded without protocol facts)",
+        console.print(f"{left_out} series left out (they alerted, lay outside the validated domain, or were recorded "
+                      "without protocol facts): a baseline learns only from series that passed",
                       highlight=False)
     console.print(f"wrote {output}", highlight=False)
