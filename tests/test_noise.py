@@ -13,10 +13,11 @@ from typer.testing import CliRunner
 from tfkt_edge.backends import create_backend
 from tfkt_edge.cli.main import app
 from tfkt_edge.dicom import scan
-from tfkt_edge.domain import image_stats
+from tfkt_edge.domain import image_stats, kernel_class
 from tfkt_edge.model_file import DEFAULT_MODEL
 from tfkt_edge.noise import NoiseLimits, assess_noise, at_reference, measure, region_of
 from tfkt_edge.policy import AlertPolicy
+from tfkt_edge.physics import water_diameter_cm
 from tfkt_edge.preprocess import LDCTIQAC
 from tfkt_edge.scoring import SliceScore, decode_slice, judge
 
@@ -37,17 +38,17 @@ def _judged(series, images, policy=AlertPolicy(), limits=LIMITS, score=3.6):
     return judge(series, scored, policy, None, limits)
 
 
-def test_the_shipped_model_carries_ceilings_measured_on_its_training_slices():
-    assert LIMITS is not None
-    assert set(LIMITS.ceiling_hu) == {"body", "head"}
-    for region, ceiling in LIMITS.ceiling_hu.items():
-        assert ceiling == pytest.approx(2 * LIMITS.routine_hu[region], abs=0.02)
-    assert LIMITS.ceiling_hu["head"] < LIMITS.ceiling_hu["body"]
-    assert 0.4 < LIMITS.sharp_texture < 0.7
+def test_the_shipped_model_carries_noise_figures_measured_on_its_training_slices():
+    assert LIMITS.source == "model card" and set(LIMITS.routine_hu) == {"soft", "sharp"}
+    assert 10.0 < LIMITS.routine_hu["soft"] < 25.0 and LIMITS.routine_hu["sharp"] >= 4 * LIMITS.routine_hu["soft"]
+    assert LIMITS.factor >= 2.0 and LIMITS.doubling_cm == 8.0 and LIMITS.slices["soft"] >= 40
     assert NoiseLimits.from_dict(LIMITS.to_dict()) == LIMITS
+    # A head (Dw about 17 cm) is expected quieter than a routine abdomen (30 cm), a large patient noisier.
+    assert LIMITS.expected_hu("soft", 17.0) < 0.4 * LIMITS.expected_hu("soft", 30.0) < LIMITS.expected_hu("soft", 38.0)
+    assert LIMITS.expected_hu("soft", None) == LIMITS.expected_hu("unknown", 30.0) == LIMITS.routine_hu["soft"]
 
 
-def test_measure_follows_added_noise_and_tells_fine_from_coarse_texture(real):
+def test_measure_follows_added_noise_and_reports_its_texture(real):
     image = decode_slice(scan([real["abdomen_j2k"]]).series[0].slices[0], LDCTIQAC)
     native, texture = measure(image)
     assert native is not None and 5.0 < native < 30.0 and texture is not None
@@ -55,14 +56,14 @@ def test_measure_follows_added_noise_and_tells_fine_from_coarse_texture(real):
     assert added == pytest.approx(np.hypot(native, 40.0 * 0.87), rel=0.2)  # blocks of 8 keep most of blurred noise
     _, fine = measure(_noisy(image, 80.0, seed=2, blur=0.0))  # white noise: what a sharp kernel gives
     _, coarse = measure(_noisy(image, 80.0, seed=2, blur=1.5))
-    assert fine is not None and coarse is not None and fine < LIMITS.sharp_texture < coarse
+    assert fine is not None and coarse is not None and fine < 0.55 < coarse
     assert measure(np.zeros((512, 512), np.float32)) == (None, None)  # air only: nothing to measure
 
 
 def test_region_and_thickness_scaling():
     assert region_of("HEAD") == region_of("brain") == "head"
     assert region_of("ABDOMEN") == region_of("") == region_of("CHEST_TO_PELVIS") == "body"
-    assert region_of("HEADNECK") == region_of("HEAD_NECK") == region_of("SINUS") == "body"  # noisier by design
+    assert region_of("HEADNECK") == region_of("HEAD_NECK") == region_of("SINUS") == "body"
     assert at_reference(20.0, 3.0) == 20.0 and at_reference(20.0, None) == 20.0
     assert at_reference(20.0, 0.75) == pytest.approx(10.0)  # thin slices are noisier at the same dose
     assert at_reference(20.0, -1.0) == at_reference(20.0, 0.0) == at_reference(20.0, float("nan")) == 20.0
@@ -73,26 +74,27 @@ def test_a_noisy_copy_of_a_real_series_alerts_on_noise_although_its_scores_pass(
     images = [decode_slice(ref, LDCTIQAC) for ref in series.slices]
     original = _judged(series, images)
     assert not original.verdict.alert and original.noise is not None and not original.noise.above
-    assert original.noise.region == "body" and original.noise.noise_hu < 0.6 * original.noise.ceiling_hu
-    noisy = [_noisy(im, 1.5 * LIMITS.ceiling_hu["body"], seed=i) for i, im in enumerate(images)]
+    assert original.noise.kernel == "soft" and original.noise.noise_hu < 0.6 * original.noise.ceiling_hu
+    assert original.physics is not None and 25.0 < original.physics.water_diameter_cm < 40.0
+    assert original.physics.ctdi_vol_mgy == pytest.approx(18.54) and original.physics.ssde_mgy is not None
+    noisy = [_noisy(im, 1.5 * original.noise.ceiling_hu, seed=i) for i, im in enumerate(images)]
     result = _judged(series, noisy)
     assert result.verdict.alert and result.noise is not None and result.noise.above
-    assert result.verdict.reason.startswith("noise ") and "ceiling for body series" in result.verdict.reason
+    assert result.verdict.reason.startswith("noise ") and "ceiling for soft kernels, Dw" in result.verdict.reason
     assert "median score 3.60" in result.verdict.reason  # the score's own verdict stays in the reason
     off = _judged(series, noisy, AlertPolicy(noise_check=False))
     assert not off.verdict.alert and off.noise is not None and off.noise.above  # measured, not acted on
-    assert _judged(series, noisy, limits=None).noise is None  # a model file without ceilings: no check
 
 
-def test_sharp_kernels_and_the_head_ceiling(realct):
+def test_sharp_kernels_have_their_own_ceiling_and_no_texture_exempts(realct):
     series = scan([realct / "totalsegmentator"]).series[0]
     images = [decode_slice(ref, LDCTIQAC) for ref in series.slices[:4]]
     series = replace(series, slices=series.slices[:4])
+    soft = _judged(series, [_noisy(im, 80.0, seed=3, blur=0.0) for im in images])  # fine-grained noise
+    assert soft.noise is not None and soft.noise.kernel == "soft" and soft.verdict.alert
     sharp = replace(series, slices=tuple(replace(r, kernel="B70f") for r in series.slices))
-    assert _judged(sharp, [_noisy(im, 80.0, seed=3) for im in images]).noise is None
-    head = replace(series, slices=tuple(replace(r, body_part="HEAD") for r in series.slices))
-    judged = _judged(head, images)  # body-routine noise is far above a head's routine noise
-    assert judged.noise is not None and judged.noise.region == "head" and judged.verdict.alert
+    judged = _judged(sharp, [_noisy(im, 80.0, seed=3) for im in images])
+    assert judged.noise is not None and judged.noise.kernel == "sharp" and judged.noise.ceiling_hu > soft.noise.ceiling_hu
 
 
 def test_every_routine_clinical_image_of_the_shared_folder_stays_under_its_ceiling(realct):
@@ -102,25 +104,30 @@ def test_every_routine_clinical_image_of_the_shared_folder_stays_under_its_ceili
     for s in training_slices():
         for series in scan([s.path]).series:
             images = [decode_slice(ref, LDCTIQAC) for ref in series.slices]
-            finding = assess_noise(series.slices, *zip(*(measure(im) for im in images)), False, LIMITS)
+            stats = [image_stats(im) for im in images]
+            dw = water_diameter_cm(series.slices, [x.water_diameter_px for x in stats], LDCTIQAC.size)
+            finding = assess_noise(series.slices, [x.noise_hu for x in stats], [x.noise_texture for x in stats],
+                                   kernel_class(series.slices[0].kernel), LIMITS, dw)
             if finding is not None:
-                assert not finding.above, (s.path, finding)
+                assert not finding.above and finding.slices_above == 0, (s.path, finding)
                 checked += 1
     assert checked >= 60
 
 
-def test_json_reports_the_noise_and_the_switch_turns_the_check_off(real, tmp_path):
+def test_json_reports_noise_and_physics_and_the_switch_turns_the_check_off(real, tmp_path):
     out = tmp_path / "r.json"
     result = runner.invoke(app, ["score", str(real["abdomen_j2k"]), "--format", "json", "-o", str(out)])
     assert result.exit_code == 0, result.output
     (series,) = json.loads(out.read_text())["series"]
-    assert series["noise"]["region"] == "body" and series["noise"]["above"] is False
+    assert series["noise"]["kernel_class"] == "soft" and series["noise"]["above"] is False
+    assert series["noise"]["ceiling_of"] == "model card"
     assert 0 < series["noise"]["noise_hu"] < series["noise"]["ceiling_hu"]
+    assert 20.0 < series["physics"]["water_diameter_cm"] < 40.0 and series["physics"]["streak_index"] < 15.0
     result = runner.invoke(app, ["score", str(real["abdomen_j2k"]), "--no-noise-check", "-q"])
     assert result.exit_code == 0, result.output
 
 
-def test_a_model_file_with_malformed_noise_ceilings_is_refused_when_opened(real, tmp_path):
+def _with_card(tmp_path, change):
     import onnx
 
     from tfkt_edge.model_file import CARD_KEY
@@ -128,8 +135,22 @@ def test_a_model_file_with_malformed_noise_ceilings_is_refused_when_opened(real,
     model = onnx.load(DEFAULT_MODEL)
     entry = next(p for p in model.metadata_props if p.key == CARD_KEY)
     card = json.loads(entry.value)
-    for bad in ({"ceiling_hu": {"body": "x"}}, {**card["noise"], "ceiling_hu": {"body": -1.0}}, [1, 2]):
-        entry.value = json.dumps({**card, "noise": bad})
-        onnx.save(model, tmp_path / "bad.onnx")
-        result = runner.invoke(app, ["score", str(real["abdomen_j2k"]), "--model", str(tmp_path / "bad.onnx")])
-        assert result.exit_code == 2 and "noise ceilings are malformed" in result.output, result.output
+    entry.value = json.dumps(change(card))
+    onnx.save(model, tmp_path / "m.onnx")
+    return tmp_path / "m.onnx"
+
+
+def test_a_model_file_with_malformed_noise_figures_is_refused_when_opened(real, tmp_path):
+    for bad in ({"ceiling_hu": {"body": "x"}}, {"format": 2, "routine_hu": {"soft": -1.0}}, [1, 2],
+                {"format": 2, "routine_hu": {"soft": 17.0, "sharp": 80.0}, "reference_dw_cm": 30, "doubling_cm": 1e9}):
+        model = _with_card(tmp_path, lambda card: {**card, "noise": bad})
+        result = runner.invoke(app, ["score", str(real["abdomen_j2k"]), "--model", str(model)])
+        assert result.exit_code == 2 and "noise figures are malformed" in result.output, result.output
+
+
+def test_a_model_file_without_noise_figures_is_held_to_the_physics_defaults_and_says_so(real, tmp_path):
+    model = _with_card(tmp_path, lambda card: {k: v for k, v in card.items() if k != "noise"})
+    result = runner.invoke(app, ["score", str(real["abdomen_j2k"]), "--model", str(model), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    (series,) = json.loads(result.stdout)["series"]
+    assert series["noise"]["ceiling_of"] == "physics defaults" and series["noise"]["ceiling_hu"] > 0

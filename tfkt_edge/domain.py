@@ -30,6 +30,7 @@ import numpy as np
 
 from tfkt_edge import noise
 from tfkt_edge.preprocess import LDCTIQAC, PreprocessContract
+from tfkt_edge.streaks import streak_index
 
 # Stats are taken on an 8x mean-pooled copy of the 512x512 input (64x64): enough for the body outline and
 # the tissue share, and it averages away noise that a 4x pool left strong enough to push soft tissue out of
@@ -90,6 +91,7 @@ class ImageStats:
     noise_hu: float | None = None  # tfkt_edge.noise.measure: soft-tissue noise, HU (None: too little tissue)
     noise_texture: float | None = None  # its texture ratio (low: sharp-kernel noise)
     water_diameter_px: float | None = None  # AAPM TG-220 water-equivalent diameter, in model-input pixels
+    streak_index: float | None = None  # tfkt_edge.streaks: sparse-view spokes (about 5-10 routine)
 
     def to_dict(self) -> dict:
         return {k: None if v is None else round(float(v), 4) for k, v in asdict(self).items()}
@@ -123,7 +125,7 @@ def image_stats(image: np.ndarray, contract: PreprocessContract = LDCTIQAC, pool
     water = 2.0 * float(np.sqrt(max(float(inside.mean()) / 1000.0 + 1.0, 0.0) * area / np.pi)) \
         if edge.mean() <= TRUNCATED_EDGE else None
     return ImageStats(float(body.mean()), float(tissue.size / inside.size), float(tissue.std()) if tissue.size > 8 else 0.0,
-                      *noise.measure(image, contract), water)
+                      *noise.measure(image, contract), water, streak_index(image))
 
 
 @dataclass(frozen=True)

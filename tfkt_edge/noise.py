@@ -145,13 +145,20 @@ PHYSICS_DEFAULTS = NoiseLimits({"soft": 17.04, "sharp": 214.39}, 30.0, 8.0, 2.74
 
 
 def limits_from_card(data) -> NoiseLimits:
-    """The card's noise figures, or the physics defaults where it carries none of this format (ValueError:
-    malformed). Cards of model 0.3.x carry region ceilings that rested on a texture exemption: superseded."""
-    if not isinstance(data, dict) or data.get("format") != NOISE_FORMAT:
-        if isinstance(data, dict) and "ceiling_hu" not in data:
-            raise ValueError("neither a noise section of format 2 nor an earlier one")
+    """The card's noise figures, or the physics defaults where it carries none (ValueError: malformed).
+
+    Cards of model 0.3.x carry region ceilings that rested on a texture exemption added noise could cross:
+    they are checked for form, then superseded by the physics defaults."""
+    if data is None:
         return PHYSICS_DEFAULTS
-    return NoiseLimits.from_dict(data)
+    if not isinstance(data, dict):
+        raise ValueError(f"a noise section must be an object, not {type(data).__name__}")
+    if data.get("format") == NOISE_FORMAT:
+        return NoiseLimits.from_dict(data)
+    ceilings = data["ceiling_hu"]  # the 0.3.x form: KeyError when neither
+    if not all(isinstance(v, (int, float)) and np.isfinite(v) and v > 0 for v in ceilings.values()):
+        raise ValueError("every region ceiling must be a positive number")
+    return PHYSICS_DEFAULTS
 
 
 def finite_median(values: Iterable[float | None]) -> float | None:

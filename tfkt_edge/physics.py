@@ -60,15 +60,19 @@ class SeriesPhysics:
     ctdi_vol_mgy: float | None
     ssde_mgy: float | None
     phantom: str  # the TG-204 phantom of the SSDE conversion: "body" (32 cm) or "head" (16 cm)
+    streak_index: float | None = None  # the series median of tfkt_edge.streaks (reported, not an alert)
 
     def to_dict(self) -> dict:
         def r(v, n=2):
             return None if v is None else round(float(v), n)
         return {"water_diameter_cm": r(self.water_diameter_cm, 1), "ctdi_vol_mgy": r(self.ctdi_vol_mgy),
-                "ssde_mgy": r(self.ssde_mgy), "ssde_phantom_cm": 16 if self.phantom == "head" else 32}
+                "ssde_mgy": r(self.ssde_mgy), "ssde_phantom_cm": 16 if self.phantom == "head" else 32,
+                "streak_index": r(self.streak_index, 1)}
 
 
-def series_physics(refs: Sequence, diameters_px: Sequence[float | None], size: int, region: str) -> SeriesPhysics:
+def series_physics(refs: Sequence, diameters_px: Sequence[float | None], size: int, region: str,
+                   streaks: Sequence[float | None] = ()) -> SeriesPhysics:
     dw = water_diameter_cm(refs, diameters_px, size)
     ctdi = finite_median(r.ctdi_vol for r in refs)
-    return SeriesPhysics(dw, ctdi, ssde_mgy(ctdi, dw, region), "head" if region == "head" else "body")
+    return SeriesPhysics(dw, ctdi, ssde_mgy(ctdi, dw, region), "head" if region == "head" else "body",
+                         finite_median(streaks))
