@@ -82,10 +82,30 @@ def label_note(config: dict) -> str:
     if dataset == "ldctiqac":
         return "LDCTIQAC 2023 radiologist scores (0-4, mean of the readers' scores)."
     if dataset == "ctsim":
-        from tfkt_edge.train.ctsim import LABEL_RULE
+        from tfkt_edge.train.ctnoise import LABEL_RULE
 
         return LABEL_RULE
     return f"Natural-image quality scores of {dataset!r} rescaled to 0-4 (docs/training.md); NOT CT radiologist scores."
+
+
+def verdict_checks(card: dict, config: dict) -> dict:
+    """The domain limits and noise figures a model file carries: those of its card where it has them, else
+    measured on the real CT slices the built-in corpus trains on (dataset ctsim, with ../shared/realct
+    present), else the runtime's physics defaults; "checks" says which."""
+    from tfkt_edge.noise import NOISE_FORMAT
+
+    noise = card.get("noise")
+    if isinstance(card.get("domain"), dict) and isinstance(noise, dict) and noise.get("format") == NOISE_FORMAT:
+        return {"checks": card.get("checks", "measured on the training slices (card)")}
+    from tfkt_edge.train.realct import realct_folder
+
+    if config.get("dataset") == "ctsim" and realct_folder() is not None:
+        from tfkt_edge.train.validate import measure_domain, measure_noise
+
+        return {"domain": json.loads(measure_domain().to_json()), "noise": measure_noise().to_dict(),
+                "checks": "domain limits and noise figures measured on the training split's real CT slices at export"}
+    return {"checks": "physics defaults: the model was not trained on the built-in corpus's real slices (or they "
+                      "were not present at export), so the runtime holds it to the default domain and noise figures"}
 
 
 def export_checkpoint(checkpoint: Path, output: Path) -> tuple[OnnxExport, float]:
@@ -110,6 +130,7 @@ def export_checkpoint(checkpoint: Path, output: Path) -> tuple[OnnxExport, float
     card.setdefault("training", saved.get("config", {}))
     card.setdefault("labels", label_note(saved.get("config", {})))
     card["source_checkpoint"] = checkpoint.name
+    card.update(verdict_checks(card, saved.get("config", {})))
     exported = export_onnx(model, saved["model"], contract, card, output)
     if not exported.operators.ok:
         raise ExportError(f"{output}: TensorRT's ONNX parser would refuse it: {'; '.join(exported.operators.problems[:3])}")

@@ -152,6 +152,10 @@ class Domain:
         return cls(**values)  # type: ignore[arg-type]  # the card JSON, typed by the fields it fills
 
 
+# Held to by a model file that records no domain: the header checks, routine widths and lenient image limits.
+DEFAULT_DOMAIN = Domain(validated="physics defaults: the model file records no validated domain")
+
+
 @dataclass(frozen=True)
 class DomainStatus:
     inside: bool

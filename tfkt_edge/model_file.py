@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from tfkt_edge.domain import POOL, Domain
+from tfkt_edge.domain import DEFAULT_DOMAIN, POOL, Domain
 from tfkt_edge.errors import ModelError
 from tfkt_edge.noise import NoiseLimits, limits_from_card
 from tfkt_edge.preprocess import METADATA_KEY, PreprocessContract
@@ -28,10 +28,17 @@ class ModelInfo:
     card: dict
 
     @cached_property  # read per series and per decoding job: the card is parsed once
-    def domain(self) -> Domain | None:
-        """The validated domain recorded in the card; None for a model file that records none."""
+    def domain(self) -> Domain:
+        """The validated domain recorded in the card; the default domain for a model file that records none
+        (header words, routine widths, the default image-statistics limits), which `checks` names."""
         data = self.card.get("domain")
-        return Domain.from_dict(data) if isinstance(data, dict) else None
+        return Domain.from_dict(data) if isinstance(data, dict) else DEFAULT_DOMAIN
+
+    @property
+    def checks(self) -> str:
+        """Which domain and noise figures this model is held to: its card's or the physics defaults."""
+        noise, domain = self.noise_limits.source, "model card" if isinstance(self.card.get("domain"), dict) else "physics defaults"
+        return f"domain: {domain}; noise: {noise}"
 
     @property
     def stats_pool(self) -> int:
@@ -59,7 +66,7 @@ class ModelInfo:
 
     def summary(self) -> dict:
         return {"name": self.name, "path": str(self.path), "preprocess": json.loads(self.contract.to_json()),
-                "labels": self.card.get("labels", ""), "version": self.card.get("version", "")}
+                "labels": self.card.get("labels", ""), "version": self.card.get("version", ""), "checks": self.checks}
 
 
 def read_metadata(path: Path, metadata: dict[str, str]) -> ModelInfo:

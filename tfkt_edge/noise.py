@@ -19,8 +19,9 @@ Christianson et al. 2015: local standard deviations over soft tissue):
 The expectation a series is held to depends only on what added noise cannot change:
 the kernel class named in the header (sharp kernels are routinely 3-5x noisier; a
 kernel the header does not name is held to the soft expectation) and the patient's
-water-equivalent diameter Dw (AAPM TG-220; noise at fixed technique roughly doubles
-every ``doubling_cm`` of Dw). The ceiling is ``factor`` times that expectation (less
+water-equivalent diameter Dw (AAPM TG-220): below a reference size, noise at routine
+technique roughly halves every ``doubling_cm`` of Dw less (a head is far quieter than an
+abdomen); above it, exposure control keeps routine noise flat. The ceiling is ``factor`` times that expectation (less
 than about a quarter of the routine dose). The figures travel in the model card
 ("noise", measured on its training slices by ``tfkt_edge.train.validate.measure_noise``);
 a model file without them is held to ``PHYSICS_DEFAULTS`` and the output says so.
@@ -131,16 +132,20 @@ class NoiseLimits:
         return limits
 
     def expected_hu(self, kernel: str, dw_cm: float | None) -> float:
-        """Routine noise at 3 mm for this kernel class and patient size (the reference size when unknown)."""
+        """Routine noise at 3 mm for this kernel class and patient size (the reference size when unknown).
+
+        Below the reference size noise falls with size as physics says (halving every ``doubling_cm``); above
+        it, exposure control raises the tube current and routine noise stays flat (the training slices of
+        25-37 cm show no rise), so a larger patient is never held to a looser ceiling than the routine one."""
         base = self.routine_hu["sharp" if kernel == "sharp" else "soft"]
         if dw_cm is None or not np.isfinite(dw_cm) or dw_cm <= 0:
             return base
-        return base * float(2.0 ** ((dw_cm - self.reference_dw_cm) / self.doubling_cm))
+        return base * float(2.0 ** (min(0.0, dw_cm - self.reference_dw_cm) / self.doubling_cm))
 
 
 # Held to by a model file that carries no noise figures (a user-exported model): the figures measured on the
 # shipped model's training slices (train/validate.py: measure_noise; docs/verdicts.md).
-PHYSICS_DEFAULTS = NoiseLimits({"soft": 17.04, "sharp": 214.39}, 30.0, 8.0, 2.74, {"soft": 48, "sharp": 2},
+PHYSICS_DEFAULTS = NoiseLimits({"soft": 17.79, "sharp": 177.07}, 27.5, 8.0, 2.11, {"soft": 48, "sharp": 2},
                                "physics defaults")
 
 

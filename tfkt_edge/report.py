@@ -118,12 +118,13 @@ def _noise_cell(result: SeriesResult) -> str:
     return f"[red]{text}[/]" if noise.above else text
 
 
-def _physics_cells(result: SeriesResult) -> tuple[str, str]:
+def _physics_cell(result: SeriesResult) -> str:
+    """Water-equivalent diameter (cm), with the SSDE (mGy) after a slash where the header gives CTDIvol."""
     physics = result.physics
-    if physics is None:
-        return "-", "-"
-    dw = "-" if physics.water_diameter_cm is None else f"{physics.water_diameter_cm:.0f}"
-    return dw, "-" if physics.ssde_mgy is None else f"{physics.ssde_mgy:.1f}"
+    if physics is None or physics.water_diameter_cm is None:
+        return "-"
+    dw = f"{physics.water_diameter_cm:.0f}"
+    return dw if physics.ssde_mgy is None else f"{dw}/{physics.ssde_mgy:.1f}"
 
 
 def _print_series(console: Console, results: Sequence[SeriesResult], threshold: float) -> None:
@@ -135,21 +136,21 @@ def _print_series(console: Console, results: Sequence[SeriesResult], threshold: 
     for column in ("slices", "median", "min"):
         table.add_column(column, justify="right")
     table.add_column("noise HU", justify="right", no_wrap=True)
-    table.add_column("Dw cm", justify="right")
-    table.add_column("SSDE", justify="right")
+    table.add_column("Dw/SSDE", justify="right", no_wrap=True)
     if any(r.noise is not None for r in results):
         basis = sorted({r.noise.basis for r in results if r.noise is not None})
         table.caption = ("noise HU: the series' soft-tissue noise / its ceiling for its kernel class and patient size "
                          f"(scaled to 3 mm where the slice thickness is known; ceilings from {', '.join(basis)}); "
-                         "Dw: water-equivalent diameter (TG-220); SSDE: size-specific dose estimate, mGy (TG-204)")
+                         "Dw/SSDE: water-equivalent diameter, cm (TG-220) / size-specific dose estimate, mGy (TG-204)")
     for number, result in enumerate(results, 1):
         scores = result.scores
         status = result.verdict.status
         verdict = f"[{STATUS_STYLE[status]}]{STATUS_TEXT[status]}[/]"
         table.add_row(str(number), verdict, escape(series_name(result.series.description, result.series.series_instance_uid)),
                       escape(result.series.kernel or "-"),
-                      str(len(result.slices)), f"{np.median(scores):.2f}", f"{scores.min():.2f}", _noise_cell(result),
-                      *_physics_cells(result))
+                      str(len(result.slices)), f"{np.median(scores):.2f}" if scores.size else "-",
+                      f"{scores.min():.2f}" if scores.size else "-", _noise_cell(result),
+                      _physics_cell(result))
     console.print(table)
     for number, result in enumerate(results, 1):
         colour = STATUS_STYLE[result.verdict.status]

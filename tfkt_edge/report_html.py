@@ -91,7 +91,8 @@ def _section(result: SeriesResult, profile: bytes) -> dict:
     first = series.slices[0]
     return {"state": verdict.status, "name": series_name(series.description, series.series_instance_uid),
             "status_text": STATUS_TEXT[verdict.status].upper(), "reason": verdict.reason, "n_slices": len(result.slices),
-            "median": float(np.median(result.scores)), "lowest": float(result.scores.min()), "kernel": series.kernel,
+            "median": float(np.median(result.scores)) if result.scores.size else float("nan"),
+            "lowest": float(result.scores.min()) if result.scores.size else float("nan"), "kernel": series.kernel,
             "series_uid": series.series_instance_uid, "patient_name": first.patient_name, "patient_id": first.patient_id,
             "accession": first.accession_number, "study_date": first.study_date, "study_uid": first.study_instance_uid,
             "station": first.station, "profile": _data_uri(profile), "thumbs": thumbs}

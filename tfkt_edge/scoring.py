@@ -410,8 +410,9 @@ def score_paths(
     results = []
     for series in found.series:  # judged in anatomical order, whatever order the files were read in
         slices = [by_slice[key] for ref in series.slices if (key := (ref.path, ref.frame)) in by_slice]
-        if slices:
-            results.append(judge(series, slices, policy, backend.model.domain, backend.model.noise_limits,
-                                 lost_slices(series, slices, found.skipped), backend.model.contract.size))
+        lost = lost_slices(series, slices, found.skipped)
+        if slices or lost:  # a series none of whose slices could be scored is an alert, not an absence
+            results.append(judge(series, slices, policy, backend.model.domain, backend.model.noise_limits, lost,
+                                 backend.model.contract.size))
     kept = {ref.path for series in found.series for ref in series.slices}  # not a copy superseded by a larger one
     return ScoringRun(backend.model, results, found.skipped + [skip for skip in failed if skip.path in kept])

@@ -82,16 +82,20 @@ def noise_samples(split: str = "train") -> list[tuple[str, float, float | None]]
 DOUBLING_CM = 8.0  # FIELD: noise at fixed technique about doubles every 8 cm of water-equivalent diameter
 
 
-def fit_noise(samples: list[tuple[str, float, float | None]], reference_dw_cm: float = 30.0) -> NoiseLimits:
-    """The noise expectation from routine slices: log2(noise) = log2(routine[class]) + (Dw - ref) / 8 cm.
+def fit_noise(samples: list[tuple[str, float, float | None]]) -> NoiseLimits:
+    """The noise expectation from routine slices: log2(noise) = log2(routine[class]) + min(0, Dw - ref) / 8 cm.
 
-    The doubling is the physics figure (slices of 25-37 cm, nearly all the training set holds, cannot fit
-    it); the soft routine noise is the median of the soft slices brought to the reference size; the sharp
+    The reference size is the lower quartile of the slices' Dw: above it the routine slices' noise does
+    not rise with size (exposure control); below it, noise falls with size. The doubling is the physics
+    figure (the few small patients and heads the training set holds cannot fit it); the soft routine noise is the median of the soft slices brought to the reference size; the sharp
     one likewise, and at least four times the soft one (sharp kernels show 3-5x the soft-tissue noise at the
     same dose). The factor is the smallest of at least 2 (a quarter of routine dose) that leaves every
     routine slice 5% under its ceiling: a routine training image never alerts on noise."""
+    sizes = [dw for _, _, dw in samples if dw is not None]
+    reference_dw_cm = round(float(np.percentile(sizes, 25)) * 2) / 2 if sizes else 30.0
+
     def at_reference_size(n: float, dw: float | None) -> float:
-        return n if dw is None else n * 2.0 ** ((reference_dw_cm - dw) / DOUBLING_CM)
+        return n if dw is None else n * 2.0 ** (max(0.0, reference_dw_cm - dw) / DOUBLING_CM)
 
     soft = [at_reference_size(n, dw) for k, n, dw in samples if k != "sharp"]
     sharp = [at_reference_size(n, dw) for k, n, dw in samples if k == "sharp"]

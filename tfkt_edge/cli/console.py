@@ -40,6 +40,12 @@ def error(message: str) -> None:
     Console(stderr=True).print(Text.assemble(("error:", "red"), " ", message), highlight=False, soft_wrap=True)
 
 
+def warn(message: str) -> None:
+    """``warning: <message>`` on one line of standard error, unless -q."""
+    if not quiet():
+        Console(stderr=True).print(Text.assemble(("warning:", "yellow"), " ", message), highlight=False, soft_wrap=True)
+
+
 def require_writable(*paths: Path | None) -> None:
     """Exit 2 before any work when an output path is a folder or its folder does not exist."""
     for path in paths:

@@ -71,12 +71,20 @@ def evaluate(
     except (TfktEdgeError, OSError) as exc:
         error(str(exc))
         raise typer.Exit(2) from None
-    f = result.figures
+    f, g = result.figures, result.noise_index_figures
     table = Table(title=f"{result.model} on {data} ({f['n']} images)")
-    for column in ("PLCC", "SROCC", "KROCC", "overall"):
-        table.add_column(column, justify="right")
-    table.add_row(*(f"{f[k]:.4f}" for k in ("plcc", "srocc", "krocc", "overall")))
+    for column in ("", "images", "PLCC", "SROCC", "KROCC", "overall"):
+        table.add_column(column, justify="left" if not column else "right")
+    table.add_row(result.model, str(f["n"]), *(f"{f[k]:.4f}" for k in ("plcc", "srocc", "krocc", "overall")))
+    if g is not None:
+        table.add_row("global noise index", str(g["n"]), *(f"{abs(g[k]):.4f}" for k in ("plcc", "srocc", "krocc", "overall")))
     console.print(table)
+    if g is None:
+        console.print("the global noise index could not be measured on these images (too little soft tissue)")
+    else:
+        beats = f["overall"] > g["overall"]
+        console.print(f"the learned score {'beats' if beats else 'does NOT beat'} the global noise index on these images "
+                      f"(overall {f['overall']:.3f} against {g['overall']:.3f})", highlight=False)
     console.print(f"predictions: {json_path}\nscatter plot: {png_path}", highlight=False)
 
 
@@ -105,15 +113,23 @@ def _evaluate_series(folder: Path, model, output: Path, batch_size: int, backend
         raise typer.Exit(2) from None
     table = Table(title=f"{doc['model']}: rescan alerts on {folder} (alert below {policy.threshold:.2f})")
     for column in ("source", "diagnostic", "false alerts", "low-dose", "missed", "by noise only", "outside", "median", "min",
-                   "ladder SROCC"):
+                   "ladder SROCC", "noise index SROCC"):
         table.add_column(column, justify="left" if column == "source" else "right")
     rows = {**doc["summary"]["sources"], "all": doc["summary"]["all"]}
     for name, f in rows.items():
         table.add_row(name, str(f["diagnostic_series"]), str(f["false_alerts"]), str(f["low_dose_series"]), str(f["misses"]),
                       str(f["caught_by_noise_check"]), str(f["outside_domain"]), _fmt(f["undegraded_median_score"]), _fmt(f["undegraded_min_score"]),
-                      _fmt(f.get("ladder_srocc_mean"), ".3f"))
+                      _fmt(f.get("ladder_srocc_mean"), ".3f"), _fmt(f.get("noise_index_ladder_srocc_mean"), ".3f"))
     console.print(table)
     console.print("median/min: slice scores of the undegraded diagnostic series; low-dose: copies at 10% dose or less; "
-                  "by noise only: low-dose copies that alert on the noise check, their scores passing", highlight=False)
+                  "by noise only: low-dose copies that alert on the noise check, their scores passing; ladder SROCC: "
+                  "the score's rank correlation with dose down each slice's ladder, beside the global noise index's",
+                  highlight=False)
+    everything = doc["summary"]["all"]
+    if "slices" in everything and "slices_noise_index" in everything:
+        model_overall, noise_overall = everything["slices"]["overall"], everything["slices_noise_index"]["overall"]
+        console.print(f"against the labels, over all slices: the learned score's overall {model_overall:.3f}, the global "
+                      f"noise index's {noise_overall:.3f}: the learned score "
+                      f"{'beats' if model_overall > noise_overall else 'does NOT beat'} the noise index", highlight=False)
     markdown_path.write_text(markdown(doc["summary"]))
     console.print(f"series results: {path} and {markdown_path}", highlight=False)

@@ -11,7 +11,7 @@ from rich.console import Console
 
 from tfkt_edge.backends import BackendOptions
 from tfkt_edge.cli import exit_codes
-from tfkt_edge.cli.console import error, make_policy, require_writable
+from tfkt_edge.cli.console import error, make_policy, require_writable, warn
 from tfkt_edge.cli.options import (
     BackendOpt,
     BaselinesOpt,
@@ -62,6 +62,9 @@ def score(
     policy = make_policy(threshold, min_run, baselines, noise_check)
     run = run_scoring(paths, model, policy, batch_size, workers, backend, err, decoders.value,
                       BackendOptions(url, triton_model))  # a TfktEdgeError ends at the CLI's boundary: one line, exit 2
+    if "physics defaults" in run.model.checks:
+        warn(f"{run.model.name} carries no domain limits or noise figures of its own ({run.model.checks}): its series "
+             "are held to the physics defaults")
     if format is OutputFormat.table:
         buffer = io.StringIO()
         console = Console(file=buffer, width=160) if output is not None else Console()

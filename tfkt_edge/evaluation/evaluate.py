@@ -1,5 +1,7 @@
 """Evaluate a model on a labelled folder in the LDCTIQAC layout: the challenge metric,
-a predicted-vs-label scatter plot and per-image predictions."""
+a predicted-vs-label scatter plot and per-image predictions, and beside them the same
+metric of the global noise index on the same images (`tfkt_edge.noise.measure`, lower
+noise read as better): a learned score that does not beat it has not earned its place."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import numpy as np
 from tfkt_edge.backends.base import Backend
 from tfkt_edge.evaluation.ldctiqac import LabelledFolder, model_input
 from tfkt_edge.evaluation.metrics import correlation_report
+from tfkt_edge.noise import measure
 
 
 @dataclass(frozen=True)
@@ -23,16 +26,31 @@ class Evaluation:
     names: list[str]
     labels: np.ndarray
     predictions: np.ndarray
+    noise_hu: np.ndarray  # the global noise index of each image (NaN where too little soft tissue)
 
     @cached_property
     def figures(self) -> dict:
         return correlation_report(self.predictions, self.labels)
 
+    @cached_property
+    def noise_index_figures(self) -> dict | None:
+        """The challenge metric of the noise index (negated: less noise, better) on the images it measured."""
+        measured = np.isfinite(self.noise_hu)
+        if measured.sum() < 3 or np.ptp(self.labels[measured]) == 0:
+            return None
+        return correlation_report(-self.noise_hu[measured], self.labels[measured])
+
     def document(self) -> dict:
         return {"model": self.model, "data": str(self.folder.root), "labels_file": self.folder.labels_file.name,
-                "figures": {k: (round(v, 6) if isinstance(v, float) else v) for k, v in self.figures.items()},
-                "predictions": [{"image": n, "label": float(y), "prediction": round(float(p), 6)}
-                                for n, y, p in zip(self.names, self.labels, self.predictions)]}
+                "figures": _rounded(self.figures),
+                "noise_index_figures": None if self.noise_index_figures is None else _rounded(self.noise_index_figures),
+                "predictions": [{"image": n, "label": float(y), "prediction": round(float(p), 6),
+                                 "noise_hu": None if not np.isfinite(h) else round(float(h), 3)}
+                                for n, y, p, h in zip(self.names, self.labels, self.predictions, self.noise_hu)]}
+
+
+def _rounded(figures: dict) -> dict:
+    return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in figures.items()}
 
 
 def evaluate(folder: LabelledFolder, backend: Backend, batch_size: int = 16,
@@ -41,15 +59,16 @@ def evaluate(folder: LabelledFolder, backend: Backend, batch_size: int = 16,
     limit = backend.max_batch()
     batch_size = min(batch_size, limit) if limit else batch_size
     names, paths = list(folder.labels), folder.paths
-    predictions = []
+    predictions, noise = [], []
     for start in range(0, len(paths), batch_size):
         batch = np.stack([model_input(p, backend.model.contract) for p in paths[start : start + batch_size]])
         predictions.append(backend.infer(batch[:, None]))
+        noise += [np.nan if (n := measure(image, backend.model.contract)[0]) is None else n for image in batch]
         if on_image is not None:
             for _ in range(len(batch)):
                 on_image()
     return Evaluation(folder, backend.model.name, names, np.array([folder.labels[n] for n in names], np.float32),
-                      np.concatenate(predictions).astype(np.float32))
+                      np.concatenate(predictions).astype(np.float32), np.array(noise, np.float64))
 
 
 def write_evaluation(result: Evaluation, out_dir: Path) -> tuple[Path, Path]:

@@ -48,6 +48,7 @@ class SeriesOutcome:
     median: float | None
     slice_scores: list[float] = field(default_factory=list)
     score_alert: bool = False  # the scores alone would alert (the noise check off)
+    slice_noise: list[float] = field(default_factory=list)  # the global noise index per slice (NaN: not measured)
 
 
 def read_index(folder: Path) -> list[dict]:
@@ -78,12 +79,14 @@ def evaluate_series(folder: Path, backend: Backend, policy: AlertPolicy = AlertP
         run = score_paths(row["paths"], backend, policy, batch_size, workers)
         results = run.results
         scores = [s.score for r in results for s in r.slices]
+        noise = [np.nan if s.stats is None or s.stats.noise_hu is None else s.stats.noise_hu
+                 for r in results for s in r.slices]
         status = overall_status(r.verdict for r in results) if results else "nothing-scorable"
         by_score = any(judge(r.series, r.slices, replace(policy, noise_check=False), backend.model.domain).verdict.alert
                        for r in results)
         outcomes.append(SeriesOutcome(row["source"], row.get("ladder") or row["path"], row["dose"], row["label"],
                                       row["expected"], status, float(np.median(scores)) if scores else None, scores,
-                                      by_score))
+                                      by_score, noise))
         if on_series is not None:
             on_series()
     return outcomes
@@ -123,10 +126,16 @@ def _figures(rows: list[SeriesOutcome]) -> dict:
         figures["ladder_srocc_mean"] = round(float(np.mean(ladders)), 4)
         figures["ladder_srocc_min"] = round(float(np.min(ladders)), 4)
         figures["ladder_slices"] = len(ladders)
-    pairs = [(s, o.label) for o in rows if np.isfinite(o.label) for s in o.slice_scores]
-    if len(pairs) > 2 and np.ptp([p[1] for p in pairs]) > 0:
-        scores, labels = np.array(pairs).T
-        figures["slices"] = {k: round(v, 4) if isinstance(v, float) else v for k, v in correlation_report(scores, labels).items()}
+    # The global noise index on the same slices (negated: less noise, better), beside the model.
+    noise_ladders = _ladder_sroccs(rows, lambda o: [-n for n in o.slice_noise])
+    if noise_ladders:
+        figures["noise_index_ladder_srocc_mean"] = round(float(np.mean(noise_ladders)), 4)
+    for key, values in (("slices", lambda o: o.slice_scores), ("slices_noise_index", lambda o: [-n for n in o.slice_noise])):
+        pairs = [(v, o.label) for o in rows if np.isfinite(o.label) for v in values(o) if np.isfinite(v)]
+        if len(pairs) > 2 and np.ptp([p[1] for p in pairs]) > 0:
+            predicted, labels = np.array(pairs).T
+            figures[key] = {k: round(v, 4) if isinstance(v, float) else v
+                            for k, v in correlation_report(predicted, labels).items()}
     return figures
 
 
@@ -134,19 +143,24 @@ def _median(values: list[float]) -> float | None:
     return round(float(np.median(values)), 4) if values else None
 
 
-def _ladder_sroccs(rows: list[SeriesOutcome]) -> list[float]:
-    """SROCC of score against dose for each slice of each ladder (slices matched by position in the series)."""
+def _ladder_sroccs(rows: list[SeriesOutcome], values: Callable[[SeriesOutcome], list[float]] | None = None) -> list[float]:
+    """SROCC of score (or ``values``) against dose for each slice of each ladder (slices matched by position in
+    the series)."""
+    values_of = values or (lambda o: o.slice_scores)
     ladders: dict[str, list[SeriesOutcome]] = defaultdict(list)
     for o in rows:
         if np.isfinite(o.dose):
             ladders[o.ladder].append(o)
-    values = []
+    found: list[float] = []
     for members in ladders.values():
-        if len(members) < 3 or len({len(m.slice_scores) for m in members}) != 1:
+        series = [values_of(m) for m in members]
+        if len(members) < 3 or len({len(v) for v in series}) != 1:
             continue
-        for i in range(len(members[0].slice_scores)):
-            values.append(srocc([m.dose for m in members], [m.slice_scores[i] for m in members]))
-    return [v for v in values if np.isfinite(v)]
+        for i in range(len(series[0])):
+            column = [v[i] for v in series]
+            if all(np.isfinite(column)):
+                found.append(srocc([m.dose for m in members], column))
+    return [v for v in found if np.isfinite(v)]
 
 
 def to_document(outcomes: list[SeriesOutcome], model: str) -> dict:
@@ -166,7 +180,8 @@ COLUMNS = (("diagnostic_series", "diagnostic series"), ("false_alerts", "false a
            ("low_dose_series", "copies at <= 10% dose"), ("misses", "missed"),
            ("caught_by_noise_check", "alert by noise only"), ("outside_domain", "outside domain"),
            ("undegraded_median_score", "undegraded median"), ("undegraded_min_score", "undegraded min"),
-           ("ladder_srocc_mean", "ladder SROCC mean"), ("ladder_srocc_min", "ladder SROCC min"))
+           ("ladder_srocc_mean", "ladder SROCC mean"), ("ladder_srocc_min", "ladder SROCC min"),
+           ("noise_index_ladder_srocc_mean", "noise index ladder SROCC mean"))
 
 
 def markdown(summary: dict) -> str:
