@@ -321,13 +321,18 @@ def test_results_command_reads_the_database(server, tmp_path):
     assert json.loads(future.stdout) == []
     bad = runner.invoke(app, ["results", "--db", str(tmp_path / "results.sqlite"), "--since", "yesterday"])
     assert bad.exit_code == 2 and "--since" in bad.stderr
-    # The judged series are what a site calibrates its per-protocol baselines from.
+    # The judged series are what a site calibrates its per-protocol baselines from: those that passed only.
     out = tmp_path / "baselines.json"
     learnt = runner.invoke(app, ["calibrate", "--db", str(tmp_path / "results.sqlite"), "--min-series", "1", "-o", str(out)])
     assert learnt.exit_code == 0, learnt.output
+    assert json.loads(out.read_text())["protocols"] == [] and "1 series left out (they alerted" in learnt.output
+    send(srv.port, make_series(CLINICAL, tmp_path / "c", 2))
+    srv.wait_events(2)
+    learnt = runner.invoke(app, ["calibrate", "--db", str(tmp_path / "results.sqlite"), "--min-series", "1", "-o", str(out)])
+    assert learnt.exit_code == 0, learnt.output
     (protocol,) = json.loads(out.read_text())["protocols"]
-    assert protocol["n_series"] == 1 and protocol["protocol"]["description"].startswith("SIMULATED")
-    assert protocol["noise_series"] == 1 and protocol["noise_hu"] > 35  # the noise the node measured and stored
+    assert protocol["n_series"] == 1 and protocol["protocol"]["description"] == "PANCREAS"
+    assert protocol["noise_series"] == 1 and 5 < protocol["noise_hu"] < 35  # the noise the node measured and stored
 
 
 @pytest.mark.slow

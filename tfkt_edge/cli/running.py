@@ -20,7 +20,7 @@ from tfkt_edge.scoring import ScoringRun, score_paths
 
 
 def verdict_exit_code(results) -> int:
-    """1 if any series alerts; else 3 if any lies outside the validated domain (not judged); else 0."""
+    """1 if any series alerts; else 3 if any lies outside the validated domain (its score not acted on); else 0."""
     return {ALERT: exit_codes.ALERT, OUTSIDE: exit_codes.OUTSIDE, PASS: exit_codes.PASS}[overall_status(r.verdict for r in results)]
 
 

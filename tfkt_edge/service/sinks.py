@@ -44,8 +44,9 @@ def one_line(payload: dict) -> tuple[bool, str]:
     study = series.get("study") or {}
     who = ", ".join(f"{label} {study[key]}" for key, label in (("patient_id", "patient"), ("accession_number", "accession"),
                                                                 ("station", "station")) if study.get(key))
+    median = "-" if series.get("median_score") is None else f"{series['median_score']:.2f}"
     return bool(series["alert"]), (f"{verdict}: {description}{f' [{who}]' if who else ''} ({series['n_slices']} slices, "
-                                   f"median {series['median_score']:.2f}) {series['reason']} [{uid}]")
+                                   f"median {median}) {series['reason']} [{uid}]")
 
 
 class ConsoleSink:
