@@ -12,11 +12,10 @@ from scipy.ndimage import gaussian_filter
 
 from tfkt_edge.dicom import load_hu, scan
 from tfkt_edge.train.ctnoise import (
-    KernelVariant,
-    TexturedSimulator,
     SHARP_WINDOW,
     SOFT_WINDOW,
-    dose_noise_rms,
+    KernelVariant,
+    TexturedSimulator,
     label_from_visible,
     label_image,
     match_texture,

@@ -16,8 +16,8 @@ from tfkt_edge.dicom import scan
 from tfkt_edge.domain import image_stats, kernel_class
 from tfkt_edge.model_file import DEFAULT_MODEL
 from tfkt_edge.noise import NoiseLimits, assess_noise, at_reference, measure, region_of
-from tfkt_edge.policy import AlertPolicy
 from tfkt_edge.physics import water_diameter_cm
+from tfkt_edge.policy import AlertPolicy
 from tfkt_edge.preprocess import LDCTIQAC
 from tfkt_edge.scoring import SliceScore, decode_slice, judge
 
@@ -143,7 +143,7 @@ def _with_card(tmp_path, change):
 def test_a_model_file_with_malformed_noise_figures_is_refused_when_opened(real, tmp_path):
     for bad in ({"ceiling_hu": {"body": "x"}}, {"format": 2, "routine_hu": {"soft": -1.0}}, [1, 2],
                 {"format": 2, "routine_hu": {"soft": 17.0, "sharp": 80.0}, "reference_dw_cm": 30, "doubling_cm": 1e9}):
-        model = _with_card(tmp_path, lambda card: {**card, "noise": bad})
+        model = _with_card(tmp_path, lambda card, bad=bad: {**card, "noise": bad})
         result = runner.invoke(app, ["score", str(real["abdomen_j2k"]), "--model", str(model)])
         assert result.exit_code == 2 and "noise figures are malformed" in result.output, result.output
 

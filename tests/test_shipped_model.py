@@ -96,3 +96,22 @@ def test_dose_ladders_of_held_out_real_slices_rank_and_alert(heldout_slices, bac
         assert scores[0] > scores[1] > scores[3], (str(s.path), dict(zip(doses, scores.round(3))))
         at_tenth.append(float(scores[2]))
     assert sum(v < 2.0 for v in at_tenth) >= MIN_ALERTS_AT_TENTH, sorted(round(v, 2) for v in at_tenth)
+
+
+def test_a_copy_with_twice_the_noise_of_its_original_never_scores_above_it(heldout_slices, backend):
+    """Every held-out real slice, and a copy with twice its own noise (its own texture, and white noise that
+    looks like a sharp kernel's): the copy never scores above the original."""
+    pytest.importorskip("scipy")
+    from tfkt_edge.preprocess import pad_square
+    from tfkt_edge.train.ctnoise import TexturedSimulator
+
+    for s in heldout_slices:
+        ref = scan([s.path]).series[0].slices[0]
+        hu = pad_square(load_hu(ref), -1000.0)
+        sim = TexturedSimulator(hu, ref.pixel_spacing or 0.7, np.random.default_rng(9), draws=1)
+        own, (textured,) = sim.prepare(hu)
+        white = np.random.default_rng(10).normal(size=hu.shape).astype(np.float32)
+        extra = np.sqrt(3.0) * own.sigma  # own^2 + extra^2 = (2 own)^2
+        images = [preprocess(hu), preprocess(hu + textured * extra), preprocess(hu + white * extra)]
+        original, copy, fine = backend.infer(np.stack(images)[:, None])
+        assert copy <= original + 0.02 and fine <= original + 0.02, (str(s.path), original, copy, fine)

@@ -10,7 +10,6 @@ from dataclasses import asdict
 
 import numpy as np
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from tfkt_edge.baselines import Protocol
@@ -18,6 +17,7 @@ from tfkt_edge.dicom import Skip
 from tfkt_edge.model_file import ModelInfo
 from tfkt_edge.policy import ALERT, OUTSIDE, PASS, STATUS_TEXT
 from tfkt_edge.scoring import SeriesResult
+from tfkt_edge.shown import markup_safe
 
 STATUS_STYLE = {PASS: "green", ALERT: "bold red", OUTSIDE: "yellow"}
 
@@ -104,7 +104,7 @@ def print_table(console: Console, results: Sequence[SeriesResult], skipped: Sequ
     if skipped:
         console.print(f"[yellow]skipped {len(skipped)} file(s):[/]")
         for skip in skipped[:20]:
-            console.print(f"  [dim]{escape(str(skip.path))}[/]: {escape(skip.reason)}", highlight=False, soft_wrap=True)
+            console.print(f"  [dim]{markup_safe(str(skip.path))}[/]: {markup_safe(skip.reason)}", highlight=False, soft_wrap=True)
         if len(skipped) > 20:
             console.print(f"  ... and {len(skipped) - 20} more (use --format json for the full list)")
 
@@ -146,13 +146,13 @@ def _print_series(console: Console, results: Sequence[SeriesResult], threshold: 
         scores = result.scores
         status = result.verdict.status
         verdict = f"[{STATUS_STYLE[status]}]{STATUS_TEXT[status]}[/]"
-        table.add_row(str(number), verdict, escape(series_name(result.series.description, result.series.series_instance_uid)),
-                      escape(result.series.kernel or "-"),
+        table.add_row(str(number), verdict, markup_safe(series_name(result.series.description, result.series.series_instance_uid)),
+                      markup_safe(result.series.kernel or "-"),
                       str(len(result.slices)), f"{np.median(scores):.2f}" if scores.size else "-",
                       f"{scores.min():.2f}" if scores.size else "-", _noise_cell(result),
                       _physics_cell(result))
     console.print(table)
     for number, result in enumerate(results, 1):
         colour = STATUS_STYLE[result.verdict.status]
-        console.print(f"[{colour}]#{number}[/] {escape(result.verdict.reason)} [dim]({result.series.series_instance_uid})[/]",
+        console.print(f"[{colour}]#{number}[/] {markup_safe(result.verdict.reason)} [dim]({markup_safe(result.series.series_instance_uid)})[/]",
                       highlight=False)

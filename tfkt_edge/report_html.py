@@ -24,6 +24,7 @@ from tfkt_edge.dicom import load_hu
 from tfkt_edge.policy import STATUS_TEXT, AlertPolicy, alerting_runs
 from tfkt_edge.report import series_name
 from tfkt_edge.scoring import ScoringRun, SeriesResult
+from tfkt_edge.shown import visible
 
 WINDOW = (40.0, 400.0)  # level, width (HU): soft tissue, where low-dose noise shows
 THUMBNAILS = 4
@@ -153,6 +154,7 @@ def _template():
     from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
     environment = Environment(loader=PackageLoader("tfkt_edge", "templates"), autoescape=select_autoescape(["html"]),
+                              finalize=lambda value: visible(value, "\n\t") if isinstance(value, str) else value,
                               undefined=StrictUndefined)
     return environment.get_template("report.html")
 

@@ -21,11 +21,21 @@ from pathlib import Path
 import numpy as np
 
 from tfkt_edge.dicom import load_hu, scan
-from tfkt_edge.preprocess import LDCTIQAC, pad_square, preprocess
 from tfkt_edge.domain import kernel_class
 from tfkt_edge.noise import region_of
-from tfkt_edge.train.ctnoise import (KernelVariant, TexturedSimulator, kernel_variants, label_image, noise_kept,
-                                     native_noise, reading_window, smoothing_penalty, SHARP_WINDOW, SOFT_WINDOW)
+from tfkt_edge.preprocess import LDCTIQAC, pad_square, preprocess
+from tfkt_edge.train.ctnoise import (
+    SHARP_WINDOW,
+    SOFT_WINDOW,
+    KernelVariant,
+    TexturedSimulator,
+    kernel_variants,
+    label_image,
+    native_noise,
+    noise_kept,
+    reading_window,
+    smoothing_penalty,
+)
 from tfkt_edge.train.ctsim import FULL_VIEWS, Degradation
 from tfkt_edge.train.realct import training_slices
 

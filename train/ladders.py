@@ -24,8 +24,10 @@ import pydicom
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from tfkt_edge.dicom import load_hu, scan
+from tfkt_edge.domain import kernel_class
+from tfkt_edge.noise import region_of
 from tfkt_edge.preprocess import pad_square
-from tfkt_edge.train.ctnoise import TexturedSimulator
+from tfkt_edge.train.ctnoise import TexturedSimulator, label_image, reading_window
 from tfkt_edge.train.ctsim import FULL_VIEWS
 from tfkt_edge.train.realct import training_slices
 
@@ -69,8 +71,11 @@ def write_ladders(output: Path, split: str = "heldout", doses=DOSES, seed: int =
         for k, series in enumerate(scan(paths).series):
             ladder = f"{group}#{k}"
             # The originals as their own files: their folder may hold other series.
+            original = len(rows)
             rows.append({"path": ";".join(str(r.path) for r in series.slices), "source": group, "ladder": ladder,
                          "dose": 1.0, "label": 4.0, "expected": "pass"})
+            window = reading_window(kernel_class(series.slices[0].kernel), region_of(series.slices[0].body_part) == "head")
+            own: list[float] = []
             rng = np.random.default_rng(seed + 1000 * g + k)
             uids = {dose: generate_uid() for dose in doses if dose < 1.0}
             folders = {dose: output / group.replace("/", "__") / f"series{k}" / f"dose{round(dose * 100):03d}" for dose in uids}
@@ -80,12 +85,14 @@ def write_ladders(output: Path, split: str = "heldout", doses=DOSES, seed: int =
                 square = pad_square(hu, -1000.0)
                 sim = TexturedSimulator(square, ref.pixel_spacing or 0.7, rng)
                 prepared = sim.prepare(square)
+                own.append(label_image(prepared[0].sigma, 0.0, window))
                 top, left = (square.shape[0] - hu.shape[0]) // 2, (square.shape[1] - hu.shape[1]) // 2
                 for dose in uids:
-                    image, label, _ = sim.degrade(square, prepared, dose, FULL_VIEWS)
+                    image, label, _ = sim.degrade(square, prepared, dose, FULL_VIEWS, window=window)
                     labels[dose].append(label)
                     crop = image[top : top + hu.shape[0], left : left + hu.shape[1]]
                     _write_copy(ref.path, crop, folders[dose] / f"{i:04d}.dcm", uids[dose], dose)
+            rows[original]["label"] = round(float(np.mean(own)), 4)
             for dose in uids:
                 rows.append({"path": str(folders[dose]),
                              "source": group, "ladder": ladder, "dose": dose,

@@ -28,8 +28,7 @@ import numpy as np
 from tfkt_edge.evaluation.metrics import correlation_report, srocc
 from tfkt_edge.noise import measure
 from tfkt_edge.preprocess import LDCTIQAC, pad_square, preprocess
-from tfkt_edge.train.ctnoise import (SOFT_WINDOW, KernelVariant, TexturedSimulator, label_image, noise_kept,
-                                     smoothing_penalty)
+from tfkt_edge.train.ctnoise import SOFT_WINDOW, KernelVariant, TexturedSimulator, label_image, noise_kept, smoothing_penalty
 from tfkt_edge.train.label_fit import DOSES, PUBLIC_SORTED_MEANS, VIEWS, is_abdominal, sorted_means
 
 DENOISE = (0.25, 0.15, 0.1, 0.07, 0.05, 0.04)  # Gaussian strengths, cycles per pixel at 1 sigma

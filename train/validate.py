@@ -85,12 +85,13 @@ DOUBLING_CM = 8.0  # FIELD: noise at fixed technique about doubles every 8 cm of
 def fit_noise(samples: list[tuple[str, float, float | None]]) -> NoiseLimits:
     """The noise expectation from routine slices: log2(noise) = log2(routine[class]) + min(0, Dw - ref) / 8 cm.
 
-    The reference size is the lower quartile of the slices' Dw: above it the routine slices' noise does
-    not rise with size (exposure control); below it, noise falls with size. The doubling is the physics
-    figure (the few small patients and heads the training set holds cannot fit it); the soft routine noise is the median of the soft slices brought to the reference size; the sharp
-    one likewise, and at least four times the soft one (sharp kernels show 3-5x the soft-tissue noise at the
-    same dose). The factor is the smallest of at least 2 (a quarter of routine dose) that leaves every
-    routine slice 5% under its ceiling: a routine training image never alerts on noise."""
+    * The reference size is the lower quartile of the slices' Dw: above it the routine slices' noise does
+      not rise with size (exposure control); below it, noise falls with size.
+    * The doubling is the physics figure: the few small patients and heads of the training set cannot fit it.
+    * The soft routine noise is the median of the soft slices brought to the reference size; the sharp one
+      likewise, and at least four times the soft one (sharp kernels show 3-5x the noise at the same dose).
+    * The factor is the smallest of at least 2 (a quarter of routine dose) that leaves every routine slice
+      5% under its ceiling: a routine training image never alerts on noise."""
     sizes = [dw for _, _, dw in samples if dw is not None]
     reference_dw_cm = round(float(np.percentile(sizes, 25)) * 2) / 2 if sizes else 30.0
 
@@ -157,6 +158,17 @@ NOT_VALIDATED = [
 ]
 
 
+def _recreation_lines(card: dict) -> list[str]:
+    """The LDCTIQAC protocol and denoising study re-created on the held-out slices (train/recreation.py)."""
+    if "recreation" not in card:
+        return []
+    from tfkt_edge.train.recreation import markdown as recreation_markdown
+
+    return ["## The LDCTIQAC protocol re-created on held-out real slices", "",
+            "`python -m tfkt_edge.train.recreation` (the shipped model, the held-out split):", "",
+            recreation_markdown(card["recreation"])]
+
+
 def markdown_report(card: dict) -> str:
     """docs/heldout_real.md: the held-out real series table and every held-out slice's dose ladder."""
     from tfkt_edge.evaluation.series import markdown
@@ -168,7 +180,8 @@ def markdown_report(card: dict) -> str:
              "Written by `python -m tfkt_edge.train.make_default` from the model card (`heldout_series`). "
              "Held-out patient groups of `../shared/realct` and the pydicom skull base; each original series must "
              "pass, each simulated copy at 10% dose or less must alert (threshold 2.0, min-run 3; domain check and noise check on). "
-             "Labels of the copies: 4 / (1 + (log2(1/dose) / 2.3)^2.5).", "", "## What is validated, and what is not", "",
+             "Labels: the rule of docs/simulator.md (absolute noise in the reader's window).", "",
+             *_recreation_lines(card), "## What is validated, and what is not", "",
              *[f"- Validated: {line}" for line in card.get("validation", {}).get("validated", [])],
              *[f"- Not validated: {line}" for line in card.get("validation", {}).get("not_validated", [])],
              "", "## Per source", "", markdown(figures["summary"]),

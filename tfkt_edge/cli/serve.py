@@ -15,7 +15,6 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from tfkt_edge.backends import BackendOptions
@@ -37,6 +36,7 @@ from tfkt_edge.cli.options import (
 from tfkt_edge.errors import TfktEdgeError
 from tfkt_edge.policy import STATUS_TEXT
 from tfkt_edge.report import STATUS_STYLE
+from tfkt_edge.shown import markup_safe
 
 StoreOpt = Annotated[Path, typer.Option("--store", help="Folder for received instances (named by UIDs).")]
 DbOpt = Annotated[Path, typer.Option("--db", help="SQLite file of instances, scores and results.")]
@@ -216,9 +216,9 @@ def results(
         for r in rows:
             status = r["status"]  # pass, alert, outside-domain, or nothing-scorable (its own words, in yellow)
             verdict = f"[{STATUS_STYLE.get(status, 'yellow')}]{STATUS_TEXT.get(status, status.replace('-', ' '))}[/]"
-            table.add_row(r["completed_utc"], verdict, escape(r["description"] or r["series_instance_uid"]),
+            table.add_row(r["completed_utc"], verdict, markup_safe(r["description"] or r["series_instance_uid"]),
                           str(r["n_slices"]), "" if r["median_score"] is None else f"{r['median_score']:.2f}",
-                          escape(r["reason"]))
+                          markup_safe(r["reason"]))
         Console().print(table)
 
 

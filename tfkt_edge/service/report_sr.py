@@ -29,6 +29,7 @@ from pydicom.uid import (
 from pynetdicom import AE
 
 from tfkt_edge.policy import OUTSIDE
+from tfkt_edge.shown import visible
 
 SUCCESS_OR_WARNING = {0x0000, 0xB000, 0xB006, 0xB007}
 # Patient and study module attribute <- the result's study field (all Type 1 or 2: present, maybe empty).
@@ -50,7 +51,7 @@ def _text(name: tuple[str, str, str], value: str) -> Dataset:
     item.RelationshipType = "CONTAINS"
     item.ValueType = "TEXT"
     item.ConceptNameCodeSequence = Sequence([_code(*name)])
-    item.TextValue = value[:1024]
+    item.TextValue = visible(value)[:1024]
     return item
 
 

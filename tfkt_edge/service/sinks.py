@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Protocol
 
 from rich.console import Console
-from rich.markup import escape
 
 from tfkt_edge.policy import STATUS_TEXT
 from tfkt_edge.report import series_name
+from tfkt_edge.shown import markup_safe
 
 
 class Sink(Protocol):
@@ -58,7 +58,7 @@ class ConsoleSink:
     def deliver(self, event_id: int, payload: dict) -> None:
         alert, line = one_line(payload)
         style = "bold white on red" if alert else "green"
-        self.console.print(f"[{style}]{escape(line)}[/]", highlight=False, soft_wrap=True)
+        self.console.print(f"[{style}]{markup_safe(line)}[/]", highlight=False, soft_wrap=True)
 
 
 class JsonlSink:
