@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from tfkt_edge.baselines import MIN_SERIES, Protocol, learn, save
-from tfkt_edge.cli.console import error, require_writable
+from tfkt_edge.cli.console import StdoutConsole, error, require_writable
 from tfkt_edge.cli.options import BackendOpt, BatchOpt, ModelOpt, WorkersOpt
 from tfkt_edge.errors import TfktEdgeError
 
@@ -71,7 +71,7 @@ def calibrate(
         error("give folders of accepted series, --db results.sqlite, or both")
         raise typer.Exit(2)
     require_writable(output)
-    err, console = Console(stderr=True), Console()
+    err, console = Console(stderr=True), StdoutConsole()
     try:
         pairs, left_out = [], 0
         if paths:
@@ -84,6 +84,9 @@ def calibrate(
         if db is not None:
             found, skipped = _from_database(db)
             pairs, left_out = pairs + found, left_out + skipped
+        if not pairs and not left_out:
+            where = ", ".join(str(p) for p in paths or []) or str(db)
+            raise TfktEdgeError(f"no CT series found in {where}: nothing to learn from, {output} not written")
         baselines = learn(pairs, identity, min_series)
         save(baselines, output)
     except (TfktEdgeError, OSError) as exc:

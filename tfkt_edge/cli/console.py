@@ -13,6 +13,14 @@ from tfkt_edge.cli.exit_codes import USAGE as EXIT_USAGE
 _verbosity = 0  # -q: -1, -v: 1, -vv: 2 (set once per command by the shared options)
 
 
+class StdoutConsole(Console):
+    """A console whose reader going away (``| head``) ends the command with exit 141 at the CLI's boundary
+    (rich's own default would exit 1, the alert code)."""
+
+    def on_broken_pipe(self) -> None:
+        raise BrokenPipeError
+
+
 def set_verbosity(level: int) -> None:
     """-q quiets progress bars and warnings; -v and -vv show the service's info and debug log."""
     global _verbosity

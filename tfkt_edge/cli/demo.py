@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.console import Console
 
+from tfkt_edge.cli.console import StdoutConsole
 from tfkt_edge.cli.running import run_scoring
 from tfkt_edge.examples import EXAMPLES
 from tfkt_edge.policy import AlertPolicy
@@ -20,7 +20,7 @@ def demo() -> None:
 
     Example: tfkt-edge demo
     """
-    console = Console()
+    console = StdoutConsole()
     console.print(f"[bold]tfkt-edge demo[/]: scoring the bundled examples in {EXAMPLES}\n"
                   " clinical/  a real abdominal CT slice (pydicom-data test set; one of the model's training sources)\n"
                   " degraded/  the same slice with simulated 5% dose and 90 views (noise and streaks)\n", highlight=False)

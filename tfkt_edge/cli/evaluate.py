@@ -18,7 +18,7 @@ from rich.progress import (
 from rich.table import Table
 
 from tfkt_edge.backends import create_backend
-from tfkt_edge.cli.console import error, make_policy, quiet
+from tfkt_edge.cli.console import StdoutConsole, error, make_policy, quiet
 from tfkt_edge.cli.options import BackendOpt, BaselinesOpt, BatchOpt, MinRunOpt, ModelOpt, NoiseCheckOpt, ThresholdOpt
 from tfkt_edge.errors import TfktEdgeError
 from tfkt_edge.evaluation.evaluate import evaluate as run_evaluation
@@ -56,7 +56,7 @@ def evaluate(
         _evaluate_series(series, model, output, batch_size, backend, make_policy(threshold, min_run, baselines, noise_check))
         return
     assert data is not None  # one of the two, checked above
-    err, console = Console(stderr=True), Console()
+    err, console = Console(stderr=True), StdoutConsole()
     try:
         folder = find_labelled_folder(data)
         if len(folder.labels) < 2:
@@ -96,7 +96,7 @@ def _evaluate_series(folder: Path, model, output: Path, batch_size: int, backend
     from tfkt_edge.evaluation.series import evaluate_series, markdown, read_index, to_document, write_document
 
     err = Console(stderr=True)
-    console = Console() if Console().is_terminal else Console(width=160)
+    console = StdoutConsole() if StdoutConsole().is_terminal else StdoutConsole(width=160)
     try:
         total = len(read_index(folder))
         engine = create_backend(backend, model)

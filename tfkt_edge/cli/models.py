@@ -7,9 +7,9 @@ from enum import Enum
 from typing import Annotated, Literal
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from tfkt_edge.cli.console import StdoutConsole
 from tfkt_edge.cli.training_extra import require_training_extra
 
 
@@ -37,4 +37,4 @@ def models(format: Annotated[ListFormat, typer.Option("--format", "-f", help="ta
         table.add_column(column, justify=justify)
     for c in costs:
         table.add_row(c.name, f"{c.params:,}", f"{c.gflops:.2f}", c.summary)
-    Console().print(table)
+    StdoutConsole().print(table)

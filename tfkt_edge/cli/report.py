@@ -10,7 +10,7 @@ from rich.console import Console
 
 from tfkt_edge.backends import BackendOptions
 from tfkt_edge.cli import exit_codes
-from tfkt_edge.cli.console import error, make_policy, require_writable
+from tfkt_edge.cli.console import StdoutConsole, error, make_policy, require_writable
 from tfkt_edge.cli.options import (
     BackendOpt,
     BaselinesOpt,
@@ -57,6 +57,6 @@ def report(
         raise typer.Exit(exit_codes.USAGE)
     written = save_report(run, policy, output, profiles)
     alerts = sum(r.verdict.alert for r in run.results)
-    Console().print(f"report: {written[0]} ({len(run.results)} series, {alerts} rescan alert(s))"
+    StdoutConsole().print(f"report: {written[0]} ({len(run.results)} series, {alerts} rescan alert(s))"
                     + (f"; {len(written) - 1} profile PNG(s) in {profiles}" if profiles else ""), highlight=False)
     raise typer.Exit(verdict_exit_code(run.results))

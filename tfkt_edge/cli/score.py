@@ -11,7 +11,7 @@ from rich.console import Console
 
 from tfkt_edge.backends import BackendOptions
 from tfkt_edge.cli import exit_codes
-from tfkt_edge.cli.console import error, make_policy, require_writable, warn
+from tfkt_edge.cli.console import StdoutConsole, error, make_policy, require_writable, warn
 from tfkt_edge.cli.options import (
     BackendOpt,
     BaselinesOpt,
@@ -53,7 +53,8 @@ def score(
 ) -> None:
     """Score CT slices 0-4 (higher is better) per series and flag series that need a rescan.
 
-    Exit code 0: every series passes; 1: at least one rescan alert; 2: nothing scorable or bad usage.
+    Exit code 0: every series passes; 1: at least one rescan alert; 2: nothing scorable or bad usage;
+    3: no alert, but a series lies outside the validated domain (its learned score not acted on).
 
     Example: tfkt-edge score /data/exam42 --format json -o exam42.json
     """
@@ -67,7 +68,7 @@ def score(
              "are held to the physics defaults")
     if format is OutputFormat.table:
         buffer = io.StringIO()
-        console = Console(file=buffer, width=160) if output is not None else Console()
+        console = Console(file=buffer, width=160) if output is not None else StdoutConsole()
         print_table(console, run.results, run.skipped, threshold)
         text = buffer.getvalue() if output is not None else None
     elif format is OutputFormat.json:

@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from tfkt_edge.backends import BackendOptions
-from tfkt_edge.cli.console import error, make_policy
+from tfkt_edge.cli import exit_codes
+from tfkt_edge.cli.console import StdoutConsole, error, make_policy
 from tfkt_edge.cli.options import (
     BackendOpt,
     BaselinesOpt,
@@ -46,11 +46,13 @@ SrOpt = Annotated[Optional[str], typer.Option("--sr-destination", help="Also sen
 EventsOpt = Annotated[Optional[Path], typer.Option("--events", help="JSON-lines log of results (default: DB.events.jsonl).")]
 
 
-def _wait_for_signal() -> None:
-    stop = threading.Event()
+def _wait_for_signal() -> int:
+    """Wait for SIGINT or SIGTERM; the exit code it means (130 after Ctrl-C, 0 after a requested stop)."""
+    stop, received = threading.Event(), []
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+        signal.signal(sig, lambda number, _: (received.append(number), stop.set()))
     stop.wait()
+    return exit_codes.INTERRUPTED if received and received[0] == signal.SIGINT else exit_codes.PASS
 
 
 def _run(make_service, banner: str, starting: str) -> None:
@@ -68,11 +70,13 @@ def _run(make_service, banner: str, starting: str) -> None:
         service.stop()
         error(f"{starting}: {exc.strerror or exc}")
         raise typer.Exit(2) from None
-    Console().print(banner, highlight=False, soft_wrap=True)
+    StdoutConsole().print(banner, highlight=False, soft_wrap=True)
     try:
-        _wait_for_signal()
+        code = _wait_for_signal()
     finally:
         service.stop()
+    if code:
+        raise typer.Exit(code)
 
 
 def _config(store, db, events, series_timeout, threshold, min_run, webhook, sr_destination, calling_ae, backend, model,
@@ -219,7 +223,7 @@ def results(
             table.add_row(r["completed_utc"], verdict, markup_safe(r["description"] or r["series_instance_uid"]),
                           str(r["n_slices"]), "" if r["median_score"] is None else f"{r['median_score']:.2f}",
                           markup_safe(r["reason"]))
-        Console().print(table)
+        StdoutConsole().print(table)
 
 
 SUMMARY_FIELDS = ("event_id", "completed_utc", "series_instance_uid", "revision", "description", "alert", "status", "n_slices",

@@ -18,6 +18,7 @@ from rich.progress import (
 )
 
 from tfkt_edge.cli.boundary import CommandGroup
+from tfkt_edge.cli.console import StdoutConsole
 from tfkt_edge.cli.training_extra import require_training_extra
 
 app = typer.Typer(help="Train models: natural-image pre-training, then CT fine-tuning.", no_args_is_help=True, cls=CommandGroup)
@@ -55,7 +56,7 @@ def _run(stage: str, settings: dict, run_dir: Path | None, resume: bool) -> None
     from tfkt_edge.train.stages import finetune_sets, pretrain_sets
     from tfkt_edge.train.trainer import Callbacks, TrainConfig, train
 
-    err, console = Console(stderr=True), Console()
+    err, console = Console(stderr=True), StdoutConsole()
     config = TrainConfig(stage=stage, **settings)
     run_dir = run_dir or Path("runs") / f"{stage}-{config.dataset}"
     try:

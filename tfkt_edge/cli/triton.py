@@ -9,9 +9,8 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 
-from tfkt_edge.cli.console import error
+from tfkt_edge.cli.console import StdoutConsole, error
 
 
 def triton_serve(
@@ -38,7 +37,7 @@ def triton_serve(
     try:
         server.start()
         assert server.process is not None
-        Console().print(f"tfkt-edge: Triton serving {', '.join(server.models)} on {host}: gRPC {grpc_port}, HTTP {http_port}, "
+        StdoutConsole().print(f"tfkt-edge: Triton serving {', '.join(server.models)} on {host}: gRPC {grpc_port}, HTTP {http_port}, "
                         f"metrics {metrics_port} (tritonserver pid {server.process.pid}; log {server.log_path})",
                         highlight=False, soft_wrap=True)
         while not stop.wait(0.5):

@@ -148,14 +148,19 @@ class Database:
         self._lock = threading.Lock()
         self.write_error: str | None = None  # the last write's failure (disk full...), None once writes succeed
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=30)
-        # Before WAL, so a new file carries the marker in its header at once.
-        self._db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")  # an acknowledged instance survives power loss too
-        self._db.executescript(SCHEMA)
-        for table, column, definition in ADDED_COLUMNS:  # a database written by an earlier version gains them
-            if column not in {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}:
-                self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
+        try:
+            # Before WAL, so a new file carries the marker in its header at once.
+            self._db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")  # an acknowledged instance survives power loss too
+            self._db.executescript(SCHEMA)
+            for table, column, definition in ADDED_COLUMNS:  # a database written by an earlier version gains them
+                if column not in {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}:
+                    self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
+        except sqlite3.DatabaseError as exc:  # a truncated or damaged file: one line, exit 2, nothing written
+            self._db.close()
+            raise InputError(f"cannot open the results database {path}: {exc} (restore it from a backup, or move "
+                             "it aside to start a new one)") from None
 
     def close(self) -> None:
         with self._lock:
