@@ -46,13 +46,12 @@ SrOpt = Annotated[Optional[str], typer.Option("--sr-destination", help="Also sen
 EventsOpt = Annotated[Optional[Path], typer.Option("--events", help="JSON-lines log of results (default: DB.events.jsonl).")]
 
 
-def _wait_for_signal() -> int:
-    """Wait for SIGINT or SIGTERM; the exit code it means (130 after Ctrl-C, 0 after a requested stop)."""
+def _on_signals() -> tuple[threading.Event, list[int]]:
+    """Handle SIGINT and SIGTERM from now on: the event is set and the signal recorded."""
     stop, received = threading.Event(), []
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda number, _: (received.append(number), stop.set()))
-    stop.wait()
-    return exit_codes.INTERRUPTED if received and received[0] == signal.SIGINT else exit_codes.PASS
+    return stop, received
 
 
 def _run(make_service, banner: str, starting: str) -> None:
@@ -70,13 +69,14 @@ def _run(make_service, banner: str, starting: str) -> None:
         service.stop()
         error(f"{starting}: {exc.strerror or exc}")
         raise typer.Exit(2) from None
+    stop, received = _on_signals()  # before the banner: a stop sent once the node says it is up is handled
     StdoutConsole().print(banner, highlight=False, soft_wrap=True)
     try:
-        code = _wait_for_signal()
+        stop.wait()
     finally:
         service.stop()
-    if code:
-        raise typer.Exit(code)
+    if received and received[0] == signal.SIGINT:
+        raise typer.Exit(exit_codes.INTERRUPTED)
 
 
 def _config(store, db, events, series_timeout, threshold, min_run, webhook, sr_destination, calling_ae, backend, model,
