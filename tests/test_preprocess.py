@@ -53,3 +53,29 @@ def test_training_and_runtime_prepare_a_dicom_slice_identically(real):
     assert backend.model.contract == corpus.LDCTIQAC
     runtime = decode_slice(scan([real["abdomen_j2k"]]).series[0].slices[0], backend.model.contract)
     np.testing.assert_array_equal(training, runtime)
+
+
+def test_the_reading_view_of_a_sharp_kernel_lowers_its_fine_noise_only():
+    import json
+
+    from tfkt_edge.preprocess import SHARP_VIEW, SHARP_VIEW_HEAD, PreprocessContract, reading_view
+
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:512, :512]
+    anatomy = np.where((yy - 256) ** 2 + (xx - 256) ** 2 < 200**2, 0.72, 0.0).astype(np.float32)
+    image = np.clip(anatomy + rng.normal(0, 0.04, anatomy.shape).astype(np.float32), 0, 1)
+    contract = PreprocessContract()
+    assert reading_view(image, "soft", False, contract) is image and reading_view(image, "unknown", True, contract) is image
+    inside = (yy - 256) ** 2 + (xx - 256) ** 2 < 150**2
+    for head, view in ((False, SHARP_VIEW), (True, SHARP_VIEW_HEAD)):
+        viewed = reading_view(image, "sharp", head, contract)
+        assert viewed.dtype == np.float32 and viewed.shape == image.shape
+        assert abs(float(viewed[inside].mean()) - 0.72) < 0.005  # anatomy's level kept
+        # White noise keeps about a quarter of its SD below the split (sigma 1 px); the rest is scaled by the view.
+        assert float(viewed[inside].std()) < (0.3 + view) * float(image[inside].std())
+    # A model file written before the view was trained without it: its contract keeps none.
+    legacy = json.loads(contract.to_json())
+    for key in ("sharp_view", "sharp_view_head", "sharp_sigma"):
+        legacy.pop(key)
+    old = PreprocessContract.from_json(json.dumps(legacy))
+    assert old.sharp_view == old.sharp_view_head == 1.0 and reading_view(image, "sharp", False, old) is image

@@ -20,6 +20,8 @@ import numpy as np
 
 METADATA_KEY = "tfkt_edge.preprocess"
 RESIZE_RULE = "pad-to-square-with-air-then-bilinear"
+SHARP_VIEW = round(350.0 / 1500.0, 4)
+SHARP_VIEW_HEAD = round(350.0 / 2000.0, 4)
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,12 @@ class PreprocessContract:
     hu_max: float = 400.0
     size: int = 512
     resize: str = RESIZE_RULE
+    # The reading view of a sharp kernel (`reading_view`): its fine-scale residual (the image less a Gaussian
+    # of `sharp_sigma` pixels) is scaled by the soft-tissue reading window over the sharp one: 350 / 1500 (a
+    # lung or bone window), 350 / 2000 for a head (a bone window). 1.0: no view (model files up to 0.3.x).
+    sharp_view: float = SHARP_VIEW
+    sharp_view_head: float = SHARP_VIEW_HEAD
+    sharp_sigma: float = 1.0
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -37,10 +45,14 @@ class PreprocessContract:
     @classmethod
     def from_json(cls, text: str) -> PreprocessContract:
         fields = json.loads(text)
+        if "sharp_view" not in fields:  # written before the reading view: the model was trained without it
+            fields = {**fields, "sharp_view": 1.0, "sharp_view_head": 1.0}
         contract = cls(**fields)
         if contract.resize != RESIZE_RULE:
             raise ValueError(f"unknown resize rule {contract.resize!r}")
-        if not contract.hu_max > contract.hu_min or contract.size < 8:
+        views = (contract.sharp_view, contract.sharp_view_head)
+        if not contract.hu_max > contract.hu_min or contract.size < 8 or not all(0.0 < v <= 1.0 for v in views) \
+                or not 0.0 < contract.sharp_sigma <= 8.0:
             raise ValueError(f"invalid preprocessing contract {fields}")
         return contract
 
@@ -104,3 +116,32 @@ def fit_to_size(image: np.ndarray, contract: PreprocessContract = LDCTIQAC) -> n
         matrix = _resample_matrix(square.shape[0], contract.size)
         image = matrix @ square @ matrix.T
     return np.ascontiguousarray(image, dtype=np.float32)
+
+
+def reading_view(image: np.ndarray, kernel_class: str, head: bool = False,
+                 contract: PreprocessContract = LDCTIQAC) -> np.ndarray:
+    """A preprocessed slice as its reader sees it, for the model: a sharp-kernel slice is read at a lung or
+    bone window, where its fine-grained noise looks ``1 / contract.sharp_view`` times smaller than at the
+    soft-tissue window the labels are defined at (``sharp_view_head`` for a head: a bone window), so its
+    fine-scale residual is scaled by that factor. Soft and unnamed kernels (and contracts without a view)
+    pass unchanged. The kernel class comes from the header (`domain.kernel_class`), the region from
+    BodyPartExamined (`noise.region_of`); the physics statistics are taken before this view."""
+    view = contract.sharp_view_head if head else contract.sharp_view
+    if kernel_class != "sharp" or view >= 1.0:
+        return image
+    low = _gaussian(image, contract.sharp_sigma)
+    out = low + (image - low) * np.float32(view)
+    return np.clip(out, 0.0, 1.0, out=out).astype(np.float32, copy=False)
+
+
+def _gaussian(image: np.ndarray, sigma: float) -> np.ndarray:
+    """A separable Gaussian blur (edges repeated), numpy only: the runtime needs no scipy."""
+    radius = max(1, int(np.ceil(3.0 * sigma)))
+    taps = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2).astype(np.float32)
+    taps /= taps.sum()
+    out = np.asarray(image, dtype=np.float32)
+    for axis in (0, 1):
+        padded = np.pad(out, [(radius, radius) if a == axis else (0, 0) for a in (0, 1)], mode="edge")
+        n = out.shape[axis]
+        out = sum(w * (padded[k : k + n] if axis == 0 else padded[:, k : k + n]) for k, w in enumerate(taps))
+    return out

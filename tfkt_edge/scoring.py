@@ -40,7 +40,7 @@ from tfkt_edge.model_file import ModelInfo
 from tfkt_edge.noise import PHYSICS_DEFAULTS, NoiseFinding, NoiseLimits, assess_noise, region_of
 from tfkt_edge.physics import SeriesPhysics, series_physics
 from tfkt_edge.policy import AlertPolicy, Verdict, evaluate, outside_domain
-from tfkt_edge.preprocess import PreprocessContract, preprocess
+from tfkt_edge.preprocess import PreprocessContract, preprocess, reading_view
 
 
 @dataclass(frozen=True)
@@ -79,9 +79,13 @@ def decode_slice(ref: SliceRef, contract: PreprocessContract) -> np.ndarray | Sk
 
 def decode_with_stats(ref: SliceRef, contract: PreprocessContract, pool: int = POOL) -> tuple[np.ndarray, ImageStats] | Skip:
     """`decode_slice` plus the domain check's image statistics (pooled ``pool``x: `ModelInfo.stats_pool`),
-    both in the decoding worker."""
+    both in the decoding worker; the image handed on is the reader's view of it (`preprocess.reading_view`)."""
     image = decode_slice(ref, contract)
-    return image if isinstance(image, Skip) else (image, image_stats(image, contract, pool))
+    if isinstance(image, Skip):
+        return image
+    stats = image_stats(image, contract, pool)  # physics on the slice as stored, before the reader's view
+    head = region_of(ref.body_part) == "head"
+    return reading_view(image, kernel_class(ref.kernel or ""), head, contract), stats
 
 
 DECODERS = ("threads", "processes")

@@ -23,7 +23,7 @@ import numpy as np
 from tfkt_edge.dicom import load_hu, scan
 from tfkt_edge.domain import kernel_class
 from tfkt_edge.noise import region_of
-from tfkt_edge.preprocess import LDCTIQAC, pad_square, preprocess
+from tfkt_edge.preprocess import LDCTIQAC, pad_square, preprocess, reading_view
 from tfkt_edge.train.ctnoise import (
     SHARP_WINDOW,
     SOFT_WINDOW,
@@ -121,7 +121,8 @@ def build_source(source: Source) -> dict:
                 label = label_image(kept * noise, kept * streaks, window, smoothing_penalty(1.0, kept))
             else:
                 label = label_image(noise, streaks, window)
-            out["images"].append(preprocess(degraded, LDCTIQAC).astype(np.float16))
+            # The reader's view of a sharp-kernel slice, as the runtime hands it to the model.
+            out["images"].append(reading_view(preprocess(degraded, LDCTIQAC), native_class, head).astype(np.float16))
             out["labels"].append(label)
             out["dose"].append(degradation.dose)
             out["views"].append(degradation.views)

@@ -32,7 +32,7 @@ MIN_NATIVE_HU = 4.0
 D_HALF = 43.66
 SHAPE = 4.475
 STREAK_WEIGHT = 0.473
-SOFT_WINDOW = 350.0  # readers of LDCTIQAC: W350 / L40
+SOFT_WINDOW = 350.0  # readers of LDCTIQAC: W350 / L40 (preprocess.SHARP_VIEW is SOFT_WINDOW / SHARP_WINDOW)
 SHARP_WINDOW = 1500.0  # a sharp (lung, bone) kernel is read at a lung or bone window
 SHARP_HEAD_WINDOW = 2000.0  # sharp head kernels (skull, temporal bone) at a bone window
 # Over-smoothing: readers mark waxy, over-denoised images down. Removing more than SMOOTH_FREE of an image's

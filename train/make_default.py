@@ -139,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tag", default="", help="the ablation round whose run directories to use or create")
     parser.add_argument("--init", type=Path, default=None,
                         help="fine-tune from this checkpoint (an earlier shipped model) instead of pre-training anew")
+    parser.add_argument("--init-note", default="", help="how the --init checkpoint was made, for the card")
     parser.add_argument("--ladders", type=Path, default=None, help="where the held-out dose ladders are (written if absent)")
     args = parser.parse_args(argv)
     shipping = args.assets.resolve() == ASSETS.resolve()
@@ -164,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
             "pretrain": CHECKPOINTS / f"{args.model}.pretrain.log.csv" if args.init else pretrained.parent / "log.csv"}
     seconds = {stage: round(sum(r["seconds"] for r in read_log(path))) for stage, path in logs.items()}
     if args.init:
-        seconds["init"] = str(args.init)
+        seconds["init"] = args.init_note or str(args.init)
     sizes = {"pretrain_train": len(nat_train), "pretrain_val": len(nat_val), "train": len(ct_train), "heldout": len(heldout)}
 
     from tfkt_edge.export.onnx import export_onnx, max_score_difference
