@@ -66,9 +66,13 @@ def heldout_slices(realct):
 
 
 def test_held_out_real_clinical_slices_are_diagnostic(heldout_slices, backend):
-    """Every held-out real slice (unseen patients, an unseen vendor, a sharp kernel) scores as diagnostic."""
+    """Every held-out real slice (unseen patients, an unseen vendor, a sharp kernel) scores as diagnostic, handed
+    to the model as the runtime hands it (a sharp kernel as its reader's view)."""
+    from tfkt_edge.scoring import decode_with_stats
+
     assert len(heldout_slices) >= 40
-    images = np.stack([preprocess(slice_hu(s.path)) for s in heldout_slices])
+    images = np.stack([decode_with_stats(scan([s.path]).series[0].slices[0], backend.model.contract)[0]
+                       for s in heldout_slices])
     scores = backend.infer(images[:, None])
     low = {str(s.path.relative_to(s.path.parents[1])): round(float(v), 2) for s, v in zip(heldout_slices, scores) if v < 2.5}
     assert not low
@@ -114,4 +118,4 @@ def test_a_copy_with_twice_the_noise_of_its_original_never_scores_above_it(heldo
         extra = np.sqrt(3.0) * own.sigma  # own^2 + extra^2 = (2 own)^2
         images = [preprocess(hu), preprocess(hu + textured * extra), preprocess(hu + white * extra)]
         original, copy, fine = backend.infer(np.stack(images)[:, None])
-        assert copy <= original + 0.02 and fine <= original + 0.02, (str(s.path), original, copy, fine)
+        assert copy <= original and fine <= original, (str(s.path), original, copy, fine)
