@@ -49,8 +49,13 @@ EventsOpt = Annotated[Optional[Path], typer.Option("--events", help="JSON-lines 
 def _on_signals() -> tuple[threading.Event, list[int]]:
     """Handle SIGINT and SIGTERM from now on: the event is set and the signal recorded."""
     stop, received = threading.Event(), []
+
+    def handle(number: int, _frame) -> None:
+        received.append(number)
+        stop.set()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda number, _: (received.append(number), stop.set()))
+        signal.signal(sig, handle)
     return stop, received
 
 
