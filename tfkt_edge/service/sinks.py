@@ -46,7 +46,20 @@ def one_line(payload: dict) -> tuple[bool, str]:
                                                                 ("station", "station")) if study.get(key))
     median = "-" if series.get("median_score") is None else f"{series['median_score']:.2f}"
     return bool(series["alert"]), (f"{verdict}: {description}{f' [{who}]' if who else ''} ({series['n_slices']} slices, "
-                                   f"median {median}) {series['reason']} [{uid}]")
+                                   f"median {median}{_physics(series)}) {series['reason']} [{uid}]")
+
+
+def _physics(series: dict) -> str:
+    """", noise 16.1/37.5 HU, Dw 31 cm, SSDE 14.3 mGy": what physics says, beside the score."""
+    noise, physics = series.get("noise") or {}, series.get("physics") or {}
+    parts = []
+    if noise.get("noise_hu") is not None and noise.get("ceiling_hu") is not None:
+        parts.append(f"noise {noise['noise_hu']:.1f}/{noise['ceiling_hu']:.1f} HU")
+    if physics.get("water_diameter_cm") is not None:
+        parts.append(f"Dw {physics['water_diameter_cm']:.0f} cm")
+    if physics.get("ssde_mgy") is not None:
+        parts.append(f"SSDE {physics['ssde_mgy']:.1f} mGy")
+    return "".join(f", {p}" for p in parts)
 
 
 class ConsoleSink:
