@@ -339,3 +339,24 @@ def test_a_file_rewritten_after_the_scan_is_a_skip_not_read_at_a_stale_offset(re
     skip = decode_slice(ref, LDCTIQAC)
     assert not isinstance(skip, np.ndarray) and "changed after its header was read" in skip.reason
     np.testing.assert_array_equal(load_hu(only_slice(path)), load_hu(only_slice(real["explicit_le"])))
+
+
+def test_an_instance_uid_reused_by_another_series_evicts_nothing(real, tmp_path):
+    """Two real slices of two series that share one SOPInstanceUID (the second file larger): both are scored,
+    each in its own series; a true duplicate (same series, same UID) is still read once."""
+    from pydicom.uid import generate_uid
+
+    shared = generate_uid()
+    for name, source, extra in (("a.dcm", real["explicit_le"], 0), ("b.dcm", real["abdomen_j2k"], 1)):
+        ds = pydicom.dcmread(source)
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = shared
+        ds.SeriesInstanceUID = generate_uid()
+        if extra:
+            ds.ImageComments = "x" * 20000  # the larger file, read second
+        ds.save_as(tmp_path / name)
+    found = scan([tmp_path])
+    assert len(found.series) == 2 and found.n_slices == 2 and not found.skipped
+    (tmp_path / "copy.dcm").write_bytes((tmp_path / "a.dcm").read_bytes())
+    found = scan([tmp_path])
+    assert len(found.series) == 2 and [s.reason.split(" already")[0] for s in found.skipped] == \
+        [f"duplicate of SOP Instance {shared}"]

@@ -38,7 +38,9 @@ class Scanner:
 
     def __init__(self) -> None:
         self.skipped: list[Skip] = []
-        self._owners: dict[str, tuple[Path, list[SliceRef]]] = {}
+        # By (series, SOP instance): an instance UID reused by another series (a sender's bug, or a copy
+        # re-filed) names two different images, and neither may evict the other.
+        self._owners: dict[tuple[str, str], tuple[Path, list[SliceRef]]] = {}
         self._anonymous: list[SliceRef] = []
 
     def add(self, item: Path, found: list[SliceRef] | Skip) -> list[SliceRef]:
@@ -51,16 +53,17 @@ class Scanner:
         if not uid:
             self._anonymous.extend(found)
             return found
-        if uid in self._owners:
+        key = (found[0].series_instance_uid, uid)
+        if key in self._owners:
             # Of two copies of one instance keep the larger: a truncated copy must not hide the whole one.
-            kept, _ = self._owners[uid]
+            kept, _ = self._owners[key]
             taken = _size(item) > _size(kept)
             if taken:
-                self._owners[uid] = (item, found)
+                self._owners[key] = (item, found)
                 item, kept = kept, item
             self.skipped.append(Skip(item, reasons.DUPLICATE.format(uid=uid, other=kept)))
             return found if taken else []
-        self._owners[uid] = (item, found)
+        self._owners[key] = (item, found)
         return found
 
     def result(self) -> ScanResult:
