@@ -185,6 +185,7 @@ def test_every_command_has_help_with_an_example():
 def test_version_prints_one_line():
     result = invoke("--version")
     assert result.exit_code == 0 and result.output.startswith("tfkt-edge ") and result.output.count("\n") == 1
+    assert "shipped model tfkt_edge_s 0.4.0" in result.output
 
 
 @pytest.mark.parametrize(("flag", "level"), [("-q", "ERROR"), ("-v", "INFO"), ("-vv", "DEBUG")])

@@ -60,7 +60,21 @@ def show_version(value: bool) -> None:
     from importlib.metadata import PackageNotFoundError, version
 
     try:
-        typer.echo(f"tfkt-edge {version('tfkt-edge')}")
+        package = f"tfkt-edge {version('tfkt-edge')}"
     except PackageNotFoundError:
-        typer.echo("tfkt-edge (not installed as a package)")
+        package = "tfkt-edge (not installed as a package)"
+    typer.echo(f"{package}; shipped model {_model_version()}")
     raise typer.Exit(exit_codes.PASS)
+
+
+def _model_version() -> str:
+    """The shipped model's name and version, from its card beside the ONNX file (no model is opened)."""
+    import json
+
+    from tfkt_edge.model_file import DEFAULT_MODEL
+
+    try:
+        card = json.loads(DEFAULT_MODEL.with_suffix(".card.json").read_text())
+        return f"{card.get('name', DEFAULT_MODEL.stem)} {card.get('version', '')}".strip()
+    except (OSError, ValueError):
+        return f"{DEFAULT_MODEL.stem} (card unreadable)"
