@@ -14,6 +14,7 @@ import os
 import threading
 import urllib.error
 import urllib.request
+from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
@@ -71,7 +72,15 @@ class ConsoleSink:
     def deliver(self, event_id: int, payload: dict) -> None:
         alert, line = one_line(payload)
         style = "bold white on red" if alert else "green"
-        self.console.print(f"[{style}]{markup_safe(line)}[/]", highlight=False, soft_wrap=True)
+        # When the verdict was reached (the judged time in the stored document; a delivery retried after a
+        # restart keeps it), local time as a technologist's clock reads it.
+        judged = payload.get("judged_utc")
+        try:
+            when = datetime.fromisoformat(judged).astimezone() if judged else datetime.now().astimezone()
+        except ValueError:
+            when = datetime.now().astimezone()
+        self.console.print(f"[dim]{when:%Y-%m-%d %H:%M:%S}[/] [{style}]{markup_safe(line)}[/]", highlight=False,
+                           soft_wrap=True)
 
 
 class JsonlSink:
