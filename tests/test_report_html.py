@@ -22,3 +22,20 @@ def test_header_text_is_escaped_in_the_report(tmp_path):
     assert "<script>" not in page and "<b>Bold</b>" not in page and "<img src=x" not in page
     assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in page and "&lt;b&gt;Bold&lt;/b&gt;" in page
     assert "RESCAN ALERT" in page and "Skipped (1)" in page
+
+
+def test_a_report_on_slices_at_absurd_positions_is_drawn_by_slice_number(tmp_path):
+    """ImagePositionPatient 1e308 mm is a valid DS a sender can write: the profile falls back to slice order."""
+    from pydicom.uid import generate_uid
+    from typer.testing import CliRunner
+
+    from tfkt_edge.cli.main import app
+
+    for i, z in enumerate((1e308, -1e308)):
+        ds = pydicom.dcmread(EXAMPLES / "clinical" / "abdomen.dcm")
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+        ds.ImagePositionPatient = [0, 0, z]
+        ds.save_as(tmp_path / f"s{i}.dcm")
+    result = CliRunner().invoke(app, ["report", str(tmp_path), "-o", str(tmp_path / "r.html")])
+    assert result.exit_code == 0, result.output  # before: a traceback from matplotlib, exit 1 (the alert code)
+    assert "<img class=\"profile\"" in (tmp_path / "r.html").read_text()

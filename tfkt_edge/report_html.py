@@ -31,6 +31,9 @@ THUMBNAILS = 4
 THUMB_SIZE = 192
 
 
+MAX_POSITION_MM = 1e5
+
+
 def profile_png(result: SeriesResult, policy: AlertPolicy) -> bytes:
     """Score against slice position (mm along the patient axis when every slice has one, else slice number)."""
     from tfkt_edge.evaluation.plots import _pyplot
@@ -38,7 +41,8 @@ def profile_png(result: SeriesResult, policy: AlertPolicy) -> bytes:
     plt = _pyplot()
     scores = result.scores
     positions = [s.ref.position for s in result.slices]
-    by_position = all(p is not None for p in positions) and len(set(positions)) == len(positions)
+    # Positions a plot can use: present, distinct, and within a scanner's reach (a header can claim 1e308 mm).
+    by_position = all(p is not None and abs(p) < MAX_POSITION_MM for p in positions) and len(set(positions)) == len(positions)
     x = np.array(positions, dtype=float) if by_position else np.arange(1, len(scores) + 1)
     fig, ax = plt.subplots(figsize=(8, 2.8), dpi=100)
     for start, stop in alerting_runs(scores, policy):
