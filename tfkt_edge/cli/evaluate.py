@@ -31,7 +31,7 @@ def evaluate(
     data: Annotated[Optional[Path], typer.Option("--data", help=f"Labelled folder: {LAYOUT}.", show_default=False)] = None,
     series: Annotated[Optional[Path], typer.Option("--series", help="Series mode: a folder with series.csv (path,source,ladder,dose,label,expected), e.g. from python -m tfkt_edge.train.ladders.", show_default=False)] = None,
     model: ModelOpt = None,
-    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for predictions.json and scatter.png (series mode: series.json).")] = Path("evaluation"),
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Also write predictions.json and scatter.png to this folder (series mode: series.json and series.md); nothing is written without it.", show_default=False)] = None,
     batch_size: BatchOpt = 16,
     backend: BackendOpt = "onnxruntime",
     threshold: ThresholdOpt = 2.0,
@@ -67,7 +67,7 @@ def evaluate(
             task = progress.add_task("", total=len(folder.labels))
             with closing(engine):
                 result = run_evaluation(folder, engine, batch_size, on_image=lambda: progress.advance(task))
-        json_path, png_path = write_evaluation(result, output)
+        written = write_evaluation(result, output) if output is not None else None
     except (TfktEdgeError, OSError) as exc:
         error(str(exc))
         raise typer.Exit(2) from None
@@ -85,14 +85,15 @@ def evaluate(
         beats = f["overall"] > g["overall"]
         console.print(f"the learned score {'beats' if beats else 'does NOT beat'} the global noise index on these images "
                       f"(overall {f['overall']:.3f} against {g['overall']:.3f})", highlight=False)
-    console.print(f"predictions: {json_path}\nscatter plot: {png_path}", highlight=False)
+    if written is not None:
+        console.print(f"predictions: {written[0]}\nscatter plot: {written[1]}", highlight=False)
 
 
 def _fmt(value, spec: str = ".2f") -> str:
     return "-" if value is None else format(value, spec)
 
 
-def _evaluate_series(folder: Path, model, output: Path, batch_size: int, backend: str, policy: AlertPolicy) -> None:
+def _evaluate_series(folder: Path, model, output: Path | None, batch_size: int, backend: str, policy: AlertPolicy) -> None:
     from tfkt_edge.evaluation.series import evaluate_series, markdown, read_index, to_document, write_document
 
     err = Console(stderr=True)
@@ -106,8 +107,7 @@ def _evaluate_series(folder: Path, model, output: Path, batch_size: int, backend
             with closing(engine):
                 outcomes = evaluate_series(folder, engine, policy, batch_size, on_series=lambda: progress.advance(task))
                 doc = to_document(outcomes, engine.model.name)
-        path = write_document(doc, output / "series.json")
-        markdown_path = output / "series.md"
+        path = write_document(doc, output / "series.json") if output is not None else None
     except (TfktEdgeError, OSError) as exc:
         error(str(exc))
         raise typer.Exit(2) from None
@@ -131,5 +131,7 @@ def _evaluate_series(folder: Path, model, output: Path, batch_size: int, backend
         console.print(f"against the labels, over all slices: the learned score's overall {model_overall:.3f}, the global "
                       f"noise index's {noise_overall:.3f}: the learned score "
                       f"{'beats' if model_overall > noise_overall else 'does NOT beat'} the noise index", highlight=False)
-    markdown_path.write_text(markdown(doc["summary"]))
-    console.print(f"series results: {path} and {markdown_path}", highlight=False)
+    if output is not None and path is not None:
+        markdown_path = output / "series.md"
+        markdown_path.write_text(markdown(doc["summary"]))
+        console.print(f"series results: {path} and {markdown_path}", highlight=False)
