@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from tfkt_edge.examples import EXAMPLES
 from tfkt_edge.service.database import Database
@@ -72,3 +73,34 @@ def test_a_file_finished_while_the_service_was_down_is_read_again_after_the_rest
         db.close()
     row = sqlite3.connect(str(tmp_path / "results.sqlite")).execute("SELECT processed_at, skip_reason FROM instances").fetchone()
     assert row == (None, None)  # queued to be scored again
+
+
+def test_a_file_whose_name_is_not_utf8_is_refused_once_with_its_reason(tmp_path, caplog):
+    """A real CT slice named with a Latin-1 byte: the database cannot hold the name; the feed refuses the file
+    once, says why in one line, and goes on taking the others (before: a traceback every poll, for ever)."""
+    import logging
+    import os
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    data = (EXAMPLES / "clinical" / "abdomen.dcm").read_bytes()
+    odd = Path(os.fsdecode(bytes(inbox) + b"/ab\xffc.dcm"))
+    odd.write_bytes(data)
+    good = inbox / "good.dcm"
+    db = Database(tmp_path / "results.sqlite")
+    try:
+        watcher = FolderWatcher(inbox, db, received=lambda _: None, settle=1.0)
+        clock = [1000.0]
+        with caplog.at_level(logging.WARNING, logger="tfkt_edge"):
+            scan_until(watcher, lambda: odd in watcher.refused, clock)
+            good.write_bytes(data)
+            scan_until(watcher, lambda: good in watcher.taken, clock)
+            for _ in range(3):
+                clock[0] += 2.0
+                watcher.scan_once(clock[0])
+        lines = [r.getMessage() for r in caplog.records if "not valid UTF-8" in r.getMessage()]
+        assert len(lines) == 1 and "\\udcff" in lines[0]
+        assert list(db.instance_files()) == [good]
+        watcher.close()
+    finally:
+        db.close()

@@ -15,12 +15,13 @@ from rich.markup import escape
 
 
 def visible(text: object, keep: str = "") -> str:
-    """``text`` with every control and format character (C0, DEL, C1, bidi overrides, zero-width marks)
+    """``text`` with every control and format character (C0, DEL, C1, bidi overrides, zero-width marks, and the
+    lone surrogates that stand for undecodable bytes of a file name)
     written as a visible escape such as ``\\x1b`` or ``\\u202e``; the characters in ``keep`` (for HTML, line
     breaks and tabs, which a browser shows as spaces) stay."""
     out = []
     for ch in str(text):
-        if unicodedata.category(ch) in ("Cc", "Cf") and ch not in keep:
+        if unicodedata.category(ch) in ("Cc", "Cf", "Cs") and ch not in keep:
             code = ord(ch)
             out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
         else:

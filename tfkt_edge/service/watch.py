@@ -29,6 +29,7 @@ from pydicom.errors import InvalidDicomError
 from tfkt_edge.service.database import Database
 from tfkt_edge.service.scp import STORAGE_CLASSES
 from tfkt_edge.service.store import InvalidUID, instance_uids
+from tfkt_edge.shown import visible
 
 log = logging.getLogger("tfkt_edge.service")
 HEADER_TAGS = ["SOPClassUID", "SOPInstanceUID", "SeriesInstanceUID", "StudyInstanceUID"]
@@ -219,15 +220,27 @@ class FolderWatcher(threading.Thread):
                         self._seen.pop(path, None)
                         continue  # quiet, but its writer still holds it open
                 identity = _identity(path)
-                reason = ingest(path, self.db, identity)
+                reason = self._ingest(path, identity)
                 if reason is None:
                     self.taken[path] = identity
                     taken += 1
                     self.received("")
                 else:
                     self.refused[path] = identity
-                    log.warning("skipped %s: %s", path, reason)
+                    log.warning("skipped %s: %s", visible(path), reason)
         return taken
+
+    def _ingest(self, path: Path, identity: tuple[int, int] | None) -> str | None:
+        """`ingest`, with what no file may do to the feed: a file whose name the database cannot hold, or one
+        whose recording fails, is refused with its reason (once, until it changes), never retried in a loop."""
+        try:
+            str(path).encode("utf-8")
+        except UnicodeEncodeError:
+            return "its name is not valid UTF-8 and cannot be recorded: rename the file"
+        try:
+            return ingest(path, self.db, identity)
+        except Exception as exc:
+            return f"could not be recorded ({type(exc).__name__}: {str(exc)[:160]})"
 
     def _settled(self, path: Path, now: float) -> bool:
         try:
