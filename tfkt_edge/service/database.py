@@ -230,23 +230,40 @@ class Database:
         return {Path(path): None if size is None else (size, mtime) for path, size, mtime in rows}
 
     # scoring
-    def unprocessed(self, limit: int) -> list[tuple[str, str, Path]]:
-        rows = self._read("SELECT sop_instance_uid, series_instance_uid, path FROM instances WHERE processed_at IS NULL"
-                          " ORDER BY received_at LIMIT ?", (limit,))
-        return [(sop, series, Path(path)) for sop, series, path in rows]
+    def unprocessed(self, limit: int) -> list[tuple[str, str, Path, float]]:
+        """(SOP instance, series, path, received at) of instances waiting to be scored, oldest first."""
+        rows = self._read("SELECT sop_instance_uid, series_instance_uid, path, received_at FROM instances"
+                          " WHERE processed_at IS NULL ORDER BY received_at LIMIT ?", (limit,))
+        return [(sop, series, Path(path), received) for sop, series, path, received in rows]
 
     def record_scores(self, scored: list[tuple[SliceRef, float, ImageStats | None]], skipped: dict[str, str],
-                      processed: list[str]) -> None:
-        """Store slice scores and image statistics and mark instances processed, in one transaction."""
+                      processed: list[str], received: dict[str, float] | None = None) -> None:
+        """Store slice scores and image statistics and mark instances processed, in one transaction.
+
+        ``received``: when each instance was received as it was picked up. An instance received again since
+        (the same instance sent twice at once: its file replaced while it was read) keeps none of these
+        results and stays unprocessed, so its second arrival is scored in its turn and nothing is lost."""
         now = time.time()
-        statements: list[tuple[str, tuple]] = [("INSERT OR REPLACE INTO slices VALUES (?, ?, ?, ?, ?)",
-                       (ref.sop_instance_uid, -1 if ref.frame is None else ref.frame, ref.series_instance_uid,
-                        ref_to_json(ref), score)) for ref, score, _ in scored]
-        statements += [("INSERT OR REPLACE INTO slice_stats VALUES (?, ?, ?)",
-                        (ref.sop_instance_uid, -1 if ref.frame is None else ref.frame, json.dumps(stats.to_dict())))
-                       for ref, _, stats in scored if stats is not None]
-        statements += [("UPDATE instances SET processed_at = ?, skip_reason = ? WHERE sop_instance_uid = ?",
-                        (now, skipped.get(sop), sop)) for sop in processed]
+
+        def current(sop: str) -> tuple[str, tuple]:
+            if received is None or sop not in received:
+                return "", ()
+            return " AND EXISTS (SELECT 1 FROM instances WHERE sop_instance_uid = ? AND received_at = ?)", (sop, received[sop])
+
+        statements: list[tuple[str, tuple]] = []
+        for ref, score, stats in scored:
+            guard, args = current(ref.sop_instance_uid)
+            frame = -1 if ref.frame is None else ref.frame
+            statements.append((f"INSERT OR REPLACE INTO slices SELECT ?, ?, ?, ?, ? WHERE 1{guard}",
+                               (ref.sop_instance_uid, frame, ref.series_instance_uid, ref_to_json(ref), score, *args)))
+            if stats is not None:
+                statements.append((f"INSERT OR REPLACE INTO slice_stats SELECT ?, ?, ? WHERE 1{guard}",
+                                   (ref.sop_instance_uid, frame, json.dumps(stats.to_dict()), *args)))
+        for sop in processed:
+            picked = received.get(sop) if received is not None else None
+            condition = "" if picked is None else " AND received_at = ?"
+            statements.append((f"UPDATE instances SET processed_at = ?, skip_reason = ? WHERE sop_instance_uid = ?{condition}",
+                               (now, skipped.get(sop), sop, *(() if picked is None else (picked,)))))
         self._write(statements)
 
     def due_series(self, quiet_since: float) -> list[str]:

@@ -130,7 +130,7 @@ class ScoringWorker(Loop):
     def _score_instances(self, pending) -> None:
         refs, skipped = [], {}
         sop_of = {}
-        for sop, _, path in pending:
+        for sop, _, path, _ in pending:
             found = read_slices(path)
             if isinstance(found, Skip):
                 skipped[sop] = found.reason
@@ -141,7 +141,8 @@ class ScoringWorker(Loop):
         scored, bad = score_slices(refs, self.backend, self.batch_size, pool=self.pool)
         for skip in bad:
             skipped[sop_of[str(skip.path)]] = skip.reason
-        self.db.record_scores([(s.ref, s.score, s.stats) for s in scored], skipped, [sop for sop, _, _ in pending])
+        self.db.record_scores([(s.ref, s.score, s.stats) for s in scored], skipped, [sop for sop, *_ in pending],
+                              {sop: received for sop, _, _, received in pending})
 
     def complete(self, series_uid: str) -> bool:
         rows = self.db.series_slices(series_uid)
