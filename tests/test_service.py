@@ -18,6 +18,7 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import closing
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
@@ -202,7 +203,11 @@ def test_webhook_is_retried_until_the_receiver_is_up(server, tmp_path):
     finally:
         http.shutdown()
     ((payload, key),) = Receiver.received
-    assert payload["event_id"] == event["event_id"] and key == f"tfkt-edge-{event['event_id']}"
+    import sqlite3
+
+    with closing(sqlite3.connect(srv.root / "results.sqlite")) as db:  # the key names the database too
+        (database,) = db.execute("SELECT value FROM meta WHERE key = 'database_uuid'").fetchone()
+    assert payload["event_id"] == event["event_id"] and key == f"tfkt-edge-{database}-{event['event_id']}"
     assert payload["series"][0]["alert"] is True
 
 

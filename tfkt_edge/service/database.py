@@ -10,9 +10,11 @@ unscored, unfinished series still open, and each result exactly once.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
@@ -66,6 +68,10 @@ CREATE TABLE IF NOT EXISTS events (
     created_at REAL NOT NULL,
     alert INTEGER NOT NULL,
     payload TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS deliveries (
     event_id INTEGER NOT NULL,
@@ -135,6 +141,15 @@ def check_ours(path: Path) -> None:
                      "give --db a file of its own")
 
 
+def _file_identity(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of the database file, None when it is gone."""
+    try:
+        status = os.stat(path)
+    except OSError:
+        return None
+    return status.st_dev, status.st_ino
+
+
 class Database:
     """One connection shared by the receiving threads and the worker, serialised by a lock.
 
@@ -157,6 +172,11 @@ class Database:
             for table, column, definition in ADDED_COLUMNS:  # a database written by an earlier version gains them
                 if column not in {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}:
                     self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
+            # The database's own identity: event ids restart in a new database, so a key a receiver can
+            # deduplicate on names the database too.
+            self._db.execute("INSERT OR IGNORE INTO meta VALUES ('database_uuid', ?)", (str(uuid.uuid4()),))
+            (self.uuid,) = self._db.execute("SELECT value FROM meta WHERE key = 'database_uuid'").fetchone()
+            self._file = _file_identity(path)
         except sqlite3.DatabaseError as exc:  # a truncated or damaged file: one line, exit 2, nothing written
             self._db.close()
             raise InputError(f"cannot open the results database {path}: {exc} (restore it from a backup, or move "
@@ -166,10 +186,26 @@ class Database:
         with self._lock:
             self._db.close()
 
+    def lost(self) -> str | None:
+        """Why the database file is no longer the one this node opened (deleted, or replaced by another file),
+        or None. SQLite itself would go on writing into the deleted file's inode, acknowledging what no
+        restart will see."""
+        now = _file_identity(self.path)
+        if now is None:
+            return f"the results database {self.path} was deleted while the node ran"
+        if now != self._file:
+            return f"the results database {self.path} was replaced by another file while the node ran"
+        return None
+
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction, under the lock: committed on success, rolled back on any exception."""
+        """One write transaction, under the lock: committed on success, rolled back on any exception.
+        Refused (sqlite3.OperationalError) once the file is lost (`lost`): nothing is acknowledged into it."""
         with self._lock:
+            gone = self.lost()
+            if gone is not None:
+                self.write_error = gone
+                raise sqlite3.OperationalError(gone)
             try:
                 self._db.execute("BEGIN IMMEDIATE")
                 yield self._db

@@ -75,6 +75,9 @@ class Service:
             ssl_context = scp.ssl_context()
             _check_port(scp.host, scp.port)
         self.db = Database(config.db)
+        for sink in extra:
+            if isinstance(sink, WebhookSink):
+                sink.database = self.db.uuid
         sinks: list[Sink] = [console_sink or ConsoleSink(), JsonlSink(config.events_path), *extra]
         self.sinks = sinks
         self.wake = threading.Event()

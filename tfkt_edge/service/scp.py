@@ -142,7 +142,11 @@ def handle_closed(event, arrivals: Arrivals) -> None:
 
 
 def handle_echo(event, db: Database) -> int:
-    """Success only while the node can also store: a scanner's echo must not hide a full disk."""
+    """Success only while the node can also store: a scanner's echo must not hide a full disk, nor a results
+    database deleted or replaced under the running node."""
+    gone = db.lost()
+    if gone is not None:
+        db.write_error = gone
     if db.write_error is not None:
         log.error("C-ECHO answered with a failure: the node cannot record instances (%s)", db.write_error)
         return PROCESSING_FAILURE

@@ -130,11 +130,13 @@ class WebhookSink:
         if not url.startswith(("http://", "https://")):
             raise ValueError(f"webhook URL must start with http:// or https://, not {url!r}")
         self.url, self.timeout = url, timeout
+        self.database = ""  # the results database's UUID (`Database.uuid`): event ids restart in a new database
 
     def deliver(self, event_id: int, payload: dict) -> None:
         body = json.dumps({"event_id": event_id, **payload}).encode()
+        key = f"tfkt-edge-{self.database}-{event_id}" if self.database else f"tfkt-edge-{event_id}"
         request = urllib.request.Request(self.url, data=body, method="POST", headers={
-            "Content-Type": "application/json", "Idempotency-Key": f"tfkt-edge-{event_id}"})
+            "Content-Type": "application/json", "Idempotency-Key": key})
         try:
             with _NO_REDIRECTS.open(request, timeout=self.timeout) as response:
                 if not 200 <= response.status < 300:
