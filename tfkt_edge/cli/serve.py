@@ -207,7 +207,8 @@ def results(
         error(str(exc))
         raise typer.Exit(2) from None
     try:
-        rows = [summary(e) for e in database.events(cutoff)]
+        parked = database.undelivered()
+        rows = [{**summary(e), "undelivered": "; ".join(parked.get(e["event_id"], []))} for e in database.events(cutoff)]
     finally:
         database.close()
     if format == "json":
@@ -228,11 +229,15 @@ def results(
             table.add_row(r["completed_utc"], verdict, markup_safe(r["description"] or r["series_instance_uid"]),
                           str(r["n_slices"]), "" if r["median_score"] is None else f"{r['median_score']:.2f}",
                           markup_safe(r["reason"]))
-        StdoutConsole().print(table)
+        console = StdoutConsole()
+        console.print(table)
+        for r in rows:
+            if r["undelivered"]:
+                console.print(f"[red]result {r['event_id']} not delivered[/]: {markup_safe(r['undelivered'])}", highlight=False)
 
 
 SUMMARY_FIELDS = ("event_id", "completed_utc", "series_instance_uid", "revision", "description", "alert", "status", "n_slices",
-                  "median_score", "min_score", "reason", "skipped")
+                  "median_score", "min_score", "reason", "skipped", "undelivered")
 
 
 def summary(event: dict) -> dict:

@@ -91,6 +91,7 @@ ADDED_COLUMNS = (
     ("instances", "file_size", "INTEGER"),  # a watched file's size and time when taken, to notice it changed
     ("instances", "file_mtime_ns", "INTEGER"),
     ("series", "released_at", "REAL"),  # the association that sent the series was released
+    ("deliveries", "gave_up_at", "REAL"),  # a delivery that failed too often: parked, shown by `results`
 )
 
 
@@ -355,7 +356,8 @@ class Database:
     def pending_deliveries(self, sink: str, now: float) -> list[tuple[int, int, dict]]:
         rows = self._read(
             "SELECT d.event_id, d.attempts, e.payload FROM deliveries d JOIN events e ON e.id = d.event_id"
-            " WHERE d.sink = ? AND d.delivered_at IS NULL AND d.next_attempt <= ? ORDER BY d.event_id", (sink, now))
+            " WHERE d.sink = ? AND d.delivered_at IS NULL AND d.gave_up_at IS NULL AND d.next_attempt <= ?"
+            " ORDER BY d.event_id", (sink, now))
         return [(event_id, attempts, json.loads(payload)) for event_id, attempts, payload in rows]
 
     def delivered(self, event_id: int, sink: str) -> None:
@@ -365,6 +367,20 @@ class Database:
     def failed(self, event_id: int, sink: str, error: str, retry_at: float) -> None:
         self._write([("UPDATE deliveries SET attempts = attempts + 1, last_error = ?, next_attempt = ?"
                       " WHERE event_id = ? AND sink = ?", (error[:500], retry_at, event_id, sink))])
+
+    def give_up(self, event_id: int, sink: str, error: str) -> None:
+        """Park a delivery that failed too often (the dead letters `results` shows); it is not tried again."""
+        self._write([("UPDATE deliveries SET attempts = attempts + 1, last_error = ?, gave_up_at = ?"
+                      " WHERE event_id = ? AND sink = ?", (error[:500], time.time(), event_id, sink))])
+
+    def undelivered(self) -> dict[int, list[str]]:
+        """Per event, the deliveries given up: "sink after N attempts: last error"."""
+        rows = self._read("SELECT event_id, sink, attempts, last_error FROM deliveries WHERE gave_up_at IS NOT NULL"
+                          " ORDER BY event_id, sink")
+        out: dict[int, list[str]] = {}
+        for event_id, sink, attempts, error in rows:
+            out.setdefault(event_id, []).append(f"{sink} after {attempts} attempts: {error}")
+        return out
 
     # reading back
     def events(self, since: float = 0.0) -> list[dict]:

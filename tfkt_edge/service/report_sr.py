@@ -124,6 +124,9 @@ def build_sr(event_id: int, payload: dict, now: dt.datetime | None = None) -> Da
     return ds
 
 
+SR_TIMEOUT = 10.0  # seconds, for each of connecting, association, the C-STORE answer and any network read
+
+
 def _score(value) -> str:
     return "-" if value is None else f"{value:.2f}"
 
@@ -169,6 +172,8 @@ class DicomSrSink:
         if ds is None:
             return
         ae = AE(ae_title=self.calling_ae)
+        # Every wait bounded: a destination that black-holes connections costs at most these, not minutes.
+        ae.connection_timeout = ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = SR_TIMEOUT
         ae.add_requested_context(BasicTextSRStorage, ExplicitVRLittleEndian)
         assoc = ae.associate(self.host, self.port, ae_title=self.ae_title)
         if not assoc.is_established:

@@ -9,10 +9,13 @@ repeat: the JSON-lines log does so itself, the webhook sends the id as an
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
+import socket
 import threading
 import urllib.error
+import urllib.parse
 import urllib.request
 from datetime import datetime
 from pathlib import Path
@@ -111,14 +114,15 @@ class JsonlSink:
             self._written.add(event_id)
 
 
-class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
-    """A redirect would be followed as a GET without the result: treat it as the failure it is."""
-
-    def redirect_request(self, req, fp, code, msg, headers, newurl):
-        raise urllib.error.HTTPError(req.full_url, code, f"redirected to {newurl}: not followed", headers, fp)
-
-
-_NO_REDIRECTS = urllib.request.build_opener(_RefuseRedirects)
+def _cut(connection: http.client.HTTPConnection, fired: threading.Event) -> None:
+    """The attempt's deadline: shut its socket, so a read blocked on a dribbling peer returns at once."""
+    fired.set()
+    sock = connection.sock
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
 
 class WebhookSink:
@@ -133,15 +137,31 @@ class WebhookSink:
         self.database = ""  # the results database's UUID (`Database.uuid`): event ids restart in a new database
 
     def deliver(self, event_id: int, payload: dict) -> None:
+        """One attempt, bounded by ``timeout`` seconds in all (connecting, sending, and every byte of the
+        answer): a receiver that dribbles its answer a byte at a time is cut off at the deadline. A redirect
+        is not followed (it would be a GET without the result): it is a failure like any answer but 2xx."""
         body = json.dumps({"event_id": event_id, **payload}).encode()
         key = f"tfkt-edge-{self.database}-{event_id}" if self.database else f"tfkt-edge-{event_id}"
-        request = urllib.request.Request(self.url, data=body, method="POST", headers={
-            "Content-Type": "application/json", "Idempotency-Key": key})
+        parts = urllib.parse.urlsplit(self.url)
+        kind = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+        connection = kind(parts.hostname or "", parts.port, timeout=self.timeout)
+        fired = threading.Event()
+        deadline = threading.Timer(self.timeout, _cut, (connection, fired))
+        deadline.daemon = True
+        deadline.start()
         try:
-            with _NO_REDIRECTS.open(request, timeout=self.timeout) as response:
-                if not 200 <= response.status < 300:
-                    raise RuntimeError(f"HTTP {response.status}")
-        except urllib.error.HTTPError as exc:
-            raise RuntimeError(f"HTTP {exc.code}" + (f" ({exc.msg})" if 300 <= exc.code < 400 else "")) from None
-        except (urllib.error.URLError, OSError) as exc:
-            raise RuntimeError(f"{getattr(exc, 'reason', exc)}") from None
+            connection.request("POST", urllib.parse.urlunsplit(("", "", parts.path or "/", parts.query, "")), body=body,
+                               headers={"Content-Type": "application/json", "Idempotency-Key": key})
+            response = connection.getresponse()
+            response.read()
+            status, reason, location = response.status, response.reason, response.getheader("Location")
+        except (OSError, http.client.HTTPException) as exc:
+            late = f" (the answer did not complete within the {self.timeout:g} s deadline)" if fired.is_set() else ""
+            raise RuntimeError(f"{exc or type(exc).__name__}{late}") from None
+        finally:
+            deadline.cancel()
+            connection.close()
+        if 300 <= status < 400:
+            raise RuntimeError(f"HTTP {status} ({reason}: redirected to {location}: not followed)")
+        if not 200 <= status < 300:
+            raise RuntimeError(f"HTTP {status}")

@@ -31,6 +31,7 @@ from tfkt_edge.service.sinks import Sink
 
 log = logging.getLogger("tfkt_edge.service")
 RETRY_DELAYS = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)  # then every 60 s
+MAX_ATTEMPTS = 60  # about an hour of tries: a rescan alert is no use once the patient has left; then parked
 
 
 class Loop(threading.Thread):
@@ -181,6 +182,11 @@ class DeliveryWorker(Loop):
             try:
                 self.sink.deliver(event_id, payload)
             except Exception as exc:
+                if attempts + 1 >= MAX_ATTEMPTS:
+                    log.error("%s delivery of result %d failed %d times (%s); given up: `tfkt-edge results` lists it",
+                              self.sink.name, event_id, attempts + 1, exc)
+                    self.db.give_up(event_id, self.sink.name, str(exc))
+                    continue
                 delay = RETRY_DELAYS[min(attempts, len(RETRY_DELAYS) - 1)]
                 log.warning("%s delivery of result %d failed (%s); retrying in %.0f s", self.sink.name, event_id, exc, delay)
                 self.db.failed(event_id, self.sink.name, str(exc), time.time() + delay)
