@@ -360,3 +360,25 @@ def test_an_instance_uid_reused_by_another_series_evicts_nothing(real, tmp_path)
     found = scan([tmp_path])
     assert len(found.series) == 2 and [s.reason.split(" already")[0] for s in found.skipped] == \
         [f"duplicate of SOP Instance {shared}"]
+
+
+def test_a_cd_export_whose_nested_indexes_name_files_from_the_root_is_read(real, tmp_path):
+    """Laid out as real CD exports are (a Philips export: S21610/DIRFILE names S21610/S3010/...): the nested
+    index's Referenced File IDs are relative to the file-set root, the folder of the DICOMDIR the user named."""
+    from pydicom.dataset import Dataset
+
+    disc = tmp_path / "disc"
+    _fileset(real, disc, [0.0, 5.0, 10.0])  # images under disc/PT000000/..., their IDs relative to disc
+    (disc / "S1").mkdir()
+    (disc / "DICOMDIR").rename(disc / "S1" / "DIRFILE")  # the index moves; its IDs stay relative to the root
+    root = pydicom.dcmread(disc / "S1" / "DIRFILE")
+    record = Dataset()
+    record.OffsetOfTheNextDirectoryRecord = 0
+    record.RecordInUseFlag = 0xFFFF
+    record.OffsetOfReferencedLowerLevelDirectoryEntity = 0
+    record.DirectoryRecordType = "PRIVATE"
+    record.ReferencedFileID = ["S1", "DIRFILE"]
+    root.DirectoryRecordSequence = [record]
+    root.save_as(disc / "DICOMDIR", enforce_file_format=True)
+    result = scan([disc / "DICOMDIR"])
+    assert [len(s.slices) for s in result.series] == [3] and result.skipped == []

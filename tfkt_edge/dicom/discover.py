@@ -32,16 +32,21 @@ def _is_index(path: Path, record_type: str) -> bool:
     return str(meta.get("MediaStorageSOPClassUID", "")) == MediaStorageDirectoryStorage
 
 
-def _dicomdir_references(path: Path, depth: int = 0) -> Iterator[Path | Skip]:
-    """The files a DICOMDIR references, relative to the folder holding it; nested DICOMDIR/DIRFILE
-    indexes are followed to the files they reference."""
+def _dicomdir_references(path: Path, depth: int = 0, fileset_root: Path | None = None) -> Iterator[Path | Skip]:
+    """The files a DICOMDIR references; nested DICOMDIR/DIRFILE indexes are followed to the files they reference.
+
+    Referenced File IDs are relative to the root of the file-set: the folder of the DICOMDIR the user named,
+    also in the nested indexes of CD exports (a Philips export's S21610/DIRFILE names S21610/S3010/DIRFILE,
+    not S21610/S21610/S3010/DIRFILE). An index whose IDs are relative to its own folder is read too: the
+    root is tried first, then the index's folder."""
     try:
         fileset = pydicom.dcmread(path)
         records = fileset.DirectoryRecordSequence
     except Exception:
         yield Skip(path, reasons.UNREADABLE.format(detail="DICOMDIR without a readable directory record sequence"))
         return
-    root = path.parent
+    root = fileset_root or path.parent
+    bases = [root] if path.parent == root else [root, path.parent]
     for record in records:
         file_id = record.get("ReferencedFileID")
         if not file_id:
@@ -50,18 +55,16 @@ def _dicomdir_references(path: Path, depth: int = 0) -> Iterator[Path | Skip]:
         # Guard against a DICOMDIR pointing outside its own folder.
         if any(part in ("", ".", "..") or "/" in part or "\\" in part for part in parts):
             continue
-        referenced = root.joinpath(*parts)
-        if not referenced.is_file():
-            # ISO 9660 media are often copied with lower-cased names
-            alternative = root.joinpath(*(p.lower() for p in parts))
-            referenced = alternative if alternative.is_file() else referenced
+        # ISO 9660 media are often copied with lower-cased names
+        candidates = [base.joinpath(*name) for base in bases for name in (parts, [p.lower() for p in parts])]
+        referenced = next((c for c in candidates if c.is_file()), candidates[0])
         if not referenced.is_file():
             yield Skip(referenced, reasons.MISSING_REFERENCE)
         elif _is_index(referenced, str(record.get("DirectoryRecordType", ""))):
             if depth + 1 >= _MAX_INDEX_DEPTH or referenced.resolve() == path.resolve():
                 yield Skip(referenced, reasons.UNREADABLE.format(detail="DICOMDIR indexes nested too deep, or in a loop"))
             else:
-                yield from _dicomdir_references(referenced, depth + 1)
+                yield from _dicomdir_references(referenced, depth + 1, root)
         else:
             yield referenced
 
