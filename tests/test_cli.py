@@ -205,3 +205,16 @@ def test_verbosity_flags_after_a_double_dash_stay_arguments():
 
     assert hoist_verbosity(["score", "DIR", "-q"]) == ["-q", "score", "DIR"]
     assert hoist_verbosity(["score", "--", "-q"]) == ["score", "--", "-q"]
+
+
+def test_env_prints_what_a_bug_report_needs():
+    import json
+
+    result = invoke("env", "--format", "json")
+    assert result.exit_code == 0, result.output
+    facts = json.loads(result.output)
+    assert facts["model"]["name"] == "tfkt_edge_s" and facts["model"]["version"] == "0.4.0"
+    assert "CPUExecutionProvider" in facts["onnxruntime"]["providers"] and facts["cpu_cores"] >= 1
+    assert facts["packages"]["pydicom"] != "not installed" and "tensorrt" in facts["gpu"]
+    table = invoke("env")
+    assert table.exit_code == 0 and "onnxruntime: providers" in table.output

@@ -14,6 +14,7 @@ from tfkt_edge.cli.boundary import CONTEXT, CommandGroup, show_version
 from tfkt_edge.cli.calibrate import calibrate
 from tfkt_edge.cli.console import set_verbosity
 from tfkt_edge.cli.demo import demo
+from tfkt_edge.cli.env import env
 from tfkt_edge.cli.evaluate import evaluate
 from tfkt_edge.cli.models import models
 from tfkt_edge.cli.report import report
@@ -48,6 +49,7 @@ app.command()(results)
 app.command()(benchmark)
 app.command()(report)
 app.command()(calibrate)
+app.command()(env)
 app.command(name="triton-serve")(triton_serve)
 app.add_typer(train.app, name="train")
 app.add_typer(export.app, name="export")
