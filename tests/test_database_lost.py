@@ -36,3 +36,21 @@ def test_a_database_replaced_under_the_running_node_is_noticed(server, tmp_path)
     copy.replace(db)  # another file at the same path (a restore from a backup while the node runs)
     assert send(srv.port, make_series(CLINICAL, tmp_path / "b", 1)) == [OUT_OF_RESOURCES]
     assert "was replaced by another file while the node ran" in srv.output()
+
+
+def test_c_echo_fails_while_the_store_cannot_take_instances(server, tmp_path):
+    import shutil
+
+    srv = server()
+    assoc = associate(srv.port)
+    try:
+        assert assoc.send_c_echo().Status == SUCCESS
+    finally:
+        assoc.release()
+    shutil.rmtree(srv.root / "store")  # a store gone (an unmounted volume); a read-only one is refused alike
+    assoc = associate(srv.port)
+    try:
+        assert assoc.send_c_echo().Status != SUCCESS
+    finally:
+        assoc.release()
+    assert "the node cannot store instances" in srv.output()

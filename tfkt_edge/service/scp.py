@@ -141,14 +141,18 @@ def handle_closed(event, arrivals: Arrivals) -> None:
     arrivals.pop(event.assoc)
 
 
-def handle_echo(event, db: Database) -> int:
-    """Success only while the node can also store: a scanner's echo must not hide a full disk, nor a results
-    database deleted or replaced under the running node."""
+def handle_echo(event, db: Database, store: InstanceStore | None = None) -> int:
+    """Success only while the node can also store: a scanner's echo must not hide a full disk, a read-only
+    store, nor a results database deleted or replaced under the running node."""
     gone = db.lost()
     if gone is not None:
         db.write_error = gone
     if db.write_error is not None:
         log.error("C-ECHO answered with a failure: the node cannot record instances (%s)", db.write_error)
+        return PROCESSING_FAILURE
+    problem = store.unwritable() if store is not None else None
+    if problem is not None:
+        log.error("C-ECHO answered with a failure: the node cannot store instances (%s)", problem)
         return PROCESSING_FAILURE
     return SUCCESS
 
@@ -239,7 +243,7 @@ class StorageServer:
         # idle sockets would lock every scanner out. 5 s is ample for a real A-ASSOCIATE-RQ.
         self.ae.acse_timeout = IDLE_CONNECT_TIMEOUT
         arrivals = Arrivals()
-        self._handlers = [(evt.EVT_C_ECHO, handle_echo, [db]),
+        self._handlers = [(evt.EVT_C_ECHO, handle_echo, [db, store]),
                           (evt.EVT_C_STORE, handle_store, [store, db, received, arrivals]),
                           (evt.EVT_RELEASED, handle_released, [arrivals, db, received]),
                           (evt.EVT_CONN_CLOSE, handle_closed, [arrivals]),

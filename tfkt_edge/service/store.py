@@ -40,6 +40,14 @@ class InstanceStore:
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
 
+    def unwritable(self) -> str | None:
+        """Why an instance could not be stored now (the store read-only or gone), or None."""
+        if not self.root.is_dir():
+            return f"the store {self.root} is gone"
+        if not os.access(self.root, os.W_OK | os.X_OK):
+            return f"the store {self.root} is not writable"
+        return None
+
     def path_for(self, study: str, series: str, sop: str) -> Path:
         return self.root / check_uid(study, "StudyInstanceUID") / check_uid(series, "SeriesInstanceUID") / \
             f"{check_uid(sop, 'SOPInstanceUID')}.dcm"
