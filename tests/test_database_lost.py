@@ -10,6 +10,15 @@ from .node import CLINICAL, associate, make_series, send
 SUCCESS, OUT_OF_RESOURCES = 0x0000, 0xA700
 
 
+def echo(port: int) -> int:
+    """The status of one C-ECHO from a real pynetdicom peer."""
+    assoc = associate(port)
+    try:
+        return assoc.send_c_echo().Status
+    finally:
+        assoc.release()
+
+
 def test_a_database_deleted_under_the_running_node_refuses_to_acknowledge(server, tmp_path):
     srv = server()
     assert send(srv.port, make_series(CLINICAL, tmp_path / "a", 1)) == [SUCCESS]
@@ -18,11 +27,7 @@ def test_a_database_deleted_under_the_running_node_refuses_to_acknowledge(server
         Path(f"{srv.root / 'results.sqlite'}{suffix}").unlink(missing_ok=True)
     statuses = send(srv.port, make_series(CLINICAL, tmp_path / "b", 2))
     assert statuses == [OUT_OF_RESOURCES, OUT_OF_RESOURCES]  # before: success, into a deleted file
-    assoc = associate(srv.port)
-    try:
-        assert assoc.send_c_echo().Status != SUCCESS
-    finally:
-        assoc.release()
+    assert echo(srv.port) != SUCCESS
     assert "was deleted while the node ran" in srv.output()
 
 
@@ -42,15 +47,7 @@ def test_c_echo_fails_while_the_store_cannot_take_instances(server, tmp_path):
     import shutil
 
     srv = server()
-    assoc = associate(srv.port)
-    try:
-        assert assoc.send_c_echo().Status == SUCCESS
-    finally:
-        assoc.release()
+    assert echo(srv.port) == SUCCESS
     shutil.rmtree(srv.root / "store")  # a store gone (an unmounted volume); a read-only one is refused alike
-    assoc = associate(srv.port)
-    try:
-        assert assoc.send_c_echo().Status != SUCCESS
-    finally:
-        assoc.release()
+    assert echo(srv.port) != SUCCESS
     assert "the node cannot store instances" in srv.output()
