@@ -256,7 +256,8 @@ def lost_slices(series: Series, scored: Sequence[SliceScore], skipped: Iterable[
     done = {(s.ref.path, s.ref.frame) for s in scored}
     lost = [f"{ref.path.name}: could not be scored" for ref in series.slices if (ref.path, ref.frame) not in done]
     uid = series.slices[0].series_instance_uid if series.slices else ""
-    lost += [f"{skip.path.name}: {skip.reason}" for skip in skipped if uid and skip.series_uid == uid]
+    lost += [f"{skip.path.name}: {skip.reason}" for skip in skipped
+             if uid and skip.series_uid == uid and reasons.loses_slice(skip.reason)]
     return lost
 
 

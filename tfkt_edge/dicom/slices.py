@@ -81,7 +81,7 @@ class SliceRef:
 class Skip:
     path: Path
     reason: str
-    series_uid: str = ""  # set for a CT image of a series whose slice could not be used: the series is incomplete
+    series_uid: str = ""  # the file's series, where its header was read (`reasons.loses_slice`: is the series short of it?)
 
 
 def _read(path: Path) -> Dataset | Skip:
@@ -362,8 +362,7 @@ def read_slices(path: Path) -> list[SliceRef] | Skip:
     try:
         reason = _classify(ds)
         if reason is not None:
-            lost = reason.startswith((reasons.NO_PIXELS, reasons.NOT_GREYSCALE[:20], reasons.TOO_SMALL[:20]))
-            return Skip(path, reason, _series_uid(ds) if lost else "")
+            return Skip(path, reason, _series_uid(ds))
         common = dict(
             sop_instance_uid=_sop_instance(ds),
             series_instance_uid=str(ds.get("SeriesInstanceUID", "") or f"no-series-uid:{path.parent}"),
