@@ -118,6 +118,23 @@ def _noise_cell(result: SeriesResult) -> str:
     return f"[red]{text}[/]" if noise.above else text
 
 
+def physics_line(noise: dict | None, physics: dict | None) -> str:
+    """A series' physics in one line, from its document's "noise" and "physics" (documents stored by 0.3.x lack
+    some keys): noise against its ceiling, size, dose, streaks. The HTML report and the SR both show it."""
+    noise, physics = noise or {}, physics or {}
+    parts = []
+    if noise.get("noise_hu") is not None and noise.get("ceiling_hu") is not None:
+        at = f" at {noise['at_mm']:g} mm" if noise.get("at_mm") else ""
+        of = ", ".join([f"{noise['kernel_class']} kernels"] * bool(noise.get("kernel_class"))
+                       + [str(noise["ceiling_of"])] * bool(noise.get("ceiling_of")))
+        parts.append(f"noise {noise['noise_hu']:.1f} HU{at} (ceiling {noise['ceiling_hu']:.1f} HU{f', {of}' if of else ''})")
+    for key, text in (("water_diameter_cm", "water-equivalent diameter {:.1f} cm"), ("ctdi_vol_mgy", "CTDIvol {:.1f} mGy"),
+                      ("ssde_mgy", "SSDE {:.1f} mGy"), ("streak_index", "streak index {:.1f}")):
+        if physics.get(key) is not None:
+            parts.append(text.format(physics[key]))
+    return "; ".join(parts) or "not measured"
+
+
 def _physics_cell(result: SeriesResult) -> str:
     """Water-equivalent diameter (cm), with the SSDE (mGy) after a slash where the header gives CTDIvol."""
     physics = result.physics

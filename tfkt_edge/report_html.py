@@ -22,7 +22,7 @@ import numpy as np
 
 from tfkt_edge.dicom import load_hu
 from tfkt_edge.policy import STATUS_TEXT, AlertPolicy, alerting_runs
-from tfkt_edge.report import series_name
+from tfkt_edge.report import physics_line, series_name
 from tfkt_edge.scoring import ScoringRun, SeriesResult
 from tfkt_edge.shown import visible
 
@@ -82,26 +82,6 @@ def _data_uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode()
 
 
-def physics_text(result: SeriesResult) -> str:
-    """The series' physics in one line: noise against its ceiling, size, dose, streaks."""
-    parts = []
-    if result.noise is not None:
-        n = result.noise
-        at = f" at {n.to_dict()['at_mm']:g} mm" if n.scaled else ""
-        parts.append(f"noise {n.noise_hu:.1f} HU{at} (ceiling {n.ceiling_hu:.1f} HU for {n.kernel} kernels, {n.basis})")
-    p = result.physics
-    if p is not None:
-        if p.water_diameter_cm is not None:
-            parts.append(f"water-equivalent diameter {p.water_diameter_cm:.1f} cm")
-        if p.ctdi_vol_mgy is not None:
-            parts.append(f"CTDIvol {p.ctdi_vol_mgy:.1f} mGy")
-        if p.ssde_mgy is not None:
-            parts.append(f"SSDE {p.ssde_mgy:.1f} mGy")
-        if p.streak_index is not None:
-            parts.append(f"streak index {p.streak_index:.1f}")
-    return "; ".join(parts) or "not measured"
-
-
 def _section(result: SeriesResult, profile: bytes) -> dict:
     """What the template shows of one series; text is escaped by the template, never here."""
     series, verdict = result.series, result.verdict
@@ -120,7 +100,9 @@ def _section(result: SeriesResult, profile: bytes) -> dict:
             "lowest": float(result.scores.min()) if result.scores.size else float("nan"), "kernel": series.kernel,
             "series_uid": series.series_instance_uid, "patient_name": first.patient_name, "patient_id": first.patient_id,
             "accession": first.accession_number, "study_date": first.study_date, "study_uid": first.study_instance_uid,
-            "station": first.station, "profile": _data_uri(profile), "thumbs": thumbs, "physics": physics_text(result)}
+            "station": first.station, "profile": _data_uri(profile), "thumbs": thumbs,
+            "physics": physics_line(result.noise.to_dict() if result.noise else None,
+                                    result.physics.to_dict() if result.physics else None)}
 
 
 STYLE = """

@@ -29,6 +29,7 @@ from pydicom.uid import (
 from pynetdicom import AE
 
 from tfkt_edge.policy import OUTSIDE
+from tfkt_edge.report import physics_line
 from tfkt_edge.shown import visible
 
 SUCCESS_OR_WARNING = {0x0000, 0xB000, 0xB006, 0xB007}
@@ -116,7 +117,7 @@ def build_sr(event_id: int, payload: dict, now: dt.datetime | None = None) -> Da
         _text(("IQA-MEDIAN", "99TFKT", "Median slice score"),
               f"{_score(series['median_score'])} on 0-4 (higher is better; alert below {payload['model']['threshold']:.2f}) "
               f"over {series['n_slices']} slices; lowest {_score(series['min_score'])}"),
-        _text(("IQA-PHYSICS", "99TFKT", "Physics"), _physics(series)),
+        _text(("IQA-PHYSICS", "99TFKT", "Physics"), physics_line(series.get("noise"), series.get("physics"))),
         _text(("IQA-MODEL", "99TFKT", "Method"),
               f"{payload['model']['name']} {payload['model'].get('version', '')}, reference-free. Scores: "
               f"{payload['model'].get('labels', '')} Advisory for the technologist; not a diagnosis."),
@@ -129,20 +130,6 @@ SR_TIMEOUT = 10.0  # seconds, for each of connecting, association, the C-STORE a
 
 def _score(value) -> str:
     return "-" if value is None else f"{value:.2f}"
-
-
-def _physics(series: dict) -> str:
-    """Noise against its ceiling, water-equivalent diameter, CTDIvol and SSDE, streak index: one line."""
-    noise, physics = series.get("noise") or {}, series.get("physics") or {}
-    parts = []
-    if noise.get("noise_hu") is not None and noise.get("ceiling_hu") is not None:  # documents of 0.3.x lack some keys
-        of = ", ".join(str(noise[k]) for k in ("kernel_class", "ceiling_of") if noise.get(k))
-        parts.append(f"noise {noise['noise_hu']:.1f} HU (ceiling {noise['ceiling_hu']:.1f} HU{f', {of}' if of else ''})")
-    for key, text in (("water_diameter_cm", "water-equivalent diameter {:.1f} cm"), ("ctdi_vol_mgy", "CTDIvol {:.1f} mGy"),
-                      ("ssde_mgy", "SSDE {:.1f} mGy"), ("streak_index", "streak index {:.1f}")):
-        if physics.get(key) is not None:
-            parts.append(text.format(physics[key]))
-    return "; ".join(parts) or "not measured"
 
 
 def parse_destination(text: str) -> tuple[str, str, int]:
