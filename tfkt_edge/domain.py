@@ -191,9 +191,10 @@ def check_series(refs: Sequence, stats: Sequence[ImageStats | None], domain: Dom
         reasons.append("a phantom or QA scan (header)")
     region = first.body_part.upper()
     kernel = kernel_class(first.kernel or "")
-    if words(region) & set(NOT_VALIDATED_REGIONS):
+    named = words(region)
+    if named & set(NOT_VALIDATED_REGIONS):
         reasons.append(f"body region {region} not validated")
-    elif words(region) & set(EXTREMITIES) and kernel == "unknown":
+    elif named & set(EXTREMITIES) and kernel == "unknown":
         reasons.append(f"an extremity ({region}) with a kernel of no known class ({first.kernel or 'none named'})")
     if kernel not in domain.kernel_classes:
         reasons.append(f"{kernel} kernel {first.kernel} not validated")

@@ -58,14 +58,17 @@ def reading_window(kernel_class: str, head: bool = False) -> float:
     return SOFT_WINDOW
 
 
-def visible_degradation(noise_hu: float, streak_hu: float = 0.0, window: float = SOFT_WINDOW) -> float:
-    """D of the label rule: noise and streaks (HU) as a reader sees them at ``window``, in W350 HU."""
-    return float(SOFT_WINDOW / window * np.sqrt(noise_hu**2 + STREAK_WEIGHT * streak_hu**2))
+def visible_degradation(noise_hu: float, streak_hu: float = 0.0, window: float = SOFT_WINDOW,
+                         streak_weight: float = STREAK_WEIGHT) -> float:
+    """D of the label rule: noise and streaks (HU) as a reader sees them at ``window``, in W350 HU (the weight
+    is a parameter for `label_fit`, which fits it)."""
+    return float(SOFT_WINDOW / window * np.sqrt(noise_hu**2 + streak_weight * streak_hu**2))
 
 
-def label_from_visible(degradation: float) -> float:
-    """The documented label of an image whose visible degradation is ``degradation`` (W350 HU)."""
-    return float(4.0 / (1.0 + (max(degradation, 0.0) / D_HALF) ** SHAPE))
+def label_from_visible(degradation: float, d_half: float = D_HALF, shape: float = SHAPE) -> float:
+    """The documented label of an image whose visible degradation is ``degradation`` (W350 HU); the constants
+    are parameters for `label_fit`, which fits them."""
+    return float(4.0 / (1.0 + (max(degradation, 0.0) / d_half) ** shape))
 
 
 def smoothing_penalty(noise_before: float, noise_after: float) -> float:

@@ -51,14 +51,13 @@ def ten_of_twelve(values: Sequence[float]) -> np.ndarray:
 
 
 def cell_labels(cells: SliceCells, d_half: float, shape: float, weight: float) -> list[float]:
-    """The label rule (ctnoise.label_from_visible, soft-tissue window) at every dose x views cell."""
-    out = []
-    for dose in DOSES:
-        for views in VIEWS:
-            streak = cells.streaks.get(views, 0.0)
-            d = np.sqrt(cells.sigma**2 * (1.0 + 1.0 / dose) + weight * streak**2)
-            out.append(4.0 / (1.0 + (d / d_half) ** shape))
-    return out
+    """The label rule (`ctnoise.label_from_visible` of `ctnoise.visible_degradation`, soft-tissue window) with
+    these constants, at every dose x views cell."""
+    from tfkt_edge.train.ctnoise import label_from_visible, visible_degradation
+
+    noise = {dose: cells.sigma * float(np.sqrt(1.0 + 1.0 / dose)) for dose in DOSES}
+    return [label_from_visible(visible_degradation(noise[dose], cells.streaks.get(views, 0.0), streak_weight=weight),
+                               d_half, shape) for dose in DOSES for views in VIEWS]
 
 
 def sorted_means(per_slice: Sequence[Sequence[float]]) -> np.ndarray:
