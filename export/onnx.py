@@ -100,10 +100,14 @@ def verdict_checks(card: dict, config: dict) -> dict:
     from tfkt_edge.train.realct import realct_folder
 
     if config.get("dataset") == "ctsim" and realct_folder() is not None:
+        from tfkt_edge.score_bound import ScoreBound
+        from tfkt_edge.train.ctnoise import D_HALF, SHAPE
         from tfkt_edge.train.validate import measure_domain, measure_noise
 
         return {"domain": json.loads(measure_domain().to_json()), "noise": measure_noise().to_dict(),
-                "checks": "domain limits and noise figures measured on the training split's real CT slices at export"}
+                "score_bound": ScoreBound(D_HALF, SHAPE).to_dict(),
+                "checks": "domain limits and noise figures measured on the training split's real CT slices at export; "
+                          "score bound: the label rule the model was trained on"}
     return {"checks": "physics defaults: the model was not trained on the built-in corpus's real slices (or they "
                       "were not present at export), so the runtime holds it to the default domain and noise figures"}
 

@@ -42,7 +42,8 @@ def test_degraded_copy_alerts_with_exit_1_and_json_schema():
     for key in ("series_instance_uid", "description", "modality", "n_slices", "mean_score", "min_score", "alert", "reason", "slices"):
         assert key in bad
     (slice_,) = bad["slices"]
-    assert set(slice_) == {"path", "sop_instance_uid", "instance_number", "frame", "score"}
+    assert set(slice_) == {"path", "sop_instance_uid", "instance_number", "frame", "score", "learned_score", "noise_bound"}
+    assert slice_["score"] == min(slice_["learned_score"], slice_["noise_bound"])
     assert 0.0 <= slice_["score"] <= 4.0
 
 
@@ -185,7 +186,7 @@ def test_every_command_has_help_with_an_example():
 def test_version_prints_one_line():
     result = invoke("--version")
     assert result.exit_code == 0 and result.output.startswith("tfkt-edge ") and result.output.count("\n") == 1
-    assert "shipped model tfkt_edge_s 0.4.0" in result.output
+    assert "shipped model tfkt_edge_s 0.4.1" in result.output
 
 
 @pytest.mark.parametrize(("flag", "level"), [("-q", "ERROR"), ("-v", "INFO"), ("-vv", "DEBUG")])
@@ -213,7 +214,7 @@ def test_env_prints_what_a_bug_report_needs():
     result = invoke("env", "--format", "json")
     assert result.exit_code == 0, result.output
     facts = json.loads(result.output)
-    assert facts["model"]["name"] == "tfkt_edge_s" and facts["model"]["version"] == "0.4.0"
+    assert facts["model"]["name"] == "tfkt_edge_s" and facts["model"]["version"] == "0.4.1"
     assert "CPUExecutionProvider" in facts["onnxruntime"]["providers"] and facts["cpu_cores"] >= 1
     assert facts["packages"]["pydicom"] != "not installed" and "tensorrt" in facts["gpu"]
     table = invoke("env")

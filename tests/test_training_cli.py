@@ -63,7 +63,12 @@ def test_evaluate_end_to_end(tmp_path, labelled_ct):
 
     folder = find_labelled_folder(labelled_ct)
     direct = create_backend("onnxruntime", DEFAULT_MODEL).infer(np.stack([model_input(p) for p in folder.paths])[:, None])
-    np.testing.assert_allclose(predictions, direct, atol=1e-5)
+    learned = np.array([p["learned"] for p in doc["predictions"]])
+    np.testing.assert_allclose(learned, direct, atol=1e-5)
+    # The verdict score is the learned score capped by the noise bound: never above it, lower only where noisy.
+    assert np.all(predictions <= learned + 1e-6)
+    noise = np.array([p["noise_hu"] if p["noise_hu"] is not None else 0.0 for p in doc["predictions"]])
+    assert all(n > 25.0 for n in noise[predictions < learned - 1e-3])
     # Added noise lowers every anatomy's score.
     for anatomy in (predictions[:4], predictions[4:]):
         assert anatomy[0] > anatomy[-1]

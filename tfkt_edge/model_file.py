@@ -11,6 +11,7 @@ from tfkt_edge.domain import DEFAULT_DOMAIN, POOL, Domain
 from tfkt_edge.errors import ModelError
 from tfkt_edge.noise import NoiseLimits, limits_from_card
 from tfkt_edge.preprocess import METADATA_KEY, PreprocessContract
+from tfkt_edge.score_bound import ScoreBound, bound_from_card
 
 ASSETS = Path(__file__).parent / "assets"
 DEFAULT_MODEL = ASSETS / "tfkt_edge_s.onnx"
@@ -38,7 +39,12 @@ class ModelInfo:
     def checks(self) -> str:
         """Which domain and noise figures this model is held to: its card's or the physics defaults."""
         noise, domain = self.noise_limits.source, "model card" if isinstance(self.card.get("domain"), dict) else "physics defaults"
-        return f"domain: {domain}; noise: {noise}"
+        return f"domain: {domain}; noise: {noise}; score bound: {self.score_bound.source}"
+
+    @property
+    def held_to_defaults(self) -> bool:
+        """True for a model file without domain limits or noise figures of its own (a warning says so)."""
+        return self.noise_limits.source == "physics defaults" or not isinstance(self.card.get("domain"), dict)
 
     @property
     def stats_pool(self) -> int:
@@ -47,7 +53,17 @@ class ModelInfo:
         return domain.pool if domain is not None else POOL
 
     def __post_init__(self) -> None:
-        _ = self.noise_limits  # a malformed card fails when the model is opened, not at the first verdict
+        _ = self.noise_limits, self.score_bound  # a malformed card fails when the model is opened, not at the first verdict
+
+    @cached_property
+    def score_bound(self) -> ScoreBound:
+        """The noise bound on the score (`tfkt_edge.score_bound`) recorded in the card, or the label rule's own
+        constants for a model file that records none (the output names which applied: `ScoreBound.source`)."""
+        data = self.card.get("score_bound") if isinstance(self.card, dict) else None
+        try:
+            return bound_from_card(data)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelError(f"{self.path}: the card's score bound is malformed ({type(exc).__name__}: {exc})") from None
 
     @cached_property
     def noise_limits(self) -> NoiseLimits:

@@ -27,7 +27,7 @@ def series_name(description: str, series_instance_uid: str) -> str:
     return description or f"(no description) ...{series_instance_uid[-12:]}"
 
 CSV_FIELDS = ["series_instance_uid", "description", "path", "sop_instance_uid", "instance_number", "frame",
-              "score", "series_alert", "series_status", "skip_reason"]
+              "score", "learned_score", "noise_bound", "series_alert", "series_status", "skip_reason"]
 
 
 STUDY_FIELDS = ("study_instance_uid", "patient_id", "patient_name", "accession_number", "study_date", "station",
@@ -61,7 +61,8 @@ def _series_doc(result: SeriesResult) -> dict:
         "study": _study(result),
         "slices": [
             {"path": str(s.ref.path), "sop_instance_uid": s.ref.sop_instance_uid, "instance_number": s.ref.instance_number,
-             "frame": s.ref.frame, "score": round(s.score, 4)}
+             "frame": s.ref.frame, "score": round(s.score, 4), "learned_score": round(s.learned, 4),
+             "noise_bound": None if s.bound is None else round(s.bound, 4)}
             for s in result.slices
         ],
     }
@@ -90,6 +91,7 @@ def to_csv(results: Sequence[SeriesResult], skipped: Sequence[Skip]) -> str:
             writer.writerow({"series_instance_uid": result.series.series_instance_uid, "description": result.series.description,
                              "path": str(s.ref.path), "sop_instance_uid": s.ref.sop_instance_uid,
                              "instance_number": s.ref.instance_number, "frame": s.ref.frame, "score": f"{s.score:.4f}",
+                             "learned_score": f"{s.learned:.4f}", "noise_bound": "" if s.bound is None else f"{s.bound:.4f}",
                              "series_alert": int(result.verdict.alert), "series_status": result.verdict.status,
                              "skip_reason": ""})
     for skip in skipped:

@@ -41,13 +41,22 @@ from tfkt_edge.noise import PHYSICS_DEFAULTS, NoiseFinding, NoiseLimits, assess_
 from tfkt_edge.physics import SeriesPhysics, series_physics
 from tfkt_edge.policy import AlertPolicy, Verdict, evaluate, outside_domain
 from tfkt_edge.preprocess import PreprocessContract, preprocess, reading_view
+from tfkt_edge.score_bound import bounded
 
 
 @dataclass(frozen=True)
 class SliceScore:
+    """One slice's learned score, its image statistics and the noise bound on its score (`score_bound`)."""
+
     ref: SliceRef
-    score: float
+    learned: float
     stats: ImageStats | None = None
+    bound: float | None = None  # the best score its measured noise allows; None: not measured
+
+    @property
+    def score(self) -> float:
+        """The score the verdict uses: the learned score, capped by the noise bound."""
+        return bounded(self.learned, self.bound)
 
     @property
     def label(self) -> str:
@@ -67,6 +76,12 @@ class SeriesResult:
     @property
     def scores(self) -> np.ndarray:
         return np.array([s.score for s in self.slices], dtype=float)
+
+
+def slice_score(ref: SliceRef, learned: float, stats: ImageStats | None, model: ModelInfo) -> SliceScore:
+    """A slice's learned score with the noise bound of ``model`` (`tfkt_edge.score_bound`) on it."""
+    noise = stats.noise_hu if stats is not None else None
+    return SliceScore(ref, learned, stats, model.score_bound.of_noise(noise, kernel_class(ref.kernel or ""), model.contract))
 
 
 def decode_slice(ref: SliceRef, contract: PreprocessContract) -> np.ndarray | Skip:
@@ -159,7 +174,7 @@ class Batcher:
         scores, slices, on_scored = self._in_flight.popleft()
         for (ref, stats), value in zip(slices, scores()):
             if np.isfinite(value):
-                self.scored.append(SliceScore(ref, float(value), stats))
+                self.scored.append(slice_score(ref, float(value), stats, self.backend.model))
             else:  # never let a NaN into a median, where it would read as "not below the threshold"
                 self.skipped.append(Skip(ref.path, reasons.NON_FINITE))
         if on_scored is not None:

@@ -33,8 +33,10 @@ import torch
 from tfkt_edge.evaluation.metrics import correlation_report
 from tfkt_edge.model_file import ASSETS
 from tfkt_edge.preprocess import LDCTIQAC
+from tfkt_edge.score_bound import ScoreBound
 from tfkt_edge.train.ablation import run_arm
 from tfkt_edge.train.corpus import LADDER, SPARSE_VIEWS, default_sources
+from tfkt_edge.train.ctnoise import D_HALF, SHAPE
 from tfkt_edge.train.ctnoise import LABEL_RULE as CT_LABEL_RULE
 from tfkt_edge.train.ctsim import FULL_VIEWS
 from tfkt_edge.train.models import create_model
@@ -44,6 +46,8 @@ from tfkt_edge.train.stages import ctsim_split, pretrain_sets
 from tfkt_edge.train.trainer import TrainConfig, load_checkpoint, predict, read_log, save_checkpoint
 
 CHECKPOINTS = Path(__file__).parent / "checkpoints"
+CHECKS = ("domain limits and noise figures measured on the training split's real CT slices; score bound: the label "
+          "rule the model was trained on")
 
 
 def heldout_breakdown(predictions: np.ndarray, labels: np.ndarray, groups: tuple[str, ...]) -> dict:
@@ -176,7 +180,8 @@ def main(argv: list[str] | None = None) -> int:
     card = _card(pretrain, finetune, figures, sizes, command, seconds)
     card["domain"] = json.loads(measure_domain().to_json())  # the runtime's domain check reads it from the card
     card["noise"] = measure_noise().to_dict()  # and the noise check its figures
-    card["checks"] = "domain limits and noise figures measured on the training split's real CT slices"
+    card["score_bound"] = ScoreBound(D_HALF, SHAPE).to_dict()  # the noise bound on the score: the label rule itself
+    card["checks"] = CHECKS
     card["validation"] = {"validated": VALIDATED, "not_validated": NOT_VALIDATED}
     probe = heldout.images(range(min(32, len(heldout))))
     export_onnx(model, args.model, LDCTIQAC, card, onnx_path)

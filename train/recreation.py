@@ -28,6 +28,7 @@ import numpy as np
 from tfkt_edge.evaluation.metrics import correlation_report, srocc
 from tfkt_edge.noise import measure
 from tfkt_edge.preprocess import LDCTIQAC, pad_square, preprocess
+from tfkt_edge.score_bound import bounded
 from tfkt_edge.train.ctnoise import SOFT_WINDOW, KernelVariant, TexturedSimulator, label_image, noise_kept, smoothing_penalty
 from tfkt_edge.train.label_fit import DOSES, PUBLIC_SORTED_MEANS, VIEWS, is_abdominal, sorted_means
 
@@ -61,10 +62,15 @@ def _versions(hu: np.ndarray, pixel_mm: float, seed: int):
     return protocol, study
 
 
-def _score(backend, images: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+def _score(backend, images: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(learned scores, noise index, verdict scores: the learned ones capped by the noise bound) of images
+    of a soft kernel, as the runtime scores them (`tfkt_edge.score_bound`)."""
     batch = np.stack([preprocess(im, LDCTIQAC) for im in images])[:, None]
     noise = [measure(x[0])[0] for x in batch]
-    return backend.infer(batch).astype(float), np.array([np.nan if n is None else n for n in noise])
+    learned = backend.infer(batch).astype(float)
+    bound = backend.model.score_bound
+    verdict = [bounded(g, bound.of_noise(n, "soft", backend.model.contract)) for g, n in zip(learned, noise)]
+    return learned, np.array([np.nan if n is None else n for n in noise]), np.array(verdict)
 
 
 def run(model: Path | None, split: str = "heldout", progress=None) -> dict:
@@ -79,12 +85,13 @@ def run(model: Path | None, split: str = "heldout", progress=None) -> dict:
             continue
         ref = scan([s.path]).series[0].slices[0]
         protocol, study = _versions(pad_square(load_hu(ref), -1000.0), ref.pixel_spacing or 0.7, 100 + i)
-        p_scores, p_noise = _score(backend, [im for im, _ in protocol])
-        d_scores, d_noise = _score(backend, [im for im, _ in study])
+        p_scores, p_noise, p_verdict = _score(backend, [im for im, _ in protocol])
+        d_scores, d_noise, d_verdict = _score(backend, [im for im, _ in study])
         rows.append({"slice": f"{s.group}/{s.path.name}", "source": s.group,
                      "protocol": {"labels": [lb for _, lb in protocol], "scores": p_scores.tolist(),
-                                  "noise_hu": p_noise.tolist()},
-                     "study": {"labels": [lb for _, lb in study], "scores": d_scores.tolist(), "noise_hu": d_noise.tolist()}})
+                                  "verdict_scores": p_verdict.tolist(), "noise_hu": p_noise.tolist()},
+                     "study": {"labels": [lb for _, lb in study], "scores": d_scores.tolist(),
+                               "verdict_scores": d_verdict.tolist(), "noise_hu": d_noise.tolist()}})
         if progress is not None:
             progress(rows[-1]["slice"])
     backend.close()
@@ -96,14 +103,18 @@ def _overall(predicted, labels) -> dict:
 
 
 def summarise(rows: list[dict]) -> dict:
+    """The figures of the verdict score ("model": the learned score capped by the noise bound), of the learned
+    score alone ("learned") and of the noise index."""
     labels = np.concatenate([r["protocol"]["labels"] for r in rows])
-    scores = np.concatenate([r["protocol"]["scores"] for r in rows])
+    scores = np.concatenate([r["protocol"]["verdict_scores"] for r in rows])
+    learned = np.concatenate([r["protocol"]["scores"] for r in rows])
     noise = np.concatenate([r["protocol"]["noise_hu"] for r in rows])
     measured = np.isfinite(noise)
     study = []
     for r in rows:
         y = r["study"]["labels"]
-        study.append((srocc(r["study"]["scores"], y), srocc(-np.array(r["study"]["noise_hu"]), y)))
+        study.append((srocc(r["study"]["verdict_scores"], y), srocc(-np.array(r["study"]["noise_hu"]), y),
+                      srocc(r["study"]["scores"], y)))
     study_arr = np.array(study)
     by_source: dict[str, list[dict]] = {}
     for r in rows:
@@ -112,17 +123,21 @@ def summarise(rows: list[dict]) -> dict:
         "protocol": {
             "public_sorted_means": list(PUBLIC_SORTED_MEANS),
             "label_sorted_means": [round(float(v), 3) for v in sorted_means([r["protocol"]["labels"] for r in rows])],
-            "model_sorted_means": [round(float(v), 3) for v in sorted_means([r["protocol"]["scores"] for r in rows])],
+            "model_sorted_means": [round(float(v), 3) for v in sorted_means([r["protocol"]["verdict_scores"] for r in rows])],
+            "learned_sorted_means": [round(float(v), 3) for v in sorted_means([r["protocol"]["scores"] for r in rows])],
             "model_sorted_means_by_source": {
-                name: [round(float(v), 3) for v in sorted_means([r["protocol"]["scores"] for r in members])]
+                name: [round(float(v), 3) for v in sorted_means([r["protocol"]["verdict_scores"] for r in members])]
                 for name, members in sorted(by_source.items())},
             "model": _overall(scores, labels),
+            "learned": _overall(learned, labels),
             "noise_index": _overall(-noise[measured], labels[measured]),
         },
         "denoising_study": {
             "model_srocc_mean": round(float(np.nanmean(study_arr[:, 0])), 4),
             "noise_index_srocc_mean": round(float(np.nanmean(study_arr[:, 1])), 4),
+            "learned_srocc_mean": round(float(np.nanmean(study_arr[:, 2])), 4),
             "model_right_way": int(np.sum(study_arr[:, 0] > 0)),
+            "learned_right_way": int(np.sum(study_arr[:, 2] > 0)),
             "noise_index_right_way": int(np.sum(study_arr[:, 1] > 0)),
             "slices": len(study),
         },
@@ -135,16 +150,18 @@ def markdown(result: dict) -> str:
              "", "| version (sorted) | " + " | ".join(str(i + 1) for i in range(10)) + " |",
              "|---|" + "---:|" * 10]
     for name, key in (("readers (LDCTIQAC test set)", "public_sorted_means"), ("labels (the rule)", "label_sorted_means"),
-                      ("model", "model_sorted_means")):
+                      ("verdict score", "model_sorted_means"), ("learned score alone", "learned_sorted_means")):
         lines.append(f"| {name} | " + " | ".join(f"{v:.2f}" for v in p[key]) + " |")
     for source, values in p["model_sorted_means_by_source"].items():
-        lines.append(f"| model, {source} | " + " | ".join(f"{v:.2f}" for v in values) + " |")
+        lines.append(f"| verdict score, {source} | " + " | ".join(f"{v:.2f}" for v in values) + " |")
     lines += ["", "| against the labels | PLCC | SROCC | KROCC | overall |", "|---|---:|---:|---:|---:|"]
-    for name, key in (("model", "model"), ("global noise index", "noise_index")):
+    for name, key in (("verdict score (learned, capped by the noise bound)", "model"), ("learned score alone", "learned"),
+                      ("global noise index", "noise_index")):
         f = p[key]
         lines.append(f"| {name} | {f['plcc']:.3f} | {f['srocc']:.3f} | {f['krocc']:.3f} | **{f['overall']:.3f}** |")
     lines += ["", f"Denoising study ({d['slices']} slices x 14 versions): per-slice Spearman against the labels, "
-              f"model {d['model_srocc_mean']:.3f} ({d['model_right_way']} of {d['slices']} the right way), global noise "
+              f"verdict score {d['model_srocc_mean']:.3f} ({d['model_right_way']} of {d['slices']} the right way), learned "
+              f"score alone {d['learned_srocc_mean']:.3f} ({d['learned_right_way']} of {d['slices']}), global noise "
               f"index {d['noise_index_srocc_mean']:.3f} ({d['noise_index_right_way']} of {d['slices']})."]
     return "\n".join(lines) + "\n"
 

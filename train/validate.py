@@ -179,7 +179,8 @@ def markdown_report(card: dict) -> str:
     ladders = figures["dose_ladders"]
     doses = sorted({float(d) for rows in ladders.values() for d in rows}, reverse=True)
     lines = [f"# Held-out real CT: {card['name']} {card['version']}", "",
-             "Written by `python -m tfkt_edge.train.make_default` from the model card (`heldout_series`). "
+             "Written by `python -m tfkt_edge.train.make_default` (or, for the same weights, `refresh_card`) from the "
+             "model card (`heldout_series`). Scores are the verdict's: the learned score capped by the noise bound. "
              "Held-out patient groups of `../shared/realct` and the pydicom skull base; each original series must "
              "pass, each simulated copy at 10% dose or less must alert (threshold 2.0, min-run 3; domain check and noise check on). "
              "Labels: the rule of docs/simulator.md (absolute noise in the reader's window).", "",

@@ -71,20 +71,22 @@ def evaluate(
     except (TfktEdgeError, OSError) as exc:
         error(str(exc))
         raise typer.Exit(2) from None
-    f, g = result.figures, result.noise_index_figures
+    f, g, h = result.figures, result.noise_index_figures, result.learned_figures
     table = Table(title=f"{result.model} on {data} ({f['n']} images)")
     for column in ("", "images", "PLCC", "SROCC", "KROCC", "overall"):
         table.add_column(column, justify="left" if not column else "right")
-    table.add_row(result.model, str(f["n"]), *(f"{f[k]:.4f}" for k in ("plcc", "srocc", "krocc", "overall")))
+    table.add_row(f"{result.model} (verdict score)", str(f["n"]), *(f"{f[k]:.4f}" for k in ("plcc", "srocc", "krocc", "overall")))
+    table.add_row("learned score alone", str(h["n"]), *(f"{h[k]:.4f}" for k in ("plcc", "srocc", "krocc", "overall")))
     if g is not None:
         table.add_row("global noise index", str(g["n"]), *(f"{abs(g[k]):.4f}" for k in ("plcc", "srocc", "krocc", "overall")))
     console.print(table)
     if g is None:
         console.print("the global noise index could not be measured on these images (too little soft tissue)")
     else:
-        beats = f["overall"] > g["overall"]
-        console.print(f"the learned score {'beats' if beats else 'does NOT beat'} the global noise index on these images "
-                      f"(overall {f['overall']:.3f} against {g['overall']:.3f})", highlight=False)
+        for name, figures in (("the verdict score (learned, capped by the noise bound)", f), ("the learned score alone", h)):
+            beats = figures["overall"] > g["overall"]
+            console.print(f"{name} {'beats' if beats else 'does NOT beat'} the global noise index on these images "
+                          f"(overall {figures['overall']:.3f} against {g['overall']:.3f})", highlight=False)
     if written is not None:
         console.print(f"predictions: {written[0]}\nscatter plot: {written[1]}", highlight=False)
 

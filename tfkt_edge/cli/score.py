@@ -63,7 +63,7 @@ def score(
     policy = make_policy(threshold, min_run, baselines, noise_check)
     run = run_scoring(paths, model, policy, batch_size, workers, backend, err, decoders.value,
                       BackendOptions(url, triton_model))  # a TfktEdgeError ends at the CLI's boundary: one line, exit 2
-    if "physics defaults" in run.model.checks:
+    if run.model.held_to_defaults:
         warn(f"{run.model.name} carries no domain limits or noise figures of its own ({run.model.checks}): its series "
              "are held to the physics defaults")
     if format is OutputFormat.table:

@@ -1,7 +1,11 @@
 """Evaluate a model on a labelled folder in the LDCTIQAC layout: the challenge metric,
 a predicted-vs-label scatter plot and per-image predictions, and beside them the same
 metric of the global noise index on the same images (`tfkt_edge.noise.measure`, lower
-noise read as better): a learned score that does not beat it has not earned its place."""
+noise read as better): a learned score that does not beat it has not earned its place.
+
+Three figures per folder: the score the verdict uses (the learned score capped by the noise bound,
+`tfkt_edge.score_bound`; the folders hold header-less slices, read as a soft kernel), the learned score
+alone, and the noise index."""
 
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ from tfkt_edge.backends.base import Backend
 from tfkt_edge.evaluation.ldctiqac import LabelledFolder, model_input
 from tfkt_edge.evaluation.metrics import correlation_report
 from tfkt_edge.noise import measure
+from tfkt_edge.score_bound import bounded
 
 
 @dataclass(frozen=True)
@@ -25,12 +30,17 @@ class Evaluation:
     model: str
     names: list[str]
     labels: np.ndarray
-    predictions: np.ndarray
+    predictions: np.ndarray  # the score the verdict uses: the learned score capped by the noise bound
     noise_hu: np.ndarray  # the global noise index of each image (NaN where too little soft tissue)
+    learned: np.ndarray  # the learned score alone
 
     @cached_property
     def figures(self) -> dict:
         return correlation_report(self.predictions, self.labels)
+
+    @cached_property
+    def learned_figures(self) -> dict:
+        return correlation_report(self.learned, self.labels)
 
     @cached_property
     def noise_index_figures(self) -> dict | None:
@@ -42,11 +52,12 @@ class Evaluation:
 
     def document(self) -> dict:
         return {"model": self.model, "data": str(self.folder.root), "labels_file": self.folder.labels_file.name,
-                "figures": _rounded(self.figures),
+                "figures": _rounded(self.figures), "learned_figures": _rounded(self.learned_figures),
                 "noise_index_figures": None if self.noise_index_figures is None else _rounded(self.noise_index_figures),
                 "predictions": [{"image": n, "label": float(y), "prediction": round(float(p), 6),
-                                 "noise_hu": None if not np.isfinite(h) else round(float(h), 3)}
-                                for n, y, p, h in zip(self.names, self.labels, self.predictions, self.noise_hu)]}
+                                 "learned": round(float(g), 6), "noise_hu": None if not np.isfinite(h) else round(float(h), 3)}
+                                for n, y, p, g, h in zip(self.names, self.labels, self.predictions, self.learned,
+                                                         self.noise_hu)]}
 
 
 def _rounded(figures: dict) -> dict:
@@ -67,8 +78,12 @@ def evaluate(folder: LabelledFolder, backend: Backend, batch_size: int = 16,
         if on_image is not None:
             for _ in range(len(batch)):
                 on_image()
+    learned = np.concatenate(predictions).astype(np.float32)
+    bound = backend.model.score_bound
+    capped = [bounded(float(g), bound.of_noise(None if not np.isfinite(h) else h, "soft", backend.model.contract))
+              for g, h in zip(learned, noise)]
     return Evaluation(folder, backend.model.name, names, np.array([folder.labels[n] for n in names], np.float32),
-                      np.concatenate(predictions).astype(np.float32), np.array(noise, np.float64))
+                      np.array(capped, np.float32), np.array(noise, np.float64), learned)
 
 
 def write_evaluation(result: Evaluation, out_dir: Path) -> tuple[Path, Path]:

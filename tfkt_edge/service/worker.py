@@ -25,7 +25,7 @@ from tfkt_edge.dicom import Skip, group_series, reasons
 from tfkt_edge.dicom.slices import read_slices
 from tfkt_edge.policy import AlertPolicy
 from tfkt_edge.report import document
-from tfkt_edge.scoring import SliceScore, judge, score_slices, stop_broken
+from tfkt_edge.scoring import judge, score_slices, slice_score, stop_broken
 from tfkt_edge.service.database import Database
 from tfkt_edge.service.sinks import Sink
 
@@ -142,7 +142,7 @@ class ScoringWorker(Loop):
         scored, bad = score_slices(refs, self.backend, self.batch_size, pool=self.pool)
         for skip in bad:
             skipped[sop_of[str(skip.path)]] = skip.reason
-        self.db.record_scores([(s.ref, s.score, s.stats) for s in scored], skipped, [sop for sop, *_ in pending],
+        self.db.record_scores([(s.ref, s.learned, s.stats) for s in scored], skipped, [sop for sop, *_ in pending],
                               {sop: received for sop, _, _, received in pending})
 
     def complete(self, series_uid: str) -> bool:
@@ -151,7 +151,8 @@ class ScoringWorker(Loop):
         scores = {(ref.sop_instance_uid, ref.frame): (score, stats) for ref, score, stats in rows}
         lost = [f"{Path(path).name}: {reason}" for path, reason in self.db.series_skips(series_uid)
                 if reasons.loses_slice(reason)]
-        results = [judge(series, (SliceScore(ref, *scores[(ref.sop_instance_uid, ref.frame)]) for ref in series.slices),
+        results = [judge(series, (slice_score(ref, *scores[(ref.sop_instance_uid, ref.frame)], self.backend.model)
+                                   for ref in series.slices),
                          self.policy, self.backend.model.domain, self.backend.model.noise_limits, lost,
                          self.backend.model.contract.size)
                    for series in group_series([ref for ref, _, _ in rows])]  # anatomical order, as `score` orders
