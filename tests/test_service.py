@@ -75,6 +75,11 @@ def test_an_association_for_another_called_ae_title_is_refused(server):
     ae.add_requested_context(Verification)
     assoc = ae.associate("127.0.0.1", srv.port, ae_title="NOT_TFKT")
     assert assoc.is_rejected
+    # The audit line names the title the caller asked for, not the node's own.
+    deadline = time.monotonic() + 10  # written by the server's own thread
+    while "association rejected: SCU -> NOT_TFKT (this node is TFKT) from 127.0.0.1:" not in srv.output():
+        assert time.monotonic() < deadline, srv.output()
+        time.sleep(0.1)
 
 
 def test_idle_connections_cannot_lock_scanners_out(server):

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import numpy as np
 from pydicom.pixels import pixel_array
+from pydicom.uid import DeflatedExplicitVRLittleEndian
 
+from tfkt_edge.dicom.deflated import inflate
 from tfkt_edge.dicom.gpu_decoding import preferred_plugin
 from tfkt_edge.dicom.slices import SliceRef, file_stamp
 
 
 def _decode(ref: SliceRef) -> np.ndarray:
-    """Through pydicom: the preferred plugin first (nvImageCodec on the GPU, where enabled), then pydicom's own."""
+    """Through pydicom: the preferred plugin first (nvImageCodec on the GPU, where enabled), then pydicom's own.
+    A deflated file is inflated within its bound first (`deflated.inflate`)."""
+    if ref.transfer_syntax == DeflatedExplicitVRLittleEndian:
+        return pixel_array(inflate(ref.path), index=ref.frame)
     plugin = preferred_plugin(ref.transfer_syntax)
     if plugin:
         try:

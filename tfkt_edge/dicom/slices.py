@@ -15,6 +15,7 @@ from pydicom.multival import MultiValue
 from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from tfkt_edge.dicom import reasons
+from tfkt_edge.dicom.deflated import inflate, is_deflated
 
 CT_IMAGE = "1.2.840.10008.5.1.4.1.1.2"
 ENHANCED_CT_IMAGE = "1.2.840.10008.5.1.4.1.1.2.1"
@@ -86,6 +87,8 @@ class Skip:
 
 def _read(path: Path) -> Dataset | Skip:
     try:
+        if is_deflated(path):  # inflated within a bound: pydicom would inflate a deflate bomb whole
+            return inflate(path)
         return pydicom.dcmread(path, defer_size=_DEFER)
     except InvalidDicomError:
         pass

@@ -36,6 +36,7 @@ from pynetdicom.transport import ThreadedAssociationServer
 
 from tfkt_edge.service.database import Database
 from tfkt_edge.service.store import InstanceStore, InvalidUID, instance_uids
+from tfkt_edge.shown import visible
 
 TRANSFER_SYNTAXES = [ExplicitVRLittleEndian, ImplicitVRLittleEndian, JPEGLosslessSV1, JPEGLossless,
                      JPEG2000Lossless, JPEG2000, RLELossless]
@@ -86,12 +87,16 @@ class ScpConfig:
 
 
 def _peer(event) -> str:
-    """'CALLING -> CALLED from address:port' for the audit lines."""
+    """'CALLING -> CALLED from address:port' for the audit lines: CALLED is the title the caller asked for (its
+    A-ASSOCIATE-RQ), followed by this node's own where the two differ."""
     assoc = event.assoc
     try:
         requestor, acceptor = assoc.requestor, assoc.acceptor
-        calling = requestor.ae_title or "?"
-        called = acceptor.ae_title or "?"
+        calling = visible(requestor.ae_title or "?")
+        own = (acceptor.ae_title or "").strip()
+        primitive = getattr(requestor, "primitive", None)
+        asked = (getattr(primitive, "called_ae_title", None) or own or "?").strip()
+        called = visible(asked) if asked == own else f"{visible(asked)} (this node is {own})"
         return f"{calling} -> {called} from {requestor.address}:{requestor.port}"
     except Exception:  # an association torn down before its peers were known
         return "an unknown peer"
