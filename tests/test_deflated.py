@@ -3,7 +3,6 @@ with its reason, in bounded memory."""
 
 from __future__ import annotations
 
-import io
 import json
 import struct
 import subprocess
@@ -39,9 +38,10 @@ def _bomb(source, target):
     head = DicomBytesIO()
     head.is_little_endian, head.is_implicit_VR = True, False
     write_dataset(head, ds)
-    meta = io.BytesIO()
+    meta = DicomBytesIO()
+    meta.is_little_endian, meta.is_implicit_VR = True, False
     ds.file_meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
-    write_file_meta_info(DicomBytesIO_wrap(meta), ds.file_meta, enforce_standard=True)
+    write_file_meta_info(meta, ds.file_meta, enforce_standard=True)
     packer = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
     parts = [packer.compress(head.getvalue())]
     # (0029,1010) OB, explicit VR long form: tag, "OB", 2 reserved bytes, 4-byte length.
@@ -53,13 +53,6 @@ def _bomb(source, target):
     parts.append(packer.flush())
     target.write_bytes(b"\0" * 128 + b"DICM" + meta.getvalue() + b"".join(parts))
     return target
-
-
-def DicomBytesIO_wrap(buffer: io.BytesIO) -> DicomBytesIO:  # noqa: N802 - a writer over ``buffer``
-    out = DicomBytesIO()
-    out.is_little_endian, out.is_implicit_VR = True, False
-    out.write = buffer.write  # type: ignore[method-assign]
-    return out
 
 
 def _scores(*paths) -> dict:
