@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pydicom
 import pytest
+from typer.testing import CliRunner
 from pydicom.uid import generate_uid
 from pynetdicom import AE
 from pynetdicom.sop_class import MRImageStorage, Verification
@@ -229,6 +230,16 @@ def test_late_instances_make_a_revised_verdict_over_the_whole_series(server, tmp
     assert revised["series_instance_uid"] == first["series_instance_uid"]
     assert revised["revision"] == 1 and revised["series"][0]["n_slices"] == 5
     assert "(revised, #1)" in srv.output()
+    # `results` lists each series' current verdict; the superseded one with --all-revisions.
+    from tfkt_edge.cli.main import app
+
+    db = str(tmp_path / "results.sqlite")
+    (current,) = json.loads(CliRunner().invoke(app, ["results", "--db", db, "--format", "json"]).stdout)
+    assert current["revision"] == 1 and current["n_slices"] == 5
+    every = json.loads(CliRunner().invoke(app, ["results", "--db", db, "--format", "json", "--all-revisions"]).stdout)
+    assert [r["revision"] for r in every] == [0, 1]
+    table = CliRunner().invoke(app, ["results", "--db", db], env={"COLUMNS": "250"}).stdout
+    assert "1 superseded revision(s) not listed" in table and "(revision 1)" in table
 
 
 def test_a_series_sent_in_one_association_is_judged_when_it_is_released(server, tmp_path):
@@ -331,6 +342,11 @@ def test_results_command_reads_the_database(server, tmp_path):
     assert json.loads(future.stdout) == []
     bad = runner.invoke(app, ["results", "--db", str(tmp_path / "results.sqlite"), "--since", "yesterday"])
     assert bad.exit_code == 2 and "--since" in bad.stderr
+    wrong = runner.invoke(app, ["results", "--db", str(tmp_path / "results.sqlite"), "--status", "fail"])
+    assert wrong.exit_code == 2 and "--status must be one of" in wrong.stderr
+    # Who and which study, from the series' own headers: what a technologist places a result by.
+    header = pydicom.dcmread(make_series(DEGRADED, tmp_path / "probe", 1)[0], stop_before_pixels=True)
+    assert row["patient_id"] == str(header.get("PatientID", "")) and row["study_date"] == str(header.get("StudyDate", ""))
     # The judged series are what a site calibrates its per-protocol baselines from: those that passed only.
     out = tmp_path / "baselines.json"
     learnt = runner.invoke(app, ["calibrate", "--db", str(tmp_path / "results.sqlite"), "--min-series", "1", "-o", str(out)])
@@ -338,6 +354,9 @@ def test_results_command_reads_the_database(server, tmp_path):
     assert json.loads(out.read_text())["protocols"] == [] and "1 series left out (they alerted" in learnt.output
     send(srv.port, make_series(CLINICAL, tmp_path / "c", 2))
     srv.wait_events(2)
+    for wanted, count in (("alert", 1), ("pass", 1), ("outside-domain", 0)):
+        only = runner.invoke(app, ["results", "--db", str(tmp_path / "results.sqlite"), "--format", "json", "--status", wanted])
+        assert len(json.loads(only.stdout)) == count and all(r["status"] == wanted for r in json.loads(only.stdout))
     learnt = runner.invoke(app, ["calibrate", "--db", str(tmp_path / "results.sqlite"), "--min-series", "1", "-o", str(out)])
     assert learnt.exit_code == 0, learnt.output
     (protocol,) = json.loads(out.read_text())["protocols"]

@@ -35,7 +35,7 @@ from tfkt_edge.cli.options import (
 )
 from tfkt_edge.errors import TfktEdgeError
 from tfkt_edge.policy import STATUS_TEXT
-from tfkt_edge.report import STATUS_STYLE
+from tfkt_edge.report import STATUS_STYLE, series_name
 from tfkt_edge.shown import markup_safe
 
 StoreOpt = Annotated[Path, typer.Option("--store", help="Folder for received instances (named by UIDs).")]
@@ -183,15 +183,22 @@ def results(
     db: DbOpt = Path("tfkt-results.sqlite"),
     since: Annotated[Optional[str], typer.Option("--since", help="Only results from this time on: ISO date/time (UTC if no zone) or a number of hours ago, like 24h.")] = None,
     format: Annotated[str, typer.Option("--format", "-f", help="table, json or csv.")] = "table",
+    status: Annotated[Optional[list[str]], typer.Option("--status", help="Only results with this status: pass, alert, outside-domain or nothing-scorable (repeat for several).", show_default=False)] = None,
+    all_revisions: Annotated[bool, typer.Option("--all-revisions", help="Also list the revisions a later verdict on the same series superseded.")] = False,
 ) -> None:
-    """List the series results recorded by `tfkt-edge serve` / `watch`, oldest first.
+    """List the series results recorded by `tfkt-edge serve` / `watch`, oldest first: each series' current
+    verdict, with its patient and study (superseded revisions with --all-revisions).
 
-    Example: tfkt-edge results --since 24h --format csv
+    Example: tfkt-edge results --since 24h --status alert
     """
     from tfkt_edge.service.database import Database
 
     if format not in ("table", "json", "csv"):
         error(f"--format must be table, json or csv, not {format!r}")
+        raise typer.Exit(2)
+    wanted = set(status or ())
+    if wanted - set(STATUSES):
+        error(f"--status must be one of {', '.join(STATUSES)}, not {', '.join(sorted(wanted - set(STATUSES)))}")
         raise typer.Exit(2)
     if not db.is_file():
         error(f"no results database at {db}")
@@ -211,6 +218,11 @@ def results(
         rows = [{**summary(e), "undelivered": "; ".join(parked.get(e["event_id"], []))} for e in database.events(cutoff)]
     finally:
         database.close()
+    superseded = 0 if all_revisions else len(rows) - len(current := current_revisions(rows))
+    if not all_revisions:
+        rows = current
+    if wanted:
+        rows = [r for r in rows if r["status"] in wanted]
     if format == "json":
         typer.echo(json.dumps(rows, indent=2))
     elif format == "csv":
@@ -221,32 +233,51 @@ def results(
         typer.echo(out.getvalue(), nl=False)
     else:
         table = Table(title=f"tfkt-edge results in {db} ({len(rows)})")
-        for name in ("completed (UTC)", "verdict", "series", "slices", "median", "reason"):
+        for name in ("completed (UTC)", "verdict", "patient", "study", "series", "slices", "median", "reason"):
             table.add_column(name)
         for r in rows:
-            status = r["status"]  # pass, alert, outside-domain, or nothing-scorable (its own words, in yellow)
-            verdict = f"[{STATUS_STYLE.get(status, 'yellow')}]{STATUS_TEXT.get(status, status.replace('-', ' '))}[/]"
-            table.add_row(r["completed_utc"], verdict, markup_safe(r["description"] or r["series_instance_uid"]),
+            kind = r["status"]  # pass, alert, outside-domain, or nothing-scorable (its own words, in yellow)
+            verdict = f"[{STATUS_STYLE.get(kind, 'yellow')}]{STATUS_TEXT.get(kind, kind.replace('-', ' '))}[/]"
+            revision = f" (revision {r['revision']})" if r["revision"] else ""
+            patient = " ".join(p for p in (r["patient_name"], f"[{r['patient_id']}]" if r["patient_id"] else "") if p)
+            study = " ".join(p for p in (r["study_date"], r["accession_number"]) if p)
+            table.add_row(r["completed_utc"], verdict, markup_safe(patient or "-"), markup_safe(study or "-"),
+                          markup_safe(series_name(r["description"], r["series_instance_uid"]) + revision),
                           str(r["n_slices"]), "" if r["median_score"] is None else f"{r['median_score']:.2f}",
                           markup_safe(r["reason"]))
         console = StdoutConsole()
         console.print(table)
+        if superseded:
+            console.print(f"{superseded} superseded revision(s) not listed (--all-revisions lists them)", highlight=False)
         for r in rows:
             if r["undelivered"]:
                 console.print(f"[red]result {r['event_id']} not delivered[/]: {markup_safe(r['undelivered'])}", highlight=False)
 
 
-SUMMARY_FIELDS = ("event_id", "completed_utc", "series_instance_uid", "revision", "description", "alert", "status", "n_slices",
-                  "median_score", "min_score", "reason", "skipped", "undelivered")
+SUMMARY_FIELDS = ("event_id", "completed_utc", "series_instance_uid", "revision", "description", "patient_name",
+                  "patient_id", "study_date", "accession_number", "alert", "status", "n_slices", "median_score",
+                  "min_score", "reason", "skipped", "undelivered")
+STATUSES = ("pass", "alert", "outside-domain", "nothing-scorable")
+
+
+def current_revisions(rows: list[dict]) -> list[dict]:
+    """Each series' latest revision only, in the order of the rows."""
+    latest = {}
+    for r in rows:
+        latest[r["series_instance_uid"]] = max(latest.get(r["series_instance_uid"], -1), r["revision"])
+    return [r for r in rows if r["revision"] == latest[r["series_instance_uid"]]]
 
 
 def summary(event: dict) -> dict:
     series = event["series"][0] if event.get("series") else {}
+    study = series.get("study") or {}
     return {"event_id": event["event_id"],
             "completed_utc": datetime.fromtimestamp(event["created_at"], timezone.utc).strftime("%Y-%m-%d %H:%M:%S"),
             "series_instance_uid": event.get("series_instance_uid", series.get("series_instance_uid", "")),
             "revision": event.get("revision", 0),
-            "description": series.get("description", ""), "alert": bool(series.get("alert", False)),
+            "description": series.get("description", ""), "patient_name": study.get("patient_name", ""),
+            "patient_id": study.get("patient_id", ""), "study_date": study.get("study_date", ""),
+            "accession_number": study.get("accession_number", ""), "alert": bool(series.get("alert", False)),
             "status": series.get("status", "alert" if series.get("alert") else "pass") if series else "nothing-scorable",
             "n_slices": series.get("n_slices", 0), "median_score": series.get("median_score"),
             "min_score": series.get("min_score"), "reason": series.get("reason", "nothing scorable"),
