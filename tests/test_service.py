@@ -24,10 +24,10 @@ from pathlib import Path
 
 import pydicom
 import pytest
-from typer.testing import CliRunner
 from pydicom.uid import generate_uid
 from pynetdicom import AE
 from pynetdicom.sop_class import MRImageStorage, Verification
+from typer.testing import CliRunner
 
 from .conftest import PYDICOM_FILES
 from .node import CLINICAL, DEGRADED, associate, dcmtk, free_port, make_series, needs_dcmtk, send
