@@ -262,7 +262,7 @@ STATUSES = ("pass", "alert", "outside-domain", "nothing-scorable")
 
 def current_revisions(rows: list[dict]) -> list[dict]:
     """Each series' latest revision only, in the order of the rows."""
-    latest = {}
+    latest: dict[str, int] = {}
     for r in rows:
         latest[r["series_instance_uid"]] = max(latest.get(r["series_instance_uid"], -1), r["revision"])
     return [r for r in rows if r["revision"] == latest[r["series_instance_uid"]]]
