@@ -35,11 +35,12 @@ from tfkt_edge.cli.options import (
 )
 from tfkt_edge.errors import TfktEdgeError
 from tfkt_edge.policy import STATUS_TEXT
+from tfkt_edge.service.paths import default_db, default_store
 from tfkt_edge.report import STATUS_STYLE, series_name
 from tfkt_edge.shown import markup_safe
 
-StoreOpt = Annotated[Path, typer.Option("--store", help="Folder for received instances (named by UIDs).")]
-DbOpt = Annotated[Path, typer.Option("--db", help="SQLite file of instances, scores and results.")]
+StoreOpt = Annotated[Optional[Path], typer.Option("--store", help="Folder for received instances (named by UIDs). Default: store/ in the data directory ($TFKT_EDGE_HOME, else the per-user data directory).", show_default=False)]
+DbOpt = Annotated[Optional[Path], typer.Option("--db", help="SQLite file of instances, scores and results. Default: tfkt-results.sqlite in the data directory ($TFKT_EDGE_HOME, else the per-user data directory).", show_default=False)]
 TimeoutOpt = Annotated[float, typer.Option("--series-timeout", min=0.1, help="A series is complete when no instance has arrived for this many seconds.")]
 WebhookOpt = Annotated[Optional[str], typer.Option("--webhook", help="POST each series result as JSON to this URL (retried with backoff).")]
 SrOpt = Annotated[Optional[str], typer.Option("--sr-destination", help="Also send each result as a DICOM Basic Text SR to ARCHIVE@host:port (retried with backoff).")]
@@ -100,8 +101,8 @@ def serve(
     port: Annotated[int, typer.Option("--port", min=1, max=65535, help="TCP port to listen on.")] = 11112,
     host: Annotated[str, typer.Option("--host", help="Address to listen on (0.0.0.0: every interface).")] = "127.0.0.1",
     allowed_callers: Annotated[Optional[str], typer.Option("--allowed-callers", help="Comma-separated calling AE titles to accept (default: any).")] = None,
-    store: StoreOpt = Path("tfkt-store"),
-    db: DbOpt = Path("tfkt-results.sqlite"),
+    store: StoreOpt = None,
+    db: DbOpt = None,
     series_timeout: TimeoutOpt = 2.0,
     threshold: ThresholdOpt = 2.0,
     min_run: MinRunOpt = 3,
@@ -133,6 +134,7 @@ def serve(
         error(f"--ae-title must be 1-16 characters, not {ae_title!r}")
         raise typer.Exit(2)
     callers = [c.strip() for c in (allowed_callers or "").split(",") if c.strip()]
+    store, db = store or default_store(), db or default_db()
     config = _config(store, db, events, series_timeout, threshold, min_run, webhook, sr_destination, ae_title, backend,
                      model, batch_size, workers, decoders, baselines, BackendOptions(url, triton_model), noise_check)
     scp = ScpConfig(ae_title, host, port, callers, tls_cert, tls_key, tls_ca)
@@ -145,7 +147,7 @@ def serve(
 def watch(
     folder: Annotated[Path, typer.Argument(help="Folder the scanner exports to (watched recursively; files are never moved or changed).", show_default=False)],
     settle: Annotated[float, typer.Option("--settle", min=0.0, help="Seconds a file's size and time must stay unchanged before it is read.")] = 1.0,
-    db: DbOpt = Path("tfkt-results.sqlite"),
+    db: DbOpt = None,
     series_timeout: TimeoutOpt = 2.0,
     threshold: ThresholdOpt = 2.0,
     min_run: MinRunOpt = 3,
@@ -171,7 +173,8 @@ def watch(
     if not folder.is_dir():
         error(f"{folder} is not a folder")
         raise typer.Exit(2)
-    config = _config(Path("tfkt-store"), db, events,  # no store: watched files are scored where they are
+    db = db or default_db()
+    config = _config(default_store(), db, events,  # no store is written: watched files are scored where they are
                      series_timeout, threshold, min_run, webhook, sr_destination, "TFKT", backend, model, batch_size,
                      workers, decoders, baselines, BackendOptions(url, triton_model), noise_check)
     _run(lambda: Service(config, watch=folder.resolve(), settle=settle),
@@ -180,7 +183,7 @@ def watch(
 
 
 def results(
-    db: DbOpt = Path("tfkt-results.sqlite"),
+    db: DbOpt = None,
     since: Annotated[Optional[str], typer.Option("--since", help="Only results from this time on: ISO date/time (UTC if no zone) or a number of hours ago, like 24h.")] = None,
     format: Annotated[str, typer.Option("--format", "-f", help="table, json or csv.")] = "table",
     status: Annotated[Optional[list[str]], typer.Option("--status", help="Only results with this status: pass, alert, outside-domain or nothing-scorable (repeat for several).", show_default=False)] = None,
@@ -196,6 +199,7 @@ def results(
     if format not in ("table", "json", "csv"):
         error(f"--format must be table, json or csv, not {format!r}")
         raise typer.Exit(2)
+    db = db or default_db()
     wanted = set(status or ())
     if wanted - set(STATUSES):
         error(f"--status must be one of {', '.join(STATUSES)}, not {', '.join(sorted(wanted - set(STATUSES)))}")
