@@ -35,8 +35,8 @@ from tfkt_edge.cli.options import (
 )
 from tfkt_edge.errors import TfktEdgeError
 from tfkt_edge.policy import STATUS_TEXT
-from tfkt_edge.service.paths import default_db, default_store
 from tfkt_edge.report import STATUS_STYLE, series_name
+from tfkt_edge.service.paths import default_db, default_store
 from tfkt_edge.shown import markup_safe
 
 StoreOpt = Annotated[Optional[Path], typer.Option("--store", help="Folder for received instances (named by UIDs). Default: store/ in the data directory ($TFKT_EDGE_HOME, else the per-user data directory).", show_default=False)]
