@@ -1,34 +1,54 @@
-"""The challenge metric against scipy.stats on known inputs."""
+"""`serve --metrics-port`: Prometheus metrics and /healthz from a real node process, read over real HTTP."""
 
 from __future__ import annotations
 
-import numpy as np
-import pytest
+import json
+import re
+import shutil
+import time
+import urllib.error
+import urllib.request
 
-from tfkt_edge.evaluation.metrics import correlation_report, krocc, plcc, rankdata, srocc
-
-stats = pytest.importorskip("scipy.stats")
-
-
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_figures_match_scipy_with_ties(seed):
-    rng = np.random.default_rng(seed)
-    labels = np.round(rng.random(300) * 4 * 5) / 5  # LDCTIQAC-style 0.2 steps: many ties
-    predicted = np.round(labels + rng.normal(0, 0.6, 300), 1)
-    report = correlation_report(predicted, labels)
-    assert report["plcc"] == pytest.approx(stats.pearsonr(predicted, labels)[0], abs=1e-12)
-    assert report["srocc"] == pytest.approx(stats.spearmanr(predicted, labels)[0], abs=1e-12)
-    assert report["krocc"] == pytest.approx(stats.kendalltau(predicted, labels)[0], abs=1e-12)
-    assert krocc(predicted, labels, block=7) == pytest.approx(report["krocc"], abs=1e-12)
-    assert report["overall"] == pytest.approx(abs(report["plcc"]) + abs(report["srocc"]) + abs(report["krocc"]))
-    np.testing.assert_allclose(rankdata(labels), stats.rankdata(labels))
+from .node import CLINICAL, DEGRADED, make_series, send
 
 
-def test_known_values():
-    assert correlation_report([1, 2, 3, 4], [0.5, 1, 2, 3.5])["overall"] == pytest.approx(
-        stats.pearsonr([1, 2, 3, 4], [0.5, 1, 2, 3.5])[0] + 2.0)
-    assert srocc([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
-    assert krocc([1, 2, 3, 4], [1, 3, 2, 4]) == pytest.approx(2 / 3)
-    assert np.isnan(plcc([1, 1, 1], [1, 2, 3]))
-    with pytest.raises(ValueError):
-        correlation_report([1.0], [2.0])
+def _get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as answer:
+            return answer.status, answer.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def _value(text: str, name: str) -> float:
+    match = re.search(rf"^{re.escape(name)} ([0-9.e+]+)$", text, re.M)
+    assert match, f"{name} not in\n{text}"
+    return float(match.group(1))
+
+
+def test_metrics_and_health_of_a_running_node(server, tmp_path):
+    srv = server("--metrics-port", "0")
+    found = re.search(r"metrics http://127\.0\.0\.1:(\d+)/metrics", srv.output())
+    assert found, srv.output()
+    base = f"http://127.0.0.1:{found.group(1)}"
+    code, body = _get(f"{base}/healthz")
+    assert code == 200 and json.loads(body)["status"] == "ok"
+    assert send(srv.port, make_series(DEGRADED, tmp_path / "bad", 3)) == [0, 0, 0]
+    assert send(srv.port, make_series(CLINICAL, tmp_path / "good", 2)) == [0, 0]
+    srv.wait_events(2)
+    code, text = _get(f"{base}/metrics")
+    assert code == 200
+    assert _value(text, "tfkt_edge_instances_received_total") == 5
+    assert _value(text, "tfkt_edge_slices_scored_total") == 5
+    assert _value(text, 'tfkt_edge_verdicts_total{status="alert"}') == 1
+    assert _value(text, 'tfkt_edge_verdicts_total{status="pass"}') == 1
+    assert _value(text, "tfkt_edge_verdict_seconds_count") == 2
+    assert _value(text, "tfkt_edge_instances_pending") == 0
+    # The store taken away under the running node: health says so, with the reason, as C-ECHO does.
+    shutil.rmtree(tmp_path / "store")
+    deadline = time.monotonic() + 10
+    while (answer := _get(f"{base}/healthz"))[0] != 503:
+        assert time.monotonic() < deadline, answer
+        time.sleep(0.1)
+    assert "store" in json.loads(answer[1])["checks"]["store"]
+    assert _get(f"{base}/nothing")[0] == 404

@@ -42,6 +42,7 @@ from tfkt_edge.shown import markup_safe
 StoreOpt = Annotated[Optional[Path], typer.Option("--store", help="Folder for received instances (named by UIDs). Default: store/ in the data directory ($TFKT_EDGE_HOME, else the per-user data directory).", show_default=False)]
 DbOpt = Annotated[Optional[Path], typer.Option("--db", help="SQLite file of instances, scores and results. Default: tfkt-results.sqlite in the data directory ($TFKT_EDGE_HOME, else the per-user data directory).", show_default=False)]
 TimeoutOpt = Annotated[float, typer.Option("--series-timeout", min=0.1, help="A series is complete when no instance has arrived for this many seconds.")]
+MetricsOpt = Annotated[Optional[int], typer.Option("--metrics-port", min=0, max=65535, help="Serve Prometheus metrics at /metrics and a health check at /healthz on this port (0: any free port; default: off).", show_default=False)]
 WebhookOpt = Annotated[Optional[str], typer.Option("--webhook", help="POST each series result as JSON to this URL (retried with backoff).")]
 SrOpt = Annotated[Optional[str], typer.Option("--sr-destination", help="Also send each result as a DICOM Basic Text SR to ARCHIVE@host:port (retried with backoff).")]
 EventsOpt = Annotated[Optional[Path], typer.Option("--events", help="JSON-lines log of results (default: DB.events.jsonl).")]
@@ -76,6 +77,9 @@ def _run(make_service, banner: str, starting: str) -> None:
         error(f"{starting}: {exc.strerror or exc}")
         raise typer.Exit(2) from None
     stop, received = _on_signals()  # before the banner: a stop sent once the node says it is up is handled
+    metrics = getattr(service, "metrics", None)
+    if metrics is not None:
+        banner += f"; metrics http://{service.config.metrics_host}:{metrics.port}/metrics, health /healthz"
     StdoutConsole().print(banner, highlight=False, soft_wrap=True)
     try:
         stop.wait()
@@ -86,10 +90,12 @@ def _run(make_service, banner: str, starting: str) -> None:
 
 
 def _config(store, db, events, series_timeout, threshold, min_run, webhook, sr_destination, calling_ae, backend, model,
-            batch_size, workers, decoders, baselines=None, backend_options=None, noise_check=True):
+            batch_size, workers, decoders, baselines=None, backend_options=None, noise_check=True, metrics_port=None,
+            metrics_host="127.0.0.1"):
     from tfkt_edge.service.runner import ServiceConfig
 
-    return ServiceConfig(store=store, db=db, events=events, series_timeout=series_timeout,
+    return ServiceConfig(store=store, db=db, events=events, series_timeout=series_timeout, metrics_port=metrics_port,
+                         metrics_host=metrics_host,
                          policy=make_policy(threshold, min_run, baselines, noise_check), webhook=webhook, sr_destination=sr_destination,
                          calling_ae=calling_ae, backend=backend, model=model, batch_size=batch_size, workers=workers,
                          backend_options=backend_options or BackendOptions(),
@@ -121,6 +127,7 @@ def serve(
     tls_cert: Annotated[Optional[Path], typer.Option("--tls-cert", help="PEM certificate of this node: associations must use TLS.")] = None,
     tls_key: Annotated[Optional[Path], typer.Option("--tls-key", help="PEM private key of --tls-cert.")] = None,
     tls_ca: Annotated[Optional[Path], typer.Option("--tls-ca", help="PEM CA bundle: callers must present a client certificate it signed.")] = None,
+    metrics_port: MetricsOpt = None,
 ) -> None:
     """Run a DICOM node (C-ECHO, C-STORE of CT and Enhanced CT) that scores slices as they arrive and
     prints a verdict per series once no instance has arrived for --series-timeout seconds. Stop with Ctrl-C.
@@ -136,7 +143,8 @@ def serve(
     callers = [c.strip() for c in (allowed_callers or "").split(",") if c.strip()]
     store, db = store or default_store(), db or default_db()
     config = _config(store, db, events, series_timeout, threshold, min_run, webhook, sr_destination, ae_title, backend,
-                     model, batch_size, workers, decoders, baselines, BackendOptions(url, triton_model), noise_check)
+                     model, batch_size, workers, decoders, baselines, BackendOptions(url, triton_model), noise_check,
+                     metrics_port, host)
     scp = ScpConfig(ae_title, host, port, callers, tls_cert, tls_key, tls_ca)
     secure = (" over TLS, client certificates required" if tls_ca else " over TLS") if tls_cert else ""
     _run(lambda: Service(config, scp=scp),
@@ -163,6 +171,7 @@ def watch(
     decoders: DecodersOpt = Decoders.threads,
     baselines: BaselinesOpt = None,
     noise_check: NoiseCheckOpt = True,
+    metrics_port: MetricsOpt = None,
 ) -> None:
     """Score CT files as they appear in a folder, with the same pipeline and verdicts as `serve`. Stop with Ctrl-C.
 
@@ -176,7 +185,7 @@ def watch(
     db = db or default_db()
     config = _config(default_store(), db, events,  # no store is written: watched files are scored where they are
                      series_timeout, threshold, min_run, webhook, sr_destination, "TFKT", backend, model, batch_size,
-                     workers, decoders, baselines, BackendOptions(url, triton_model), noise_check)
+                     workers, decoders, baselines, BackendOptions(url, triton_model), noise_check, metrics_port)
     _run(lambda: Service(config, watch=folder.resolve(), settle=settle),
          f"tfkt-edge: watching {folder} (settle {settle:g} s); database {db}, series complete after {series_timeout:g} s",
          f"cannot watch {folder}")

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 from tfkt_edge.dicom import SliceRef
 from tfkt_edge.domain import ImageStats
@@ -386,6 +387,28 @@ class Database:
     def events(self, since: float = 0.0) -> list[dict]:
         rows = self._read("SELECT id, created_at, payload FROM events WHERE created_at >= ? ORDER BY id", (since,))
         return [{"event_id": i, "created_at": t, **json.loads(p)} for i, t, p in rows]
+
+    def gauges(self) -> dict[str, Any]:
+        """What the metrics endpoint reports, read from the file itself (so it survives restarts): instances by
+        state, slices scored, results by status, deliveries by state and sink, and the seconds from each
+        series' last instance to its verdict."""
+        (received, pending, skipped), = self._read(
+            "SELECT COUNT(*), COALESCE(SUM(processed_at IS NULL), 0), COALESCE(SUM(skip_reason IS NOT NULL), 0) FROM instances")
+        (scored,), = self._read("SELECT COUNT(*) FROM slices")
+        (open_series,), = self._read("SELECT COUNT(*) FROM series WHERE completed_at IS NULL")
+        statuses = dict(self._read(
+            "SELECT COALESCE(json_extract(payload, '$.series[0].status'), 'nothing-scorable'), COUNT(*) FROM events GROUP BY 1"))
+        deliveries = self._read(
+            "SELECT sink, COALESCE(SUM(delivered_at IS NULL AND gave_up_at IS NULL), 0), COALESCE(SUM(gave_up_at IS NOT NULL), 0), "
+            "COALESCE(SUM(attempts - (delivered_at IS NOT NULL)), 0) FROM deliveries GROUP BY sink")
+        latency = [t for (t,) in self._read(
+            "SELECT e.created_at - s.last_received FROM events e JOIN series s ON s.series_instance_uid = "
+            "CASE WHEN instr(e.series_instance_uid, '@') > 0 THEN substr(e.series_instance_uid, 1, instr(e.series_instance_uid, '@') - 1) "
+            "ELSE e.series_instance_uid END")]
+        return {"instances_received": received, "instances_pending": pending, "instances_skipped": skipped,
+                "slices_scored": scored, "series_open": open_series, "results": statuses,
+                "deliveries": {sink: {"pending": p, "parked": g, "failed_attempts": f} for sink, p, g, f in deliveries},
+                "verdict_seconds": latency}
 
     def counts(self) -> dict[str, int]:
         (instances,), = self._read("SELECT COUNT(*) FROM instances")

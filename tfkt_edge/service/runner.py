@@ -13,6 +13,7 @@ from tfkt_edge.backends import BackendOptions, create_backend
 from tfkt_edge.policy import AlertPolicy
 from tfkt_edge.scoring import decoder_pool
 from tfkt_edge.service.database import Database
+from tfkt_edge.service.metrics import MetricsServer
 from tfkt_edge.service.report_sr import DicomSrSink
 from tfkt_edge.service.scp import ScpConfig, StorageServer
 from tfkt_edge.service.sinks import ConsoleSink, JsonlSink, Sink, WebhookSink
@@ -39,6 +40,8 @@ class ServiceConfig:
     workers: int = 2
     decoders: str = "threads"
     backend_options: BackendOptions = field(default_factory=BackendOptions)
+    metrics_port: int | None = None  # /metrics and /healthz on this port (None: off)
+    metrics_host: str = "127.0.0.1"
 
     @property
     def events_path(self) -> Path:
@@ -74,6 +77,8 @@ class Service:
         if scp is not None:
             ssl_context = scp.ssl_context()
             _check_port(scp.host, scp.port)
+        if config.metrics_port is not None:
+            _check_port(config.metrics_host, config.metrics_port)
         self.db = Database(config.db)
         for sink in extra:
             if isinstance(sink, WebhookSink):
@@ -91,6 +96,11 @@ class Service:
         if scp is not None:
             self.server = StorageServer(scp, InstanceStore(config.store), self.db, self.received, ssl_context)
         self.watcher = FolderWatcher(watch, self.db, self.received, settle) if watch is not None else None
+        self.metrics = None
+        if config.metrics_port is not None:
+            self.metrics = MetricsServer(config.metrics_host, config.metrics_port, self.db,
+                                         self.server.store if self.server is not None else None,
+                                         lambda: self.backend is not None)
 
     def _wake_deliveries(self) -> None:
         for delivery in self.deliveries:
@@ -108,9 +118,13 @@ class Service:
             self.server.start()
         if self.watcher is not None:
             self.watcher.start()
+        if self.metrics is not None:
+            self.metrics.start()
 
     def stop(self) -> None:
         """Stop listening first, then let scoring and delivery finish their current step."""
+        if self.metrics is not None:
+            self.metrics.stop()
         if self.server is not None:
             self.server.stop()
         if self.watcher is not None:

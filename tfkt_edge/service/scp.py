@@ -235,7 +235,7 @@ class StorageServer:
 
     def __init__(self, config: ScpConfig, store: InstanceStore, db: Database, received: Callable[[str], None],
                  ssl_context: ssl.SSLContext | None = None):
-        self.config = config
+        self.config, self.store = config, store
         self.ssl_context = ssl_context
         self.ae = AE(ae_title=config.ae_title)
         for sop_class in STORAGE_CLASSES:
