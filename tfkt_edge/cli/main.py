@@ -12,6 +12,7 @@ from tfkt_edge.cli import export, train
 from tfkt_edge.cli.benchmark import benchmark
 from tfkt_edge.cli.boundary import CONTEXT, CommandGroup, show_version
 from tfkt_edge.cli.calibrate import calibrate
+from tfkt_edge.cli.config_file import envvar_prefix
 from tfkt_edge.cli.console import set_verbosity
 from tfkt_edge.cli.demo import demo
 from tfkt_edge.cli.env import env
@@ -43,8 +44,8 @@ app.command()(score)
 app.command()(demo)
 app.command()(evaluate)
 app.command()(models)
-app.command()(serve)
-app.command()(watch)
+app.command(context_settings=envvar_prefix("serve"))(serve)
+app.command(context_settings=envvar_prefix("watch"))(watch)
 app.command()(results)
 app.command()(benchmark)
 app.command()(report)

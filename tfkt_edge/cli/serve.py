@@ -18,6 +18,7 @@ from rich.table import Table
 
 from tfkt_edge.backends import BackendOptions
 from tfkt_edge.cli import exit_codes
+from tfkt_edge.cli.config_file import load_config
 from tfkt_edge.cli.console import StdoutConsole, error, make_policy
 from tfkt_edge.cli.options import (
     BackendOpt,
@@ -42,6 +43,7 @@ from tfkt_edge.shown import markup_safe
 StoreOpt = Annotated[Optional[Path], typer.Option("--store", help="Folder for received instances (named by UIDs). Default: store/ in the data directory ($TFKT_EDGE_HOME, else the per-user data directory).", show_default=False)]
 DbOpt = Annotated[Optional[Path], typer.Option("--db", help="SQLite file of instances, scores and results. Default: tfkt-results.sqlite in the data directory ($TFKT_EDGE_HOME, else the per-user data directory).", show_default=False)]
 TimeoutOpt = Annotated[float, typer.Option("--series-timeout", min=0.1, help="A series is complete when no instance has arrived for this many seconds.")]
+ConfigOpt = Annotated[Optional[Path], typer.Option("--config", is_eager=True, callback=load_config, help="TOML file of settings (long option names, under [serve] or [watch] or at the top level); flags and TFKT_EDGE_<COMMAND>_<OPTION> environment variables take precedence.", show_default=False)]
 MetricsOpt = Annotated[Optional[int], typer.Option("--metrics-port", min=0, max=65535, help="Serve Prometheus metrics at /metrics and a health check at /healthz on this port (0: any free port; default: off).", show_default=False)]
 WebhookOpt = Annotated[Optional[str], typer.Option("--webhook", help="POST each series result as JSON to this URL (retried with backoff).")]
 SrOpt = Annotated[Optional[str], typer.Option("--sr-destination", help="Also send each result as a DICOM Basic Text SR to ARCHIVE@host:port (retried with backoff).")]
@@ -128,6 +130,7 @@ def serve(
     tls_key: Annotated[Optional[Path], typer.Option("--tls-key", help="PEM private key of --tls-cert.")] = None,
     tls_ca: Annotated[Optional[Path], typer.Option("--tls-ca", help="PEM CA bundle: callers must present a client certificate it signed.")] = None,
     metrics_port: MetricsOpt = None,
+    config: ConfigOpt = None,
 ) -> None:
     """Run a DICOM node (C-ECHO, C-STORE of CT and Enhanced CT) that scores slices as they arrive and
     prints a verdict per series once no instance has arrived for --series-timeout seconds. Stop with Ctrl-C.
@@ -142,12 +145,12 @@ def serve(
         raise typer.Exit(2)
     callers = [c.strip() for c in (allowed_callers or "").split(",") if c.strip()]
     store, db = store or default_store(), db or default_db()
-    config = _config(store, db, events, series_timeout, threshold, min_run, webhook, sr_destination, ae_title, backend,
+    service_config = _config(store, db, events, series_timeout, threshold, min_run, webhook, sr_destination, ae_title, backend,
                      model, batch_size, workers, decoders, baselines, BackendOptions(url, triton_model), noise_check,
                      metrics_port, host)
     scp = ScpConfig(ae_title, host, port, callers, tls_cert, tls_key, tls_ca)
     secure = (" over TLS, client certificates required" if tls_ca else " over TLS") if tls_cert else ""
-    _run(lambda: Service(config, scp=scp),
+    _run(lambda: Service(service_config, scp=scp),
          f"tfkt-edge: listening as {ae_title} on {host}:{port}{secure}; store {store}, database {db}, "
          f"series complete after {series_timeout:g} s", f"cannot listen on {host}:{port}")
 
@@ -172,6 +175,7 @@ def watch(
     baselines: BaselinesOpt = None,
     noise_check: NoiseCheckOpt = True,
     metrics_port: MetricsOpt = None,
+    config: ConfigOpt = None,
 ) -> None:
     """Score CT files as they appear in a folder, with the same pipeline and verdicts as `serve`. Stop with Ctrl-C.
 
@@ -183,10 +187,10 @@ def watch(
         error(f"{folder} is not a folder")
         raise typer.Exit(2)
     db = db or default_db()
-    config = _config(default_store(), db, events,  # no store is written: watched files are scored where they are
+    service_config = _config(default_store(), db, events,  # no store is written: watched files are scored where they are
                      series_timeout, threshold, min_run, webhook, sr_destination, "TFKT", backend, model, batch_size,
                      workers, decoders, baselines, BackendOptions(url, triton_model), noise_check, metrics_port)
-    _run(lambda: Service(config, watch=folder.resolve(), settle=settle),
+    _run(lambda: Service(service_config, watch=folder.resolve(), settle=settle),
          f"tfkt-edge: watching {folder} (settle {settle:g} s); database {db}, series complete after {series_timeout:g} s",
          f"cannot watch {folder}")
 
