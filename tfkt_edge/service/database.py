@@ -96,6 +96,10 @@ ADDED_COLUMNS = (
 )
 
 
+class UidCollision(ValueError):
+    """An instance whose SOP Instance UID another series already holds."""
+
+
 def ref_to_json(ref: SliceRef) -> str:
     data = asdict(ref)
     data["path"] = str(ref.path)
@@ -238,10 +242,24 @@ class Database:
     def record_instance(self, sop: str, series: str, study: str, path: Path, calling_ae: str,
                         identity: tuple[int, int] | None = None) -> None:
         """Record a stored instance (a re-sent one is processed again) and touch its series.
-        ``identity`` is a watched file's (size, mtime_ns) when it was taken."""
+        ``identity`` is a watched file's (size, mtime_ns) when it was taken.
+
+        Raises:
+            UidCollision: the SOP Instance UID is recorded already for another series; nothing is changed (the
+                recorded instance would otherwise move to the other series and leave its own series short).
+        """
         now = time.time()
         size, mtime = identity or (None, None)
-        self._write([
+        with self._transaction() as db:
+            found = db.execute("SELECT series_instance_uid FROM instances WHERE sop_instance_uid = ?", (sop,)).fetchall()
+            if found and found[0][0] != series:
+                raise UidCollision(f"SOP Instance UID {sop} is recorded already in series {found[0][0]}")
+            for sql, args in self._record_statements(sop, series, study, path, calling_ae, now, size, mtime):
+                db.execute(sql, args)
+
+    @staticmethod
+    def _record_statements(sop, series, study, path, calling_ae, now, size, mtime) -> list[tuple[str, tuple]]:
+        return [
             ("INSERT INTO instances (sop_instance_uid, series_instance_uid, study_instance_uid, path, calling_ae,"
              " received_at, file_size, file_mtime_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (sop_instance_uid)"
              " DO UPDATE SET path = excluded.path, calling_ae = excluded.calling_ae, received_at = excluded.received_at,"
@@ -254,7 +272,7 @@ class Database:
              " VALUES (?, ?, ?, ?) ON CONFLICT (series_instance_uid) DO UPDATE SET last_received = excluded.last_received,"
              " revision = series.revision + (series.completed_at IS NOT NULL), completed_at = NULL",
              (series, study, now, now)),
-        ])
+        ]
 
     def release_series(self, series: str) -> None:
         """The association that sent this series was released: judge it without waiting for the quiet timeout,

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pydicom.dataset import Dataset
 from pydicom.uid import (
     JPEG2000,
     CTImageStorage,
@@ -34,7 +35,7 @@ from pynetdicom import AE, evt
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]  # made at import; pydicom.uid has no Verification
 from pynetdicom.transport import ThreadedAssociationServer
 
-from tfkt_edge.service.database import Database
+from tfkt_edge.service.database import Database, UidCollision
 from tfkt_edge.service.store import InstanceStore, InvalidUID, instance_uids
 from tfkt_edge.shown import visible
 
@@ -162,7 +163,7 @@ def handle_echo(event, db: Database, store: InstanceStore | None = None) -> int:
     return SUCCESS
 
 
-def handle_store(event, store: InstanceStore, db: Database, received: Callable[[str], None], arrivals: Arrivals) -> int:
+def handle_store(event, store: InstanceStore, db: Database, received: Callable[[str], None], arrivals: Arrivals) -> int | Dataset:
     """Store one instance atomically and record it; return a DICOM status. Never raises."""
     calling = event.assoc.requestor.ae_title.strip() if event.assoc else ""
     try:
@@ -184,6 +185,12 @@ def handle_store(event, store: InstanceStore, db: Database, received: Callable[[
         existed = store.path_for(study, series, sop).exists()
         path = store.write(study, series, sop, lambda f: f.write(data))  # type: ignore[attr-defined]
         db.record_instance(sop, series, study, path, calling)
+    except UidCollision as exc:  # another series' instance keeps its UID; this one is not acknowledged
+        log.warning("refused instance from %s: %s (series %s): a UID collision, the recorded instance is kept",
+                    visible(calling), exc, series)
+        if path is not None and not existed:
+            path.unlink(missing_ok=True)
+        return _failure(CANNOT_UNDERSTAND, "SOP Instance UID already used by another series")
     except Exception as exc:  # disk full, database locked for too long, ...
         log.error("could not store %s from %s: %s", sop, calling, exc)
         if path is not None and not existed:
@@ -192,6 +199,14 @@ def handle_store(event, store: InstanceStore, db: Database, received: Callable[[
     arrivals.add(event.assoc, series)
     received(series)
     return SUCCESS
+
+
+def _failure(status: int, comment: str) -> Dataset:
+    """A C-STORE failure status with its Error Comment (0000,0902), which storescu and PACS logs show."""
+    answer = Dataset()
+    answer.Status = status
+    answer.ErrorComment = comment[:64]
+    return answer
 
 
 IDLE_CONNECT_TIMEOUT = 5.0  # from connecting to a complete A-ASSOCIATE-RQ (the ARTIM timer), and for a TLS handshake

@@ -26,7 +26,8 @@ from pathlib import Path
 import pydicom
 from pydicom.errors import InvalidDicomError
 
-from tfkt_edge.service.database import Database
+from tfkt_edge.dicom.deflated import InflateLimitError, inflate, is_deflated
+from tfkt_edge.service.database import Database, UidCollision
 from tfkt_edge.service.scp import STORAGE_CLASSES
 from tfkt_edge.service.store import InvalidUID, instance_uids
 from tfkt_edge.shown import visible
@@ -119,7 +120,12 @@ def open_for_writing(folder: Path) -> set[Path] | None:
 def ingest(path: Path, db: Database, identity: tuple[int, int] | None = None) -> str | None:
     """Record one settled file as a received instance; return why it was not taken, or None."""
     try:
-        ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=HEADER_TAGS)
+        if is_deflated(path):  # inflated within a bound: pydicom would inflate a deflate bomb whole
+            ds = inflate(path)
+        else:
+            ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=HEADER_TAGS)
+    except InflateLimitError as exc:
+        return str(exc)
     except (InvalidDicomError, OSError, ValueError, EOFError) as exc:
         return f"not a readable DICOM file ({type(exc).__name__})"
     sop_class = str(ds.get("SOPClassUID", ""))
@@ -129,7 +135,10 @@ def ingest(path: Path, db: Database, identity: tuple[int, int] | None = None) ->
         sop, series, study = instance_uids(ds)
     except InvalidUID as exc:
         return str(exc)
-    db.record_instance(sop, series, study, path, "watch", identity)
+    try:
+        db.record_instance(sop, series, study, path, "watch", identity)
+    except UidCollision as exc:
+        return f"{exc}: a UID collision, the recorded instance is kept"
     return None
 
 
