@@ -39,3 +39,20 @@ def test_a_report_on_slices_at_absurd_positions_is_drawn_by_slice_number(tmp_pat
     result = CliRunner().invoke(app, ["report", str(tmp_path), "-o", str(tmp_path / "r.html")])
     assert result.exit_code == 0, result.output  # before: a traceback from matplotlib, exit 1 (the alert code)
     assert "<img class=\"profile\"" in (tmp_path / "r.html").read_text()
+
+
+def test_the_report_opens_with_every_series_alerts_first(tmp_path):
+    """A clinical series and a degraded one (real CT): the summary table lists the alert first, each row linking to
+    its section; the policy text follows the table."""
+    import re
+
+    for name in ("clinical/abdomen.dcm", "degraded/abdomen_degraded.dcm"):
+        (tmp_path / name.split("/")[1]).write_bytes((EXAMPLES / name).read_bytes())
+    run = score_paths([tmp_path], create_backend("onnxruntime"), AlertPolicy())
+    page = render(run, AlertPolicy(), profiles=[b"png"] * len(run.results))
+    summary = page[page.index('<table class="summary">'):page.index("</table>")]
+    states = re.findall(r'<td class="(alert|pass|outside-domain)">', summary)
+    assert states == ["alert", "pass"]
+    for number in re.findall(r'<a href="#series-(\d+)">', summary):
+        assert f'id="series-{number}"' in page
+    assert page.index('<table class="summary">') < page.index("a series alerts when its")

@@ -146,10 +146,22 @@ def _physics_cell(result: SeriesResult) -> str:
     return dw if physics.ssde_mgy is None else f"{dw}/{physics.ssde_mgy:.1f}"
 
 
+def _patient_cell(result: SeriesResult) -> str:
+    """'NAME [ID] DATE' of the series' first slice, '-' where the headers hold none of them."""
+    if not result.series.slices:
+        return "-"
+    ref = result.series.slices[0]
+    parts = [ref.patient_name.replace("^", " ").strip(), f"[{ref.patient_id}]" if ref.patient_id else "", ref.study_date]
+    return " ".join(p for p in parts if p) or "-"
+
+
 def _print_series(console: Console, results: Sequence[SeriesResult], threshold: float) -> None:
     table = Table(title=f"tfkt-edge: CT image quality (0-4, higher is better; alert below {threshold:.1f})")
     table.add_column("#", justify="right")
     table.add_column("verdict", no_wrap=True)
+    placed = any(_patient_cell(r) != "-" for r in results)
+    if placed:  # who and which study, so a technologist can place the verdict (anonymised files: no column)
+        table.add_column("patient / study", overflow="fold")
     table.add_column("series", overflow="fold")
     table.add_column("kernel")
     for column in ("slices", "median", "min"):
@@ -165,7 +177,8 @@ def _print_series(console: Console, results: Sequence[SeriesResult], threshold: 
         scores = result.scores
         status = result.verdict.status
         verdict = f"[{STATUS_STYLE[status]}]{STATUS_TEXT[status]}[/]"
-        table.add_row(str(number), verdict, markup_safe(series_name(result.series.description, result.series.series_instance_uid)),
+        table.add_row(str(number), verdict, *([markup_safe(_patient_cell(result))] if placed else []),
+                      markup_safe(series_name(result.series.description, result.series.series_instance_uid)),
                       markup_safe(result.series.kernel or "-"),
                       str(len(result.slices)), f"{np.median(scores):.2f}" if scores.size else "-",
                       f"{scores.min():.2f}" if scores.size else "-", _noise_cell(result),

@@ -45,13 +45,18 @@ def profile_png(result: SeriesResult, policy: AlertPolicy) -> bytes:
     by_position = all(p is not None and abs(p) < MAX_POSITION_MM for p in positions) and len(set(positions)) == len(positions)
     x = np.array(positions, dtype=float) if by_position else np.arange(1, len(scores) + 1)
     fig, ax = plt.subplots(figsize=(8, 2.8), dpi=100)
-    for start, stop in alerting_runs(scores, policy):
-        ax.axvspan(x[start] - 0.5 if not by_position else x[start], x[stop - 1] + (0.5 if not by_position else 0),
-                   color="tab:red", alpha=0.15, lw=0)
-    ax.plot(x, scores, color="tab:blue", lw=1.2, marker="o" if len(scores) <= 60 else None, ms=3)
+    # Outside the validated domain the learned score is not acted on: drawn in grey, without the alert marks.
+    judged = result.domain.inside
+    warn = "tab:red" if judged else "tab:gray"
+    if judged:
+        for start, stop in alerting_runs(scores, policy):
+            ax.axvspan(x[start] - 0.5 if not by_position else x[start], x[stop - 1] + (0.5 if not by_position else 0),
+                       color="tab:red", alpha=0.15, lw=0)
+    ax.plot(x, scores, color="tab:blue" if judged else "tab:gray", lw=1.2, marker="o" if len(scores) <= 60 else None, ms=3)
     low = scores < policy.threshold
-    ax.scatter(x[low], scores[low], color="tab:red", s=18, zorder=3, label="below threshold")
-    ax.axhline(policy.threshold, color="tab:red", ls="--", lw=1, label=f"threshold {policy.threshold:.2f}")
+    ax.scatter(x[low], scores[low], color=warn, s=18, zorder=3,
+               label="below threshold" if judged else "below threshold (not judged: outside the validated domain)")
+    ax.axhline(policy.threshold, color=warn, ls="--", lw=1, label=f"threshold {policy.threshold:.2f}")
     ax.set_ylim(0, 4.05)
     ax.set_ylabel("quality (0-4)")
     ax.set_xlabel("position along the patient axis (mm)" if by_position else "slice (anatomical order)")
@@ -119,7 +124,9 @@ h1 { font-size: 22px; } h2 { font-size: 18px; margin-bottom: 4px; } h3 { font-si
 .thumbs { display: flex; gap: 12px; flex-wrap: wrap; }
 figure { margin: 0; text-align: center; font-size: 12px; } figure img { background: #000; display: block; }
 .missing { width: 192px; height: 192px; background: #eee; line-height: 192px; }
-table { border-collapse: collapse; font-size: 13px; } td { padding: 2px 8px; border-bottom: 1px solid #eee; }
+table { border-collapse: collapse; font-size: 13px; } td, th { padding: 2px 8px; border-bottom: 1px solid #eee; text-align: left; }
+td.alert { color: #c62828; font-weight: bold; } td.outside-domain { color: #8d6e00; font-weight: bold; } td.pass { color: #2e7d32; }
+.summary td.reason { max-width: 420px; }
 """
 
 
@@ -128,9 +135,14 @@ def render(run: ScoringRun, policy: AlertPolicy, title: str = "tfkt-edge CT imag
     """The report page (jinja2, autoescaped); ``profiles`` are the series' profile PNGs when made already."""
     if profiles is None:
         profiles = [profile_png(r, policy) for r in run.results]
+    sections = [_section(r, png) for r, png in zip(run.results, profiles)]
+    for number, section in enumerate(sections, 1):
+        section["number"] = number
+    order = {"alert": 0, "outside-domain": 1}
     return _template().render(
         title=title, style=STYLE, results=run.results, alerts=sum(r.verdict.alert for r in run.results), policy=policy,
-        model=run.model, window=WINDOW, sections=[_section(r, png) for r, png in zip(run.results, profiles)],
+        model=run.model, window=WINDOW, sections=sections,
+        summary=sorted(sections, key=lambda s: (order.get(s["state"], 2), s["number"])),
         skipped=[{"path": str(k.path), "reason": k.reason} for k in run.skipped],
         generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
 
