@@ -80,7 +80,7 @@ def report(tmp_path_factory):
 def test_report_is_self_contained_with_every_image_embedded(report):
     text = (report / "r.html").read_text()
     assert "RESCAN ALERT" in text and "PASS" in text and "tfkt_edge_s" in text and "NOT radiologist scores" in text
-    assert not re.search(r'(src|href)="(?!data:)', text)  # nothing fetched from outside the file
+    assert not re.search(r'(src|href)="(?!data:|#)', text)  # nothing fetched from outside the file (#: links within it)
     images = re.findall(r'src="data:image/png;base64,([^"]+)"', text)
     assert len(images) == 4  # per series: the profile and one thumbnail (each series has one slice)
     for data in images:
