@@ -104,3 +104,34 @@ def test_a_file_whose_name_is_not_utf8_is_refused_once_with_its_reason(tmp_path,
         watcher.close()
     finally:
         db.close()
+
+
+def test_two_exports_of_one_study_make_no_new_revision_at_a_restart(tmp_path):
+    """The same real slices exported twice (two folders, same SOP Instance UIDs): after a restart over unchanged
+    data neither copy is taken again, so the judged series is not reopened as a new revision."""
+    import sqlite3
+
+    inbox = tmp_path / "inbox"
+    data = (EXAMPLES / "clinical" / "abdomen.dcm").read_bytes()
+    copies = [inbox / "export1" / "slice.dcm", inbox / "export2" / "slice.dcm"]
+    for copy in copies:
+        copy.parent.mkdir(parents=True)
+        copy.write_bytes(data)
+    db = Database(tmp_path / "results.sqlite")
+    try:
+        watcher = FolderWatcher(inbox, db, received=lambda _: None, settle=1.0)
+        scan_until(watcher, lambda: all(c in watcher.taken for c in copies), [1000.0])
+        watcher.close()
+        db._write([("UPDATE instances SET processed_at = 1", ()), ("UPDATE series SET completed_at = 1", ())])  # judged
+    finally:
+        db.close()
+    db = Database(tmp_path / "results.sqlite")
+    try:
+        watcher = FolderWatcher(inbox, db, received=lambda _: None, settle=1.0)
+        assert all(c in watcher.taken for c in copies)
+        assert [watcher.scan_once(t) for t in (2000.0, 2010.0, 2020.0)] == [0, 0, 0]  # past the settle time: nothing new
+        watcher.close()
+    finally:
+        db.close()
+    row = sqlite3.connect(str(tmp_path / "results.sqlite")).execute("SELECT revision, completed_at FROM series").fetchone()
+    assert row == (0, 1)

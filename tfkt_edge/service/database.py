@@ -83,6 +83,12 @@ CREATE TABLE IF NOT EXISTS deliveries (
     last_error TEXT,
     PRIMARY KEY (event_id, sink)
 );
+CREATE TABLE IF NOT EXISTS watched_files (
+    path TEXT PRIMARY KEY,
+    file_size INTEGER,
+    file_mtime_ns INTEGER,
+    refused TEXT
+);
 """
 
 
@@ -284,6 +290,20 @@ class Database:
         """Every recorded instance's path, with its (size, mtime_ns) when taken (None if not recorded)."""
         rows = self._read("SELECT path, file_size, file_mtime_ns FROM instances")
         return {Path(path): None if size is None else (size, mtime) for path, size, mtime in rows}
+
+    def remember_file(self, path: Path, identity: tuple[int, int] | None, refused: str | None = None) -> None:
+        """A watched file taken (``refused`` None) or refused with its reason, as it was then: a restart does not
+        read it again unless it changed (a second export of the same instances is not a new arrival)."""
+        size, mtime = identity or (None, None)
+        self._write([("INSERT INTO watched_files (path, file_size, file_mtime_ns, refused) VALUES (?, ?, ?, ?)"
+                      " ON CONFLICT (path) DO UPDATE SET file_size = excluded.file_size,"
+                      " file_mtime_ns = excluded.file_mtime_ns, refused = excluded.refused",
+                      (str(path), size, mtime, refused))])
+
+    def watched_files(self) -> dict[Path, tuple[tuple[int, int] | None, str | None]]:
+        """Every watched file remembered: path -> ((size, mtime_ns) or None, the refusal reason or None)."""
+        rows = self._read("SELECT path, file_size, file_mtime_ns, refused FROM watched_files")
+        return {Path(path): (None if size is None else (size, mtime), refused) for path, size, mtime, refused in rows}
 
     # scoring
     def unprocessed(self, limit: int) -> list[tuple[str, str, Path, float]]:

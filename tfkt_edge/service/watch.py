@@ -159,8 +159,12 @@ class FolderWatcher(threading.Thread):
         # path -> (size, mtime_ns) when taken or refused: a file that changes afterwards (a network share
         # finishing a file another host closed half-written) is looked at again, not written off for good.
         # Remembered across restarts: a file changed while the service was down is read again too.
+        # Every file taken or refused is remembered, not only the one an instance's row names: two exports of one
+        # study hold the same instances, and a restart must not take the other copy as a new arrival.
         self.taken: dict[Path, tuple[int, int] | None] = {p: known or _identity(p) for p, known in db.instance_files().items()}
         self.refused: dict[Path, tuple[int, int] | None] = {}
+        for path, (identity, refused) in db.watched_files().items():
+            (self.refused if refused is not None else self.taken)[path] = identity
         self._seen: dict[Path, tuple[int, int, float]] = {}  # path -> (size, mtime_ns, unchanged since)
         self._closed: set[Path] = set()  # inotify: written and closed, not yet taken
         self._writing: set[Path] = set()  # inotify: opened for writing, not yet closed
@@ -237,6 +241,7 @@ class FolderWatcher(threading.Thread):
                 else:
                     self.refused[path] = identity
                     log.warning("skipped %s: %s", visible(path), reason)
+                self._remember(path, identity, reason)
         return taken
 
     def _ingest(self, path: Path, identity: tuple[int, int] | None) -> str | None:
@@ -250,6 +255,14 @@ class FolderWatcher(threading.Thread):
             return ingest(path, self.db, identity)
         except Exception as exc:
             return f"could not be recorded ({type(exc).__name__}: {str(exc)[:160]})"
+
+    def _remember(self, path: Path, identity: tuple[int, int] | None, reason: str | None) -> None:
+        """Keep the file's fate across restarts (in memory only for a name the database cannot hold)."""
+        try:
+            str(path).encode("utf-8")
+            self.db.remember_file(path, identity, reason)
+        except Exception as exc:  # a name SQLite cannot hold, a database that cannot write now: this run still knows it
+            log.debug("not remembered across restarts: %s (%s)", visible(path), exc)
 
     def _settled(self, path: Path, now: float) -> bool:
         try:
