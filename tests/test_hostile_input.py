@@ -87,3 +87,31 @@ def test_pipes_and_links_to_devices_are_skipped_not_read(tmp_path):
     assert sorted(s.reason for s in found.skipped) == [reasons.NOT_REGULAR.format(kind="a character device"),
                                                         reasons.NOT_REGULAR.format(kind="a named pipe")]
     assert [s.reason for s in scan([folder / "pipe.dcm"]).skipped] == [reasons.NOT_REGULAR.format(kind="a named pipe")]
+
+
+@pytest.mark.parametrize("command", ["score", "calibrate"])
+def test_a_symlink_loop_and_a_non_utf8_name_are_walked_without_a_traceback(tmp_path, command):
+    """A folder that links back to its parent, and a real slice whose name holds a Latin-1 byte: scored once each,
+    CSV written, no traceback (exit 0 for score's pass; calibrate learns from the one series)."""
+    import os
+    import subprocess
+    import sys
+
+    from tfkt_edge.examples import EXAMPLES
+
+    folder = tmp_path / "exam"
+    (folder / "a").mkdir(parents=True)
+    data = (EXAMPLES / "clinical" / "abdomen.dcm").read_bytes()
+    (folder / "a" / "slice.dcm").write_bytes(data)
+    os.symlink(folder, folder / "a" / "back")  # a loop
+    odd = tmp_path / "odd"
+    odd.mkdir()
+    with open(os.path.join(os.fsencode(odd), b"caf\xe9.dcm"), "wb") as handle:
+        handle.write(data)
+    args = {"score": ["score", str(folder), str(odd), "--format", "csv"],
+            "calibrate": ["calibrate", str(folder), "--min-series", "1", "-o", str(tmp_path / "b.json")]}[command]
+    done = subprocess.run([sys.executable, "-m", "tfkt_edge", *args], capture_output=True, timeout=300)
+    assert b"Traceback" not in done.stderr and done.returncode == 0, done.stderr.decode(errors="replace")
+    if command == "score":
+        rows = done.stdout.decode("utf-8", errors="replace").strip().splitlines()
+        assert len(rows) == 3 and rows[0].startswith("series_instance_uid,")  # header, the slice, the odd-named copy
