@@ -1,1 +1,26 @@
+"""tfkt-edge: reference-free CT image quality at the scanner (the Python API is `tfkt_edge.api`).
 
+    import tfkt_edge
+    run = tfkt_edge.score("exam/")
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("tfkt-edge")
+except PackageNotFoundError:  # a source tree that was never installed
+    __version__ = "0+unknown"
+
+# Loaded on first use, so `import tfkt_edge` stays light for the CLI and for code that only needs a submodule.
+_API = {"score": "tfkt_edge.api", "Scorer": "tfkt_edge.api", "document": "tfkt_edge.api",
+        "TfktEdgeError": "tfkt_edge.errors"}
+__all__ = ["Scorer", "TfktEdgeError", "__version__", "document", "score"]
+
+
+def __getattr__(name: str):
+    if name in _API:
+        return getattr(import_module(_API[name]), name)
+    raise AttributeError(f"module 'tfkt_edge' has no attribute {name!r}")
