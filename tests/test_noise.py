@@ -156,3 +156,19 @@ def test_a_model_file_without_noise_figures_is_held_to_the_physics_defaults_and_
     assert result.exit_code == 0, result.output
     (series,) = json.loads(result.stdout)["series"]
     assert series["noise"]["ceiling_of"] == "physics defaults" and series["noise"]["ceiling_hu"] > 0
+
+
+def test_the_noise_texture_is_the_nps_mean_frequency_and_follows_the_kernel(real, realct):
+    """Fine (white) noise moves the NPS mean frequency up, coarse noise down; on real scans a sharp kernel's is higher
+    than a soft kernel's; the series figure is in cycles/mm in the JSON physics."""
+    from tfkt_edge.noise import nps_mean_frequency
+
+    image = decode_slice(scan([real["abdomen_j2k"]]).series[0].slices[0], LDCTIQAC)
+    fine = nps_mean_frequency(_noisy(image, 60.0, seed=3, blur=0.0))
+    coarse = nps_mean_frequency(_noisy(image, 60.0, seed=3, blur=1.5))
+    assert fine is not None and coarse is not None and fine > 0.3 > coarse
+    soft = realct / "saltyjoke" / "A058062" / "axial" / "19001231-084.dcm"  # GE STANDARD
+    sharp = realct / "pylibjpeg-data" / "TOSHIBA_J2K_OpenJPEGv2Regression.dcm"  # Toshiba FC52
+    result = runner.invoke(app, ["score", str(soft), str(sharp), "--format", "json"])
+    figures = {s["kernel"]: s["physics"]["nps_mean_per_mm"] for s in json.loads(result.stdout)["series"]}
+    assert 0.1 < figures["STANDARD"] < 0.35 < figures["FC52"] < 1.5

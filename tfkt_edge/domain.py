@@ -92,6 +92,7 @@ class ImageStats:
     noise_texture: float | None = None  # its texture ratio (low: sharp-kernel noise)
     water_diameter_px: float | None = None  # AAPM TG-220 water-equivalent diameter, in model-input pixels
     streak_index: float | None = None  # tfkt_edge.streaks: sparse-view spokes (about 5-10 routine)
+    nps_mean_frequency: float | None = None  # noise.nps_mean_frequency: cycles per model-input pixel (reported)
 
     def to_dict(self) -> dict:
         return {k: None if v is None else round(float(v), 4) for k, v in asdict(self).items()}
@@ -125,7 +126,7 @@ def image_stats(image: np.ndarray, contract: PreprocessContract = LDCTIQAC, pool
     water = 2.0 * float(np.sqrt(max(float(inside.mean()) / 1000.0 + 1.0, 0.0) * area / np.pi)) \
         if edge.mean() <= TRUNCATED_EDGE else None
     return ImageStats(float(body.mean()), float(tissue.size / inside.size), float(tissue.std()) if tissue.size > 8 else 0.0,
-                      *noise.measure(image, contract), water, streak_index(image))
+                      *noise.measure(image, contract), water, streak_index(image), noise.nps_mean_frequency(image, contract))
 
 
 @dataclass(frozen=True)

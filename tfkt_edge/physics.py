@@ -61,18 +61,29 @@ class SeriesPhysics:
     ssde_mgy: float | None
     phantom: str  # the TG-204 phantom of the SSDE conversion: "body" (32 cm) or "head" (16 cm)
     streak_index: float | None = None  # the series median of tfkt_edge.streaks (reported, not an alert)
+    nps_mean_per_mm: float | None = None  # noise texture: the NPS mean frequency, cycles/mm (reported)
 
     def to_dict(self) -> dict:
         def r(v, n=2):
             return None if v is None else round(float(v), n)
         return {"water_diameter_cm": r(self.water_diameter_cm, 1), "ctdi_vol_mgy": r(self.ctdi_vol_mgy),
                 "ssde_mgy": r(self.ssde_mgy), "ssde_phantom_cm": 16 if self.phantom == "head" else 32,
-                "streak_index": r(self.streak_index, 1)}
+                "streak_index": r(self.streak_index, 1), "nps_mean_per_mm": r(self.nps_mean_per_mm, 3)}
+
+
+def nps_mean_per_mm(refs: Sequence, frequencies_px: Sequence[float | None], size: int) -> float | None:
+    """The series' NPS mean frequency in cycles/mm: the median over slices whose pixel size is known."""
+    values = []
+    for ref, f in zip(refs, frequencies_px):
+        mm = mm_per_input_pixel(ref, size)
+        if mm is not None and f is not None and np.isfinite(f):
+            values.append(f / mm)
+    return finite_median(values)
 
 
 def series_physics(refs: Sequence, diameters_px: Sequence[float | None], size: int, region: str,
-                   streaks: Sequence[float | None] = ()) -> SeriesPhysics:
+                   streaks: Sequence[float | None] = (), nps_px: Sequence[float | None] = ()) -> SeriesPhysics:
     dw = water_diameter_cm(refs, diameters_px, size)
     ctdi = finite_median(r.ctdi_vol for r in refs)
     return SeriesPhysics(dw, ctdi, ssde_mgy(ctdi, dw, region), "head" if region == "head" else "body",
-                         finite_median(streaks))
+                         finite_median(streaks), nps_mean_per_mm(refs, nps_px, size) if nps_px else None)

@@ -131,7 +131,8 @@ def physics_line(noise: dict | None, physics: dict | None) -> str:
                        + [str(noise["ceiling_of"])] * bool(noise.get("ceiling_of")))
         parts.append(f"noise {noise['noise_hu']:.1f} HU{at} (ceiling {noise['ceiling_hu']:.1f} HU{f', {of}' if of else ''})")
     for key, text in (("water_diameter_cm", "water-equivalent diameter {:.1f} cm"), ("ctdi_vol_mgy", "CTDIvol {:.1f} mGy"),
-                      ("ssde_mgy", "SSDE {:.1f} mGy"), ("streak_index", "streak index {:.1f}")):
+                      ("ssde_mgy", "SSDE {:.1f} mGy"), ("streak_index", "streak index {:.1f}"),
+                      ("nps_mean_per_mm", "noise texture: NPS mean frequency {:.2f}/mm")):
         if physics.get(key) is not None:
             parts.append(text.format(physics[key]))
     return "; ".join(parts) or "not measured"

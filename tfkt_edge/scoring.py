@@ -292,7 +292,8 @@ def judge(series: Series, scored: Iterable[SliceScore], policy: AlertPolicy, dom
     status = check_series(refs, stats, domain)
     region = region_of(refs[0].body_part) if refs else "body"
     physics = series_physics(refs, [x.water_diameter_px if x else None for x in stats], size, region,
-                             [x.streak_index if x else None for x in stats])
+                             [x.streak_index if x else None for x in stats],
+                             [x.nps_mean_frequency if x else None for x in stats])
     baseline = policy.baselines.lookup(series) if policy.baselines is not None and slices else None
     noise = assess_noise(refs, [x.noise_hu if x else None for x in stats], [x.noise_texture if x else None for x in stats],
                          kernel_class(refs[0].kernel or "") if refs else "unknown", noise_limits, physics.water_diameter_cm)
