@@ -95,8 +95,8 @@ def nps_mean_frequency(image: np.ndarray, contract: PreprocessContract = LDCTIQA
     smooth kernels and iterative reconstruction at low ones. None with fewer than MIN_NPS_BLOCKS blocks."""
     span = contract.hu_max - contract.hu_min
     n = min(image.shape) - min(image.shape) % NPS_BLOCK
-    blocks = image[:n, :n].reshape(n // NPS_BLOCK, NPS_BLOCK, n // NPS_BLOCK, NPS_BLOCK).swapaxes(1, 2)
-    blocks = blocks.reshape(-1, NPS_BLOCK, NPS_BLOCK).astype(np.float64)
+    tiles = image[:n, :n].reshape(n // NPS_BLOCK, NPS_BLOCK, n // NPS_BLOCK, NPS_BLOCK).swapaxes(1, 2)
+    blocks = tiles.reshape(-1, NPS_BLOCK, NPS_BLOCK).astype(np.float64)
     means = blocks.mean(axis=(1, 2))
     hu = contract.hu_min + means * span
     soft = np.flatnonzero((hu > SOFT_HU[0]) & (hu < SOFT_HU[1]))
