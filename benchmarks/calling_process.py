@@ -23,8 +23,8 @@ import numpy as np
 
 from tfkt_edge.backends.onnxruntime import OnnxRuntimeBackend
 from tfkt_edge.bench.benchmark import machine, write_series
-from tfkt_edge.policy import AlertPolicy
-from tfkt_edge.scoring import score_paths
+from tfkt_edge.pipeline.run import score_paths
+from tfkt_edge.verdict.policy import AlertPolicy
 
 
 class NoWork:

@@ -5,7 +5,7 @@
 Model-only: preprocessed batches resident in memory, timed by duration after a
 warm-up. End to end: a synthetic series of N real 512x512 CT files written to a
 temporary folder (copies of one clinical slice, uncompressed and JPEG 2000, with
-new UIDs and positions), scored through `tfkt_edge.scoring.score_paths`, the function behind `tfkt-edge score`
+new UIDs and positions), scored through `tfkt_edge.pipeline.run.score_paths`, the function behind `tfkt-edge score`
 (header scan, decode threads, preprocessing, inference, alert policy). Reports
 slices/s, batch latency percentiles and peak resident memory.
 """
@@ -27,10 +27,10 @@ import numpy as np
 from tfkt_edge.backends import create_backend
 from tfkt_edge.bench.benchmark import machine, write_series
 from tfkt_edge.dicom import load_hu, scan
-from tfkt_edge.model_file import DEFAULT_MODEL
-from tfkt_edge.policy import AlertPolicy
-from tfkt_edge.preprocess import preprocess
-from tfkt_edge.scoring import score_paths
+from tfkt_edge.model.model_file import DEFAULT_MODEL
+from tfkt_edge.model.preprocess import preprocess
+from tfkt_edge.pipeline.run import score_paths
+from tfkt_edge.verdict.policy import AlertPolicy
 
 
 def _sources() -> list[Path]:

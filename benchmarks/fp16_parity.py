@@ -28,7 +28,7 @@ from tfkt_edge.backends import create_backend
 from tfkt_edge.bench.benchmark import machine as shared_machine
 from tfkt_edge.errors import TfktEdgeError
 from tfkt_edge.evaluation.metrics import srocc
-from tfkt_edge.preprocess import preprocess
+from tfkt_edge.model.preprocess import preprocess
 
 MAX_DIFFERENCE, MIN_SROCC = 0.02, 0.999
 LADDER = ((1.0, 360), (0.5, 360), (0.25, 360), (0.1, 360), (0.05, 360), (0.25, 90))

@@ -11,7 +11,7 @@ repeats with min and max, latencies are per batch over all repeats.
 
 End to end (edge model, FP16): a series of N real CT files written to a
 temporary folder, uncompressed and JPEG 2000, scored through
-``tfkt_edge.scoring.score_paths`` (the function behind ``tfkt-edge score``)
+``tfkt_edge.pipeline.run.score_paths`` (the function behind ``tfkt-edge score``)
 with decoding threads and with decoding processes (for JPEG 2000 also with
 nvImageCodec decoding on the GPU in the processes, where it is installed), beside the decode-only
 rate of the same files and workers (header scan, decode and preprocessing, no
@@ -39,10 +39,11 @@ from tfkt_edge.bench.benchmark import Timing, h2d_ms, time_batches, write_series
 from tfkt_edge.bench.benchmark import machine as shared_machine
 from tfkt_edge.dicom import load_hu, scan
 from tfkt_edge.dicom.gpu_decoding import SWITCH, enable_gpu_decoding
-from tfkt_edge.model_file import ModelInfo
-from tfkt_edge.policy import AlertPolicy
-from tfkt_edge.preprocess import LDCTIQAC, preprocess
-from tfkt_edge.scoring import decode_slice, decoder_pool, score_paths
+from tfkt_edge.model.model_file import ModelInfo
+from tfkt_edge.model.preprocess import LDCTIQAC, preprocess
+from tfkt_edge.pipeline.decode import decode_slice, decoder_pool
+from tfkt_edge.pipeline.run import score_paths
+from tfkt_edge.verdict.policy import AlertPolicy
 
 # torch is imported inside the functions: decoding processes are spawned, and a spawned
 # process imports this module again; at the top, every worker would pay for importing torch.
@@ -60,7 +61,7 @@ def reference_backend(precision: str):
     import torch
 
     from tfkt_edge.backends.pytorch import TorchBackend
-    from tfkt_edge.train.models import create_model
+    from tfkt_edge.model.network import create_model
 
     torch.manual_seed(0)
     info = ModelInfo(Path("tfkt_v2 (random weights)"), "tfkt_v2", LDCTIQAC, {})

@@ -29,7 +29,7 @@ from tfkt_edge.backends import create_backend
 from tfkt_edge.bench.benchmark import machine
 from tfkt_edge.evaluation.series import evaluate_series, summarise
 from tfkt_edge.export.int8 import calibration_images, quantize_int8
-from tfkt_edge.model_file import DEFAULT_MODEL
+from tfkt_edge.model.model_file import DEFAULT_MODEL
 
 
 def slices_per_s(backend, batch: np.ndarray, duration: float) -> float:

@@ -4,7 +4,7 @@ threads spinning or sleeping, and headers read before scoring (serial) or alongs
     python benchmarks/pipeline_ab.py --slices 300 --rounds 4 --json benchmarks/results/pipeline_ab_cpu.json
 
 With --noise-ab, one more arm runs the overlapped pipeline with the noise check's per-slice measurement
-(`tfkt_edge.noise.measure`) replaced by one that measures nothing: what the measurement costs end to end.
+(`tfkt_edge.verdict.noise.measure`) replaced by one that measures nothing: what the measurement costs end to end.
 
 The configurations run interleaved, round after round, so a change in the machine's load touches all of them;
 each figure is the median over the rounds.
@@ -22,12 +22,13 @@ from pathlib import Path
 
 import numpy as np
 
-from tfkt_edge import domain
 from tfkt_edge.backends.onnxruntime import OnnxRuntimeBackend
 from tfkt_edge.bench.benchmark import machine, write_series
 from tfkt_edge.dicom import scan
-from tfkt_edge.policy import AlertPolicy
-from tfkt_edge.scoring import decoder_pool, score_paths, score_series
+from tfkt_edge.pipeline.decode import decoder_pool
+from tfkt_edge.pipeline.run import score_paths, score_series
+from tfkt_edge.verdict import domain
+from tfkt_edge.verdict.policy import AlertPolicy
 
 
 def serial(folder: Path, backend, batch: int, workers: int) -> None:

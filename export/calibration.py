@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from tfkt_edge.errors import TfktEdgeError
-from tfkt_edge.preprocess import PreprocessContract, preprocess
+from tfkt_edge.model.preprocess import PreprocessContract, preprocess
 
 
 def real_ct_slices(contract: PreprocessContract, paths: list[Path] | None = None, limit: int = 64) -> np.ndarray:

@@ -2,7 +2,7 @@
 
 TensorRT 11 networks are strongly typed: the precision of every layer is the
 precision of its ONNX tensors, so FP16 must be in the graph itself
-(../shared/FIELD.md). Which nodes may run in FP16 is decided by running the
+(TensorRT 11 removed BuilderFlag.FP16: its release notes). Which nodes may run in FP16 is decided by running the
 FP32 graph on real CT slices and reading every intermediate tensor's range, in
 the spirit of ModelOpt AutoCast: a node stays FP32 when its observed
 magnitude leaves too little headroom below FP16's largest value, when it is a
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import onnx
 
-from tfkt_edge.model_file import INPUT_NAME
+from tfkt_edge.model.model_file import INPUT_NAME
 
 FP16_MAX = 65504.0
 DATA_MAX = 512.0  # observed |x| above this stays FP32: 128x headroom for slices unlike the calibration set

@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from tfkt_edge.errors import ExportError
-from tfkt_edge.model_file import CARD_KEY, INPUT_NAME
-from tfkt_edge.preprocess import PreprocessContract
+from tfkt_edge.model.model_file import CARD_KEY, INPUT_NAME
+from tfkt_edge.model.preprocess import PreprocessContract
 
 CALIBRATION_SLICES = 64
 
@@ -37,7 +37,7 @@ def calibration_images(contract: PreprocessContract, limit: int = CALIBRATION_SL
     each as acquired and with noise for a quarter and a tenth of the dose (the image's own noise, scaled)."""
     from tfkt_edge.dicom import load_hu, scan
     from tfkt_edge.examples import EXAMPLES
-    from tfkt_edge.preprocess import preprocess
+    from tfkt_edge.model.preprocess import preprocess
 
     paths: list[Path] = [EXAMPLES / "clinical"]
     try:

@@ -16,8 +16,8 @@ from torch import nn
 from tfkt_edge.errors import ExportError
 from tfkt_edge.export.calibration import real_ct_slices
 from tfkt_edge.export.tensorrt_ops import OperatorReport, check_operators
-from tfkt_edge.model_file import CARD_KEY, INPUT_NAME, MODEL_KEY, OUTPUT_NAME
-from tfkt_edge.preprocess import METADATA_KEY, PreprocessContract
+from tfkt_edge.model.model_file import CARD_KEY, INPUT_NAME, MODEL_KEY, OUTPUT_NAME
+from tfkt_edge.model.preprocess import METADATA_KEY, PreprocessContract
 
 OPSET = 18
 
@@ -92,7 +92,7 @@ def verdict_checks(card: dict, config: dict) -> dict:
     """The domain limits and noise figures a model file carries: those of its card where it has them, else
     measured on the real CT slices the built-in corpus trains on (dataset ctsim, with ../shared/realct
     present), else the runtime's physics defaults; "checks" says which."""
-    from tfkt_edge.noise import NOISE_FORMAT
+    from tfkt_edge.verdict.noise import NOISE_FORMAT
 
     noise = card.get("noise")
     if isinstance(card.get("domain"), dict) and isinstance(noise, dict) and noise.get("format") == NOISE_FORMAT:
@@ -100,9 +100,9 @@ def verdict_checks(card: dict, config: dict) -> dict:
     from tfkt_edge.train.realct import realct_folder
 
     if config.get("dataset") == "ctsim" and realct_folder() is not None:
-        from tfkt_edge.score_bound import ScoreBound
         from tfkt_edge.train.ctnoise import D_HALF, SHAPE
         from tfkt_edge.train.validate import measure_domain, measure_noise
+        from tfkt_edge.verdict.bound import ScoreBound
 
         return {"domain": json.loads(measure_domain().to_json()), "noise": measure_noise().to_dict(),
                 "score_bound": ScoreBound(D_HALF, SHAPE).to_dict(),
@@ -122,7 +122,7 @@ def export_checkpoint(checkpoint: Path, output: Path) -> tuple[OnnxExport, float
         ExportError: unreadable checkpoint, an operator TensorRT cannot parse, or
             parity worse than PARITY_LIMIT.
     """
-    from tfkt_edge.train.checkpoint import load_checkpoint
+    from tfkt_edge.model.checkpoint import load_checkpoint
 
     try:
         model, saved = load_checkpoint(checkpoint)

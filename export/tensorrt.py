@@ -26,12 +26,12 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from tfkt_edge.engine_file import EngineSidecar, sha256, sidecar_path
 from tfkt_edge.errors import ExportError
 from tfkt_edge.export.calibration import real_ct_slices
 from tfkt_edge.export.engine_precision import PrecisionSummary, summarize
 from tfkt_edge.export.tensorrt_ops import check_operators
-from tfkt_edge.model_file import INPUT_NAME, read_metadata
+from tfkt_edge.model.engine_file import EngineSidecar, sha256, sidecar_path
+from tfkt_edge.model.model_file import INPUT_NAME, read_metadata
 
 FP16_LIMIT = 0.02  # largest |FP16 engine - FP32 ONNX| score on real CT
 
@@ -77,8 +77,8 @@ def build_engine(onnx_path: Path, output: Path, settings: BuildSettings = BuildS
             from FP32 by more than FP16_LIMIT.
         BackendUnavailable: TensorRT or pycuda is missing.
     """
+    from tfkt_edge.backends.gpu import current_gpu
     from tfkt_edge.backends.tensorrt import import_tensorrt
-    from tfkt_edge.gpu import current_gpu
 
     settings.validate()
     trt = import_tensorrt()

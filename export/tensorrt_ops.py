@@ -3,7 +3,7 @@
 The table follows onnx-tensorrt's docs/operators.md (TensorRT 10.x): the
 operators marked "Y", and, for those whose restriction a graph can break
 statically, the inputs that must be build-time constants. TensorRT 10.0 parses
-opsets 9 to 20; TensorRT 11 parses 9 to 25 (../shared/FIELD.md).
+opsets 9 to 20; TensorRT 11 parses 9 to 25 (the TensorRT 11 release notes).
 """
 
 from __future__ import annotations

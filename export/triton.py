@@ -22,7 +22,7 @@ from pathlib import Path
 
 from tfkt_edge.backends import create_backend
 from tfkt_edge.errors import ExportError
-from tfkt_edge.model_file import INPUT_NAME, OUTPUT_NAME, ModelInfo
+from tfkt_edge.model.model_file import INPUT_NAME, OUTPUT_NAME, ModelInfo
 
 
 @dataclass(frozen=True)

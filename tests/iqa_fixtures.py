@@ -101,7 +101,7 @@ def ldctiqac(root: Path, slices: list[np.ndarray], labels: list[float], test_lay
 
 def noisy_ct_slices(hu: np.ndarray, sigmas: tuple[float, ...], seed: int = 0) -> list[np.ndarray]:
     """A real slice with added white noise of each sigma (HU), windowed to the LDCTIQAC [0, 1] range."""
-    from tfkt_edge.preprocess import LDCTIQAC, preprocess
+    from tfkt_edge.model.preprocess import LDCTIQAC, preprocess
 
     rng = np.random.default_rng(seed)
     return [preprocess(hu + rng.normal(0, s, hu.shape), LDCTIQAC) for s in sigmas]

@@ -12,7 +12,7 @@ from tfkt_edge.backends import BACKENDS, create_backend
 from tfkt_edge.cli.main import app
 from tfkt_edge.errors import InputError, ModelError, UnknownNameError
 from tfkt_edge.examples import EXAMPLES
-from tfkt_edge.model_file import DEFAULT_MODEL
+from tfkt_edge.model.model_file import DEFAULT_MODEL
 
 runner = CliRunner()
 
@@ -28,7 +28,7 @@ def test_torch_backend_on_the_cpu_scores_like_the_shipped_onnx():
     pytest.importorskip("torch")
     from tfkt_edge.backends.pytorch import TorchBackend
     from tfkt_edge.dicom import load_hu, scan
-    from tfkt_edge.preprocess import preprocess
+    from tfkt_edge.model.preprocess import preprocess
 
     reference = create_backend("onnxruntime")
     backend = TorchBackend(device="cpu")

@@ -9,12 +9,13 @@ import pydicom
 import pytest
 from typer.testing import CliRunner
 
-from tfkt_edge.baselines import Baseline, Baselines, Protocol, learn, load, save
 from tfkt_edge.cli.main import app
 from tfkt_edge.dicom import scan
 from tfkt_edge.errors import InputError
-from tfkt_edge.policy import AlertPolicy
-from tfkt_edge.scoring import SliceScore, judge
+from tfkt_edge.verdict.baselines import Baseline, Baselines, Protocol, learn, load, save
+from tfkt_edge.verdict.judge import judge
+from tfkt_edge.verdict.policy import AlertPolicy
+from tfkt_edge.verdict.result import SliceScore
 
 runner = CliRunner()
 P = Protocol("CT1", "ABD 3MM", "FC17", 3.0)

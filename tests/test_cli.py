@@ -145,8 +145,8 @@ def test_text_from_files_and_errors_is_printed_verbatim(tmp_path):
     table = runner.invoke(app, ["score", str(tmp_path)], env={"COLUMNS": "200"})
     assert table.exit_code == 0 and "Abdomen [contrast] 1.0" in table.stdout
 
-    from tfkt_edge.engine_file import EngineSidecar, GpuIdentity, sha256, sidecar_path
-    from tfkt_edge.preprocess import LDCTIQAC
+    from tfkt_edge.model.engine_file import EngineSidecar, GpuIdentity, sha256, sidecar_path
+    from tfkt_edge.model.preprocess import LDCTIQAC
 
     try:
         import tensorrt  # noqa: F401

@@ -12,9 +12,9 @@ from typer.testing import CliRunner
 from tfkt_edge.backends import create_backend
 from tfkt_edge.cli.main import app
 from tfkt_edge.dicom import load_hu, scan
-from tfkt_edge.domain import Domain, check_series, image_stats, kernel_class
-from tfkt_edge.model_file import DEFAULT_MODEL
-from tfkt_edge.preprocess import preprocess
+from tfkt_edge.model.model_file import DEFAULT_MODEL
+from tfkt_edge.model.preprocess import preprocess
+from tfkt_edge.verdict.domain import Domain, check_series, image_stats, kernel_class
 
 runner = CliRunner()
 
@@ -112,12 +112,12 @@ def test_extreme_noise_is_judged_not_read_as_missing_anatomy(realct, tmp_path):
     """A 2%-dose copy of the 0.5 mm FC80 head slice (about 550 HU of noise) is inside the domain and alerts.
     At the 4x pooling of models up to 0.3.1 its soft tissue fell below the limit: "not patient anatomy",
     outside the domain, no alert."""
-    from tfkt_edge.policy import ALERT
-    from tfkt_edge.preprocess import LDCTIQAC, pad_square
-    from tfkt_edge.scoring import score_paths
+    from tfkt_edge.model.preprocess import LDCTIQAC, pad_square
+    from tfkt_edge.pipeline.run import score_paths
     from tfkt_edge.train.ctnoise import TexturedSimulator
     from tfkt_edge.train.ctsim import FULL_VIEWS
     from tfkt_edge.train.ladders import _write_copy
+    from tfkt_edge.verdict.policy import ALERT
 
     (series,) = scan([realct / "pylibjpeg-data" / "ELSCINT1_JP2vsJ2K.dcm"]).series
     ref = series.slices[0]

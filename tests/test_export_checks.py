@@ -10,12 +10,12 @@ import pytest
 from onnx import TensorProto, helper
 
 from tfkt_edge.backends import create_backend
-from tfkt_edge.engine_file import EngineSidecar, GpuIdentity, check_compatible, read_sidecar, sha256, sidecar_path
 from tfkt_edge.errors import BackendUnavailable, ModelError
 from tfkt_edge.export.engine_precision import summarize, tensor_precision
 from tfkt_edge.export.tensorrt_ops import check_operators
-from tfkt_edge.model_file import DEFAULT_MODEL
-from tfkt_edge.preprocess import LDCTIQAC
+from tfkt_edge.model.engine_file import EngineSidecar, GpuIdentity, check_compatible, read_sidecar, sha256, sidecar_path
+from tfkt_edge.model.model_file import DEFAULT_MODEL
+from tfkt_edge.model.preprocess import LDCTIQAC
 
 
 def tiny_graph(nodes, initializers=(), opset=18) -> onnx.ModelProto:

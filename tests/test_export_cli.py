@@ -17,10 +17,10 @@ runner = CliRunner()
 def test_checkpoint_exports_with_contract_card_and_parity(tmp_path):
     from tfkt_edge.backends import create_backend
     from tfkt_edge.examples import EXAMPLES
-    from tfkt_edge.policy import AlertPolicy
-    from tfkt_edge.preprocess import LDCTIQAC
-    from tfkt_edge.scoring import score_paths
+    from tfkt_edge.model.preprocess import LDCTIQAC
+    from tfkt_edge.pipeline.run import score_paths
     from tfkt_edge.train.trainer import TrainConfig, train
+    from tfkt_edge.verdict.policy import AlertPolicy
 
     from .test_training import tiny_set
 

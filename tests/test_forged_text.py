@@ -11,9 +11,9 @@ from typer.testing import CliRunner
 
 from tfkt_edge.cli.main import app
 from tfkt_edge.examples import EXAMPLES
+from tfkt_edge.render.shown import visible
 from tfkt_edge.service.report_sr import build_sr
 from tfkt_edge.service.sinks import ConsoleSink
-from tfkt_edge.shown import visible
 
 runner = CliRunner()
 # Erase the line, go up one, print a green pass in its place; then a right-to-left override.

@@ -14,11 +14,11 @@ import pytest
 
 from tfkt_edge.backends import create_backend
 from tfkt_edge.dicom import load_hu, scan
-from tfkt_edge.engine_file import sidecar_path
 from tfkt_edge.errors import ModelError
 from tfkt_edge.examples import EXAMPLES
-from tfkt_edge.model_file import DEFAULT_MODEL
-from tfkt_edge.preprocess import preprocess
+from tfkt_edge.model.engine_file import sidecar_path
+from tfkt_edge.model.model_file import DEFAULT_MODEL
+from tfkt_edge.model.preprocess import preprocess
 
 
 @pytest.fixture(scope="module")
@@ -88,8 +88,8 @@ def test_decoding_processes_hand_batches_to_the_gpu_from_their_pinned_shared_blo
 
     from tfkt_edge.backends.pytorch import TorchBackend
     from tfkt_edge.bench.benchmark import write_series
-    from tfkt_edge.handover import SharedSlots
-    from tfkt_edge.scoring import score_paths
+    from tfkt_edge.pipeline.run import score_paths
+    from tfkt_edge.pipeline.slots import SharedSlots
 
     backend = TorchBackend(device="cuda")
     block = SharedSlots(4, 512)

@@ -77,7 +77,7 @@ def test_without_nvimagecodec_the_reason_says_how_to_install_it():
 def test_nvimagecodec_decodes_the_example_on_the_gpu_and_scores_do_not_change(tmp_path):
     from tfkt_edge.backends import create_backend
     from tfkt_edge.bench.benchmark import write_series
-    from tfkt_edge.scoring import score_paths
+    from tfkt_edge.pipeline.run import score_paths
 
     status = _try_nvimgcodec()
     assert status.enabled, status.detail

@@ -11,8 +11,8 @@ import pytest
 from pydicom.uid import RLELossless, SecondaryCaptureImageStorage
 
 from tfkt_edge.dicom import load_hu, reasons, scan
-from tfkt_edge.preprocess import LDCTIQAC, preprocess
-from tfkt_edge.scoring import decode_slice
+from tfkt_edge.model.preprocess import LDCTIQAC, preprocess
+from tfkt_edge.pipeline.decode import decode_slice
 
 from .conftest import PYDICOM_FILES, write_series
 

@@ -10,7 +10,7 @@ from tfkt_edge.backends import create_backend
 from tfkt_edge.cli.main import app
 from tfkt_edge.dicom import load_hu, scan
 from tfkt_edge.examples import EXAMPLES
-from tfkt_edge.preprocess import preprocess
+from tfkt_edge.model.preprocess import preprocess
 
 pytest.importorskip("onnx", reason="export int8 needs the onnx package (the [train] extra)")
 

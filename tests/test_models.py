@@ -8,7 +8,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from tfkt_edge.errors import UnknownNameError  # noqa: E402
-from tfkt_edge.train.models import MODELS, create_model  # noqa: E402
+from tfkt_edge.model.network import MODELS, create_model  # noqa: E402
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n == "tfkt_v2" else n for n in MODELS.names()])
@@ -36,7 +36,7 @@ def test_export_writes_contract_and_checks_parity(tmp_path):
 
     from tfkt_edge.backends import create_backend
     from tfkt_edge.export.onnx import export_onnx, max_score_difference
-    from tfkt_edge.preprocess import LDCTIQAC
+    from tfkt_edge.model.preprocess import LDCTIQAC
 
     model = create_model("tfkt_edge_s").eval()
     exported = export_onnx(model, "tfkt_edge_s", LDCTIQAC, {"labels": "test"}, tmp_path / "m.onnx")
@@ -56,7 +56,7 @@ def test_export_writes_contract_and_checks_parity(tmp_path):
 
 def test_reference_is_the_published_tfkt_v2_layout():
     """EfficientNetV2-L (1-channel stem, 79 blocks, 1280 out) -> Linear(1280, 4096) as 1x64x64 -> SwinV2-B -> Linear(1024, 1)."""
-    from tfkt_edge.train.models import PooledLinearBridge, SwinV2Block
+    from tfkt_edge.model.network import PooledLinearBridge, SwinV2Block
 
     with torch.device("meta"):
         model = create_model("tfkt_v2")

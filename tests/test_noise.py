@@ -13,13 +13,15 @@ from typer.testing import CliRunner
 from tfkt_edge.backends import create_backend
 from tfkt_edge.cli.main import app
 from tfkt_edge.dicom import scan
-from tfkt_edge.domain import image_stats, kernel_class
-from tfkt_edge.model_file import DEFAULT_MODEL
-from tfkt_edge.noise import NoiseLimits, assess_noise, at_reference, measure, region_of
-from tfkt_edge.physics import water_diameter_cm
-from tfkt_edge.policy import AlertPolicy
-from tfkt_edge.preprocess import LDCTIQAC
-from tfkt_edge.scoring import SliceScore, decode_slice, judge
+from tfkt_edge.model.model_file import DEFAULT_MODEL
+from tfkt_edge.model.preprocess import LDCTIQAC
+from tfkt_edge.pipeline.decode import decode_slice
+from tfkt_edge.verdict.domain import image_stats, kernel_class
+from tfkt_edge.verdict.judge import judge
+from tfkt_edge.verdict.noise import NoiseLimits, assess_noise, at_reference, measure, region_of
+from tfkt_edge.verdict.physics import water_diameter_cm
+from tfkt_edge.verdict.policy import AlertPolicy
+from tfkt_edge.verdict.result import SliceScore
 
 SPAN = LDCTIQAC.hu_max - LDCTIQAC.hu_min
 LIMITS = create_backend("onnxruntime", DEFAULT_MODEL).model.noise_limits
@@ -132,7 +134,7 @@ def test_json_reports_noise_and_physics_and_the_switch_turns_the_check_off(real,
 def _with_card(tmp_path, change):
     import onnx
 
-    from tfkt_edge.model_file import CARD_KEY
+    from tfkt_edge.model.model_file import CARD_KEY
 
     model = onnx.load(DEFAULT_MODEL)
     entry = next(p for p in model.metadata_props if p.key == CARD_KEY)
@@ -161,7 +163,7 @@ def test_a_model_file_without_noise_figures_is_held_to_the_physics_defaults_and_
 def test_the_noise_texture_is_the_nps_mean_frequency_and_follows_the_kernel(real, realct):
     """Fine (white) noise moves the NPS mean frequency up, coarse noise down; on real scans a sharp kernel's is higher
     than a soft kernel's; the series figure is in cycles/mm in the JSON physics."""
-    from tfkt_edge.noise import nps_mean_frequency
+    from tfkt_edge.verdict.noise import nps_mean_frequency
 
     image = decode_slice(scan([real["abdomen_j2k"]]).series[0].slices[0], LDCTIQAC)
     fine = nps_mean_frequency(_noisy(image, 60.0, seed=3, blur=0.0))

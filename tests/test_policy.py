@@ -1,6 +1,6 @@
 """The rescan alert policy."""
 
-from tfkt_edge.policy import AlertPolicy, evaluate
+from tfkt_edge.verdict.policy import AlertPolicy, evaluate
 
 LABELS = [f"instance {i}" for i in range(1, 11)]
 

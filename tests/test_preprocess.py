@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tfkt_edge.preprocess import LDCTIQAC, PreprocessContract, preprocess
+from tfkt_edge.model.preprocess import LDCTIQAC, PreprocessContract, preprocess
 
 
 def test_ldctiqac_window_maps_hu_linearly():
@@ -39,7 +39,7 @@ def test_contract_roundtrips_and_rejects_nonsense():
 
 def test_training_and_runtime_prepare_a_dicom_slice_identically(real):
     """The corpus builder and the scoring pipeline go through the same function."""
-    from tfkt_edge.scoring import decode_slice
+    from tfkt_edge.pipeline.decode import decode_slice
     from tfkt_edge.train import corpus
 
     source = corpus.Source("abdomen", "train", "real", 0, 1, str(real["abdomen_j2k"]))
@@ -47,7 +47,7 @@ def test_training_and_runtime_prepare_a_dicom_slice_identically(real):
     training = corpus.preprocess(hu, corpus.LDCTIQAC)
     from tfkt_edge.backends import create_backend
     from tfkt_edge.dicom import scan
-    from tfkt_edge.model_file import DEFAULT_MODEL
+    from tfkt_edge.model.model_file import DEFAULT_MODEL
 
     backend = create_backend("onnxruntime", DEFAULT_MODEL)
     assert backend.model.contract == corpus.LDCTIQAC
@@ -58,7 +58,7 @@ def test_training_and_runtime_prepare_a_dicom_slice_identically(real):
 def test_the_reading_view_of_a_sharp_kernel_lowers_its_fine_noise_only():
     import json
 
-    from tfkt_edge.preprocess import SHARP_VIEW, SHARP_VIEW_HEAD, PreprocessContract, reading_view
+    from tfkt_edge.model.preprocess import SHARP_VIEW, SHARP_VIEW_HEAD, PreprocessContract, reading_view
 
     rng = np.random.default_rng(0)
     yy, xx = np.mgrid[:512, :512]

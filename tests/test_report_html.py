@@ -6,9 +6,9 @@ import pydicom
 
 from tfkt_edge.backends import create_backend
 from tfkt_edge.examples import EXAMPLES
-from tfkt_edge.policy import AlertPolicy
-from tfkt_edge.report_html import render
-from tfkt_edge.scoring import score_paths
+from tfkt_edge.pipeline.run import score_paths
+from tfkt_edge.render.html import render
+from tfkt_edge.verdict.policy import AlertPolicy
 
 
 def test_header_text_is_escaped_in_the_report(tmp_path):

@@ -10,10 +10,10 @@ from typer.testing import CliRunner
 
 from tfkt_edge.backends import create_backend
 from tfkt_edge.cli.main import app
-from tfkt_edge.model_file import DEFAULT_MODEL
-from tfkt_edge.preprocess import LDCTIQAC
-from tfkt_edge.score_bound import PHYSICS_DEFAULTS, ScoreBound, bound_from_card, bounded
+from tfkt_edge.model.model_file import DEFAULT_MODEL
+from tfkt_edge.model.preprocess import LDCTIQAC
 from tfkt_edge.train.ctnoise import D_HALF, SHAPE, label_from_visible
+from tfkt_edge.verdict.bound import PHYSICS_DEFAULTS, ScoreBound, bound_from_card, bounded
 
 from .test_verdict_attacks import _abdomen, write
 
@@ -71,7 +71,7 @@ def test_the_evaluation_shows_the_verdict_score_the_learned_score_and_the_noise_
     """`tfkt-edge evaluate --data` on an LDCTIQAC-layout folder made of a real slice and noisier copies."""
     tifffile = pytest.importorskip("tifffile")
     from tfkt_edge.dicom import scan
-    from tfkt_edge.scoring import decode_slice
+    from tfkt_edge.pipeline.decode import decode_slice
 
     image = decode_slice(scan([real["abdomen_j2k"]]).series[0].slices[0], LDCTIQAC)
     folder = tmp_path / "LDCTIQAG2023_train"

@@ -7,8 +7,8 @@ import pytest
 
 from tfkt_edge.backends import create_backend
 from tfkt_edge.dicom import reasons, scan
-from tfkt_edge.model_file import DEFAULT_MODEL
-from tfkt_edge.scoring import score_paths, score_series
+from tfkt_edge.model.model_file import DEFAULT_MODEL
+from tfkt_edge.pipeline.run import score_paths, score_series
 
 from .conftest import write_series
 
@@ -148,7 +148,7 @@ def test_an_error_while_reading_headers_reaches_the_caller_and_leaves_no_thread(
 def test_a_consumer_that_stops_early_releases_the_header_thread(real, tmp_path):
     """The reader blocks on its full queue; leaving the context must still end it (an inference error, Ctrl-C)."""
     from tfkt_edge.dicom import Scanner
-    from tfkt_edge.scoring import HeaderReader
+    from tfkt_edge.pipeline.headers import HeaderReader
 
     write_series(real["explicit_le"], tmp_path, [float(i) for i in range(12)], list(range(1, 13)))
     reader = HeaderReader([tmp_path], Scanner(), queued=2)
@@ -183,7 +183,8 @@ def test_decoding_processes_hand_slices_over_in_shared_memory_and_leave_none_beh
 
 
 def test_an_inference_error_with_decoding_processes_removes_the_shared_block(real, tmp_path, backend):
-    from tfkt_edge.scoring import decoder_pool, score_slices
+    from tfkt_edge.pipeline.decode import decoder_pool
+    from tfkt_edge.pipeline.feed import score_slices
 
     write_series(real["explicit_le"], tmp_path, [float(i) for i in range(12)], list(range(1, 13)))
     refs = scan([tmp_path]).series[0].slices
@@ -238,7 +239,7 @@ def test_reading_jobs_grow_from_one_file_and_keep_skips_in_order():
     from pathlib import Path
 
     from tfkt_edge.dicom import Skip
-    from tfkt_edge.process_reading import _chunks
+    from tfkt_edge.pipeline.processes import _chunks
 
     items = [Path(f"{i}") for i in range(12)]
     items.insert(4, Skip(Path("gone"), "no such file or folder"))
@@ -269,7 +270,7 @@ def test_reading_processes_reuse_their_ring_only_after_its_batches_are_scored(re
     import pydicom
     from pydicom.uid import generate_uid
 
-    from tfkt_edge.process_reading import CHUNK
+    from tfkt_edge.pipeline.processes import CHUNK
 
     ds = pydicom.dcmread(real["explicit_le"])
     pixels, uid = ds.pixel_array, generate_uid()
@@ -336,7 +337,7 @@ def test_a_ring_larger_than_the_free_shared_memory_is_refused_before_anything_is
     from pathlib import Path
 
     from tfkt_edge.errors import DecodingError
-    from tfkt_edge.handover import SharedSlots
+    from tfkt_edge.pipeline.slots import SharedSlots
 
     shm = Path("/dev/shm")
     if not shm.is_dir():

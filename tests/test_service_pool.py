@@ -10,10 +10,10 @@ import pytest
 from tfkt_edge.backends import create_backend
 from tfkt_edge.bench.benchmark import write_series
 from tfkt_edge.dicom import scan
-from tfkt_edge.policy import AlertPolicy
-from tfkt_edge.scoring import decoder_pool
+from tfkt_edge.pipeline.decode import decoder_pool
 from tfkt_edge.service.database import Database
 from tfkt_edge.service.worker import DECODER_DIED, ScoringWorker
+from tfkt_edge.verdict.policy import AlertPolicy
 
 
 @pytest.fixture(scope="module")

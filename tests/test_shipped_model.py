@@ -9,8 +9,8 @@ import pytest
 
 from tfkt_edge.backends import create_backend
 from tfkt_edge.dicom import load_hu, scan
-from tfkt_edge.model_file import ASSETS, DEFAULT_MODEL
-from tfkt_edge.preprocess import LDCTIQAC, preprocess
+from tfkt_edge.model.model_file import ASSETS, DEFAULT_MODEL
+from tfkt_edge.model.preprocess import LDCTIQAC, preprocess
 
 CARD = ASSETS / "tfkt_edge_s.card.json"
 # Of the 18 held-out GE/Toshiba slices at 10% dose, how many alert: the card's figure for these is
@@ -41,10 +41,10 @@ def test_model_file_is_small_and_carries_contract_and_card(backend):
 def test_onnx_matches_torch_checkpoint_on_real_ct(real):
     torch = pytest.importorskip("torch")
     from tfkt_edge.export.onnx import max_score_difference
-    from tfkt_edge.train.checkpoint import load_checkpoint
-    from tfkt_edge.train.make_default import CHECKPOINTS
+    from tfkt_edge.model.checkpoint import load_checkpoint
+    from tfkt_edge.model.model_file import ASSETS
 
-    model, checkpoint = load_checkpoint(CHECKPOINTS / "tfkt_edge_s.pt")
+    model, checkpoint = load_checkpoint(ASSETS / "tfkt_edge_s.pt")
     assert checkpoint["preprocess"] == LDCTIQAC.to_json()
     images = np.stack([preprocess(slice_hu(real[k])) for k in ("explicit_le", "jpeg_lossless", "abdomen_j2k", "ct_small")])
     assert torch.is_tensor(next(model.parameters()))
@@ -68,7 +68,7 @@ def heldout_slices(realct):
 def test_held_out_real_clinical_slices_are_diagnostic(heldout_slices, backend):
     """Every held-out real slice (unseen patients, an unseen vendor, a sharp kernel) scores as diagnostic, handed
     to the model as the runtime hands it (a sharp kernel as its reader's view)."""
-    from tfkt_edge.scoring import decode_with_stats
+    from tfkt_edge.pipeline.decode import decode_with_stats
 
     assert len(heldout_slices) >= 40
     images = np.stack([decode_with_stats(scan([s.path]).series[0].slices[0], backend.model.contract)[0]
@@ -83,7 +83,7 @@ def test_dose_ladders_of_held_out_real_slices_rank_and_alert(heldout_slices, bac
     """Down each held-out slice's own dose ladder (fresh noise draws, not the card's) the score falls,
     and at 10% dose most slices of the unseen GE and Toshiba patients fall below the alert line."""
     pytest.importorskip("scipy")
-    from tfkt_edge.preprocess import pad_square
+    from tfkt_edge.model.preprocess import pad_square
     from tfkt_edge.train.ctnoise import TexturedSimulator
 
     doses = (1.0, 0.25, 0.1, 0.05)
@@ -106,7 +106,7 @@ def test_a_copy_with_twice_the_noise_of_its_original_never_scores_above_it(heldo
     """Every held-out real slice, and a copy with twice its own noise (its own texture, and white noise that
     looks like a sharp kernel's): the copy never scores above the original (by more than 0.01)."""
     pytest.importorskip("scipy")
-    from tfkt_edge.preprocess import pad_square
+    from tfkt_edge.model.preprocess import pad_square
     from tfkt_edge.train.ctnoise import TexturedSimulator
 
     for s in heldout_slices:

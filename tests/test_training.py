@@ -13,9 +13,9 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from tfkt_edge.errors import InputError  # noqa: E402
+from tfkt_edge.model.network import MODELS  # noqa: E402
 from tfkt_edge.train.imagesets import ImageSet  # noqa: E402
 from tfkt_edge.train.losses import LOSSES, pairwise_rank  # noqa: E402
-from tfkt_edge.train.models import MODELS  # noqa: E402
 from tfkt_edge.train.trainer import Callbacks, TrainConfig, load_checkpoint, train  # noqa: E402
 
 

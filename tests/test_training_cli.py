@@ -12,7 +12,7 @@ from tfkt_edge.backends import create_backend
 from tfkt_edge.cli.main import app
 from tfkt_edge.dicom import load_hu, scan
 from tfkt_edge.evaluation.metrics import correlation_report
-from tfkt_edge.model_file import DEFAULT_MODEL
+from tfkt_edge.model.model_file import DEFAULT_MODEL
 
 from . import iqa_fixtures
 

@@ -24,9 +24,9 @@ import pytest
 from tfkt_edge.backends import BackendOptions, create_backend
 from tfkt_edge.errors import InputError
 from tfkt_edge.examples import EXAMPLES
-from tfkt_edge.model_file import DEFAULT_MODEL
-from tfkt_edge.policy import AlertPolicy
-from tfkt_edge.preprocess import LDCTIQAC
+from tfkt_edge.model.model_file import DEFAULT_MODEL
+from tfkt_edge.model.preprocess import LDCTIQAC
+from tfkt_edge.verdict.policy import AlertPolicy
 
 from .conftest import write_series
 from .node import free_port
@@ -41,7 +41,7 @@ needs_server = pytest.mark.skipif(not (SERVER_ENV / "bin" / "python").exists(),
 def _real_batch(real) -> np.ndarray:
     """Preprocessed real CT slices: clinical, degraded and held-out."""
     from tfkt_edge.dicom import load_hu, scan
-    from tfkt_edge.preprocess import preprocess
+    from tfkt_edge.model.preprocess import preprocess
 
     paths = [EXAMPLES / "clinical", EXAMPLES / "degraded", real["explicit_le"], real["abdomen_j2k"], real["skull_base_heldout"]]
     slices = [s for series in scan(paths).series for s in series.slices]
@@ -175,7 +175,7 @@ def test_score_on_the_command_line_through_triton(served):
 
 @needs_server
 def test_a_server_killed_mid_series_leaves_the_node_to_finish_it_locally(repository, real, tmp_path, caplog):
-    from tfkt_edge.scoring import score_paths
+    from tfkt_edge.pipeline.run import score_paths
 
     server = TritonServe(repository, tmp_path / "serve.log")
     try:

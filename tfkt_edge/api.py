@@ -23,11 +23,11 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from tfkt_edge.backends import BackendOptions, create_backend
-from tfkt_edge.baselines import load as load_baselines
 from tfkt_edge.errors import InputError
-from tfkt_edge.policy import AlertPolicy
-from tfkt_edge.report import document as _document
-from tfkt_edge.scoring import ScoringRun, score_paths
+from tfkt_edge.pipeline.run import ScoringRun, score_paths
+from tfkt_edge.render.document import document as _document
+from tfkt_edge.verdict.baselines import load as load_baselines
+from tfkt_edge.verdict.policy import AlertPolicy
 
 PathLike = str | os.PathLike
 

@@ -60,7 +60,7 @@ def markdown_table(arms: dict) -> str:
 
 def plot_arms(arms: dict, path: Path) -> Path:
     """Held-out overall against fine-tuning epoch, one line per arm, from each run's log.csv."""
-    from tfkt_edge.evaluation.plots import _pyplot
+    from tfkt_edge.render.plots import _pyplot
 
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 3.8), dpi=100)

@@ -21,9 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from tfkt_edge.dicom import load_hu, scan
-from tfkt_edge.domain import kernel_class
-from tfkt_edge.noise import region_of
-from tfkt_edge.preprocess import LDCTIQAC, pad_square, preprocess, reading_view
+from tfkt_edge.model.preprocess import LDCTIQAC, pad_square, preprocess, reading_view
 from tfkt_edge.train.ctnoise import (
     SHARP_WINDOW,
     SOFT_WINDOW,
@@ -38,6 +36,8 @@ from tfkt_edge.train.ctnoise import (
 )
 from tfkt_edge.train.ctsim import FULL_VIEWS, Degradation
 from tfkt_edge.train.realct import training_slices
+from tfkt_edge.verdict.domain import kernel_class
+from tfkt_edge.verdict.noise import region_of
 
 SPARSE_VIEWS = (240, 180, 120, 90, 60, 45)
 LADDER = (1.0, 0.5, 0.25, 0.1, 0.05, 0.02)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from tfkt_edge.train.models import IMAGE_SIZE, MODELS, create_model
+from tfkt_edge.model.network import IMAGE_SIZE, MODELS, create_model
 
 
 @dataclass(frozen=True)

@@ -66,7 +66,7 @@ def sorted_means(per_slice: Sequence[Sequence[float]]) -> np.ndarray:
 
 
 def is_abdominal(body_part: str, plane: str, kernel: str, group: str = "") -> bool:
-    from tfkt_edge.domain import kernel_class
+    from tfkt_edge.verdict.domain import kernel_class
 
     region = any(w in body_part.upper() for w in ABDOMINAL_WORDS) or group in ABDOMINAL_GROUPS
     return plane == "axial" and kernel_class(kernel) != "sharp" and region
@@ -75,7 +75,7 @@ def is_abdominal(body_part: str, plane: str, kernel: str, group: str = "") -> bo
 def measure_cells(split: str | None = None, progress=None) -> list[SliceCells]:
     """SliceCells of every real abdominal slice (of ``split``, or all): seconds per slice (a sinogram)."""
     from tfkt_edge.dicom import load_hu, scan
-    from tfkt_edge.preprocess import pad_square
+    from tfkt_edge.model.preprocess import pad_square
     from tfkt_edge.train.ctnoise import SOFT_HU, native_noise
     from tfkt_edge.train.ctsim import Degradation, SliceSimulator
     from tfkt_edge.train.realct import training_slices

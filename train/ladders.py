@@ -24,12 +24,12 @@ import pydicom
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from tfkt_edge.dicom import load_hu, scan
-from tfkt_edge.domain import kernel_class
-from tfkt_edge.noise import region_of
-from tfkt_edge.preprocess import pad_square
+from tfkt_edge.model.preprocess import pad_square
 from tfkt_edge.train.ctnoise import TexturedSimulator, label_image, reading_window
 from tfkt_edge.train.ctsim import FULL_VIEWS
 from tfkt_edge.train.realct import training_slices
+from tfkt_edge.verdict.domain import kernel_class
+from tfkt_edge.verdict.noise import region_of
 
 DOSES = (1.0, 0.5, 0.25, 0.1, 0.05, 0.02)
 ALERT_AT_OR_BELOW = 0.1

@@ -31,19 +31,19 @@ import numpy as np
 import torch
 
 from tfkt_edge.evaluation.metrics import correlation_report
-from tfkt_edge.model_file import ASSETS
-from tfkt_edge.preprocess import LDCTIQAC
-from tfkt_edge.score_bound import ScoreBound
+from tfkt_edge.model.model_file import ASSETS
+from tfkt_edge.model.network import create_model
+from tfkt_edge.model.preprocess import LDCTIQAC
 from tfkt_edge.train.ablation import run_arm
 from tfkt_edge.train.corpus import LADDER, SPARSE_VIEWS, default_sources
 from tfkt_edge.train.ctnoise import D_HALF, SHAPE
 from tfkt_edge.train.ctnoise import LABEL_RULE as CT_LABEL_RULE
 from tfkt_edge.train.ctsim import FULL_VIEWS
-from tfkt_edge.train.models import create_model
 from tfkt_edge.train.natural_corpus import LABEL_RULE
 from tfkt_edge.train.realct import HELDOUT_GROUPS
 from tfkt_edge.train.stages import ctsim_split, pretrain_sets
 from tfkt_edge.train.trainer import TrainConfig, load_checkpoint, predict, read_log, save_checkpoint
+from tfkt_edge.verdict.bound import ScoreBound
 
 CHECKPOINTS = Path(__file__).parent / "checkpoints"
 CHECKS = ("domain limits and noise figures measured on the training split's real CT slices; score bound: the label "
@@ -74,7 +74,7 @@ def _card(pretrain: TrainConfig, finetune: TrainConfig, figures: dict, sizes: di
     return {
         "name": finetune.model,
         "version": "0.4.0",  # labels calibrated to LDCTIQAC's readers; physics figures by kernel class and patient size
-        "architecture": (f"{finetune.model}: the TFKT hybrid (train/models.py). EfficientNetV2 blocks (4x4 stride-4 stem, "
+        "architecture": (f"{finetune.model}: the TFKT hybrid (tfkt_edge/model/network.py). EfficientNetV2 blocks (4x4 stride-4 stem, "
                          "Fused-MBConv 32, MBConv+SE 64 x2, MBConv+SE 96 x2, 1x1 conv to 128) give a 16x16 feature map; "
                          "a spatial bridge hands it to SwinV2 stages (1x1 patch embed to 96-d, 2 blocks with 8x8 shifted "
                          "windows and cosine attention, patch merging, 2 blocks at 192-d), mean-pooled; head "
@@ -193,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     recreation = recreate(onnx_path, "heldout", progress=lambda name: print(f"  recreation {name}", flush=True))
     card["recreation"] = {k: v for k, v in recreation.items() if k != "rows"}
     export_onnx(model, args.model, LDCTIQAC, card, onnx_path)
-    save_checkpoint(model, finetune, checkpoints / f"{args.model}.pt", card)
+    save_checkpoint(model, finetune, (args.assets if shipping else checkpoints) / f"{args.model}.pt", card)
     (args.assets / f"{args.model}.card.json").write_text(json.dumps(card, indent=2) + "\n")
     from tfkt_edge.train.validate import markdown_report
 

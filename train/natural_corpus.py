@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from tfkt_edge.errors import InputError
-from tfkt_edge.preprocess import LDCTIQAC, fit_to_size
+from tfkt_edge.model.preprocess import LDCTIQAC, fit_to_size
 from tfkt_edge.train.distortions import DISTORTIONS, DistortionType
 from tfkt_edge.train.imagesets import ImageSet
 

@@ -26,11 +26,11 @@ from pathlib import Path
 import numpy as np
 
 from tfkt_edge.evaluation.metrics import correlation_report, srocc
-from tfkt_edge.noise import measure
-from tfkt_edge.preprocess import LDCTIQAC, pad_square, preprocess
-from tfkt_edge.score_bound import bounded
+from tfkt_edge.model.preprocess import LDCTIQAC, pad_square, preprocess
 from tfkt_edge.train.ctnoise import SOFT_WINDOW, KernelVariant, TexturedSimulator, label_image, noise_kept, smoothing_penalty
 from tfkt_edge.train.label_fit import DOSES, PUBLIC_SORTED_MEANS, VIEWS, is_abdominal, sorted_means
+from tfkt_edge.verdict.bound import bounded
+from tfkt_edge.verdict.noise import measure
 
 DENOISE = (0.25, 0.15, 0.1, 0.07, 0.05, 0.04)  # Gaussian strengths, cycles per pixel at 1 sigma
 
@@ -64,7 +64,7 @@ def _versions(hu: np.ndarray, pixel_mm: float, seed: int):
 
 def _score(backend, images: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(learned scores, noise index, verdict scores: the learned ones capped by the noise bound) of images
-    of a soft kernel, as the runtime scores them (`tfkt_edge.score_bound`)."""
+    of a soft kernel, as the runtime scores them (`tfkt_edge.verdict.bound`)."""
     batch = np.stack([preprocess(im, LDCTIQAC) for im in images])[:, None]
     noise = [measure(x[0])[0] for x in batch]
     learned = backend.infer(batch).astype(float)

@@ -3,7 +3,7 @@
     python -m tfkt_edge.train.refresh_card --version 0.4.1 --note "..." [--ladders /tmp/ladders]
 
 For a change of the verdict around an unchanged network (model 0.4.1: the noise bound on the score,
-`tfkt_edge.score_bound`): writes the card's ``score_bound`` and ``checks``, re-runs the held-out series
+`tfkt_edge.verdict.bound`): writes the card's ``score_bound`` and ``checks``, re-runs the held-out series
 figures (`validate.series_figures`) and the LDCTIQAC protocol re-creation (`recreation`) through the
 runtime, and writes the card into the ONNX file's metadata, beside it as JSON, and docs/heldout_real.md.
 The weights are copied bit for bit (the refreshed file's initializers are checked equal to the old ones).
@@ -18,10 +18,10 @@ from pathlib import Path
 
 import onnx
 
-from tfkt_edge.model_file import CARD_KEY, DEFAULT_MODEL
-from tfkt_edge.score_bound import ScoreBound
+from tfkt_edge.model.model_file import CARD_KEY, DEFAULT_MODEL
 from tfkt_edge.train.ctnoise import D_HALF, SHAPE
 from tfkt_edge.train.make_default import CHECKS
+from tfkt_edge.verdict.bound import ScoreBound
 
 
 def write_card(path: Path, card: dict) -> None:

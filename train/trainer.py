@@ -29,10 +29,10 @@ from torch import nn
 
 from tfkt_edge.errors import InputError
 from tfkt_edge.evaluation.metrics import correlation_report
-from tfkt_edge.train.checkpoint import load_checkpoint, save_checkpoint  # noqa: F401  (re-exported)
+from tfkt_edge.model.checkpoint import load_checkpoint, save_checkpoint  # noqa: F401  (re-exported)
+from tfkt_edge.model.network import create_model
 from tfkt_edge.train.imagesets import ImageSet
 from tfkt_edge.train.losses import LOSSES
-from tfkt_edge.train.models import create_model
 
 MODES = ("transfer", "scratch", "frozen")
 LOG_FIELDS = ["epoch", "train_loss", "val_mse", "plcc", "srocc", "krocc", "overall", "lr", "seconds"]
@@ -254,7 +254,7 @@ def read_log(path: Path) -> list[dict]:
 
 
 def _plot(run_dir: Path) -> None:
-    from tfkt_edge.evaluation.plots import loss_curves
+    from tfkt_edge.render.plots import loss_curves
 
     loss_curves(read_log(run_dir / "log.csv"), run_dir / "loss.png", title=run_dir.name)
 

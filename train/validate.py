@@ -2,9 +2,9 @@
 
     python -m tfkt_edge.train.validate [--model tfkt_edge/assets/tfkt_edge_s.onnx] [--ladders /tmp/ladders]
 
-* `measure_domain`: the limits of `tfkt_edge.domain.Domain`, measured on the
+* `measure_domain`: the limits of `tfkt_edge.verdict.domain.Domain`, measured on the
   training slices (undegraded, native kernel) with margins.
-* `measure_noise`: the noise check's figures (`tfkt_edge.noise.NoiseLimits`): the
+* `measure_noise`: the noise check's figures (`tfkt_edge.verdict.noise.NoiseLimits`): the
   routine noise of the training slices per kernel class at a reference patient size,
   and how it grows with size.
 * `series_figures`: dose ladders of every held-out real series (`ladders.py`),
@@ -25,11 +25,11 @@ from pathlib import Path
 import numpy as np
 
 from tfkt_edge.dicom import load_hu, scan
-from tfkt_edge.domain import Domain, image_stats, kernel_class
-from tfkt_edge.noise import NoiseLimits, at_reference
-from tfkt_edge.physics import water_diameter_cm
-from tfkt_edge.preprocess import LDCTIQAC, preprocess
+from tfkt_edge.model.preprocess import LDCTIQAC, preprocess
 from tfkt_edge.train.realct import HELDOUT_GROUPS, training_slices
+from tfkt_edge.verdict.domain import Domain, image_stats, kernel_class
+from tfkt_edge.verdict.noise import NoiseLimits, at_reference
+from tfkt_edge.verdict.physics import water_diameter_cm
 
 
 def measure_domain(split: str = "train") -> Domain:

@@ -3,7 +3,10 @@
 Their heavy libraries (onnxruntime, TensorRT, torch, tritonclient) are imported only when a backend is opened.
 """
 
-from tfkt_edge.backends import onnxruntime, pytorch, tensorrt, triton  # noqa: F401  (registration)
+import tfkt_edge.backends.onnxruntime
+import tfkt_edge.backends.pytorch
+import tfkt_edge.backends.tensorrt
+import tfkt_edge.backends.triton  # noqa: F401
 from tfkt_edge.backends.base import BACKENDS, Backend, BackendOptions, create_backend
 
 __all__ = ["BACKENDS", "Backend", "BackendOptions", "create_backend"]

@@ -10,7 +10,7 @@ from typing import Protocol
 import numpy as np
 
 from tfkt_edge.errors import InputError
-from tfkt_edge.model_file import ModelInfo
+from tfkt_edge.model.model_file import ModelInfo
 from tfkt_edge.registry import Registry
 
 

@@ -8,12 +8,13 @@ import numpy as np
 
 from tfkt_edge.backends.base import BACKENDS
 from tfkt_edge.errors import ModelError
-from tfkt_edge.model_file import DEFAULT_MODEL, INPUT_NAME, ModelInfo, read_metadata
+from tfkt_edge.model.model_file import DEFAULT_MODEL, INPUT_NAME, ModelInfo, read_metadata
 
 
 @BACKENDS.register("onnxruntime")
 class OnnxRuntimeBackend:
     name = "onnxruntime"
+    summary = "the CPU, the default; .onnx"
     model_format = "onnx"  # the file it opens
 
     def __init__(self, model_path: Path | None = None, threads: int = 0, spinning: bool = False):

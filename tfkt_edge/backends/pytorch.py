@@ -11,7 +11,6 @@ next batch (in page-locked memory from ``staging``) while the GPU copies and com
 
 from __future__ import annotations
 
-import importlib.util
 import pickle
 from pathlib import Path
 
@@ -19,19 +18,16 @@ import numpy as np
 
 from tfkt_edge.backends.base import BACKENDS
 from tfkt_edge.errors import BackendUnavailable, InputError, ModelError
-from tfkt_edge.model_file import ModelInfo
-from tfkt_edge.preprocess import PreprocessContract
+from tfkt_edge.model.model_file import ASSETS, ModelInfo
+from tfkt_edge.model.preprocess import PreprocessContract
 
 GRAPH_SIZES = (1, 2, 4, 8, 16, 32, 64)
 PRECISIONS = ("fp32", "fp16")
 
 
 def default_checkpoint() -> Path:
-    """The shipped training checkpoint (tfkt_edge.train/checkpoints), found without importing torch."""
-    spec = importlib.util.find_spec("tfkt_edge.train")
-    if spec is None or not spec.submodule_search_locations:
-        raise ModelError("the tfkt_edge.train package is not installed, so there is no default checkpoint: pass --model")
-    return Path(next(iter(spec.submodule_search_locations))) / "checkpoints" / "tfkt_edge_s.pt"
+    """The shipped training checkpoint, beside the shipped ONNX model."""
+    return ASSETS / "tfkt_edge_s.pt"
 
 
 def _import_torch():
@@ -45,6 +41,7 @@ def _import_torch():
 @BACKENDS.register("torch")
 class TorchBackend:
     name = "torch"
+    summary = "CUDA FP16 with CUDA graphs, else the CPU; model.pt"
     model_format = "checkpoint"  # the file it opens
     options_used = ("precision",)
 
@@ -57,7 +54,7 @@ class TorchBackend:
                              "--backend onnxruntime or tensorrt")
         if not path.is_file():
             raise ModelError(f"model file not found: {path}")
-        from tfkt_edge.train.checkpoint import load_checkpoint
+        from tfkt_edge.model.checkpoint import load_checkpoint  # needs torch: imported once torch is known present
 
         try:
             net, saved = load_checkpoint(path)

@@ -1,6 +1,6 @@
 """TensorRT engines on an NVIDIA GPU, with pycuda for memory and streams.
 
-The engine's sidecar (tfkt_edge.engine_file) is read and checked before
+The engine's sidecar (tfkt_edge.model.engine_file) is read and checked before
 anything touches the GPU, so an engine built for another TensorRT version or
 GPU is refused with a message that says to rebuild it. All CUDA work happens
 on one thread that owns the device's primary context; ``infer`` hands batches
@@ -23,10 +23,10 @@ from pathlib import Path
 import numpy as np
 
 from tfkt_edge.backends.base import BACKENDS
-from tfkt_edge.engine_file import EngineSidecar, check_compatible, read_sidecar
 from tfkt_edge.errors import BackendUnavailable, ModelError
-from tfkt_edge.model_file import INPUT_NAME, OUTPUT_NAME
-from tfkt_edge.preprocess import PreprocessContract
+from tfkt_edge.model.engine_file import EngineSidecar, check_compatible, read_sidecar
+from tfkt_edge.model.model_file import INPUT_NAME, OUTPUT_NAME
+from tfkt_edge.model.preprocess import PreprocessContract
 
 NEEDS_ENGINE = "--backend tensorrt needs --model MODEL.engine: build one on this GPU with tfkt-edge export tensorrt"
 
@@ -104,6 +104,7 @@ class _Engine:
 @BACKENDS.register("tensorrt")
 class TensorRTBackend:
     name = "tensorrt"
+    summary = "an NVIDIA GPU, FP16 engine built here; .engine"
     model_format = "engine"  # the file it opens
 
     def __init__(self, model_path: Path | None = None, device: int = 0):
@@ -114,7 +115,7 @@ class TensorRTBackend:
             raise ModelError(f"{engine_path.name} is an ONNX model; {NEEDS_ENGINE}")
         sidecar = read_sidecar(engine_path)  # file problems first: they need no GPU to report
         trt = import_tensorrt()
-        from tfkt_edge.gpu import current_gpu
+        from tfkt_edge.backends.gpu import current_gpu
 
         check_compatible(sidecar, engine_path, trt.__version__, current_gpu(device))
         self.model = sidecar.model_info(engine_path)

@@ -20,7 +20,7 @@ import numpy as np
 from tfkt_edge.backends.base import BACKENDS
 from tfkt_edge.backends.onnxruntime import OnnxRuntimeBackend
 from tfkt_edge.errors import BackendUnavailable, InputError, ModelError
-from tfkt_edge.model_file import INPUT_NAME, OUTPUT_NAME
+from tfkt_edge.model.model_file import INPUT_NAME, OUTPUT_NAME
 
 log = logging.getLogger("tfkt_edge.triton")
 RETRY_S = 30.0
@@ -37,6 +37,7 @@ class TritonBackend:
     """Scores on a Triton server (``url``: host:port of its gRPC endpoint); falls back to local ONNX Runtime."""
 
     name = "triton"
+    summary = "a shared Triton server: --url"
     model_format = "onnx"  # the file it opens (the local fallback; the server has its own)
     options_used = ("url", "triton_model")
 

@@ -29,9 +29,10 @@ import numpy as np
 from tfkt_edge.backends import Backend
 from tfkt_edge.bench.machine import host
 from tfkt_edge.dicom import load_hu, scan
-from tfkt_edge.policy import AlertPolicy
-from tfkt_edge.preprocess import LDCTIQAC, PreprocessContract, preprocess
-from tfkt_edge.scoring import decode_slice, decoder_pool, score_paths
+from tfkt_edge.model.preprocess import LDCTIQAC, PreprocessContract, preprocess
+from tfkt_edge.pipeline.decode import decode_slice, decoder_pool
+from tfkt_edge.pipeline.run import score_paths
+from tfkt_edge.verdict.policy import AlertPolicy
 
 ROW_KEYS = ("backend", "model", "mode", "batch_size", "precision", "slices_per_s", "p50_ms", "p95_ms", "p99_ms")
 

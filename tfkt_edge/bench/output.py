@@ -49,7 +49,7 @@ def markdown(result: dict) -> str:
 
 def plot(result: dict, path: Path) -> Path:
     """Model-only slices/s by batch size, one line per backend, model and precision (log scale)."""
-    from tfkt_edge.evaluation.plots import _pyplot
+    from tfkt_edge.render.plots import _pyplot
 
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.2), dpi=100)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from tfkt_edge.backends import BACKENDS, Backend
 from tfkt_edge.errors import BackendUnavailable, ModelError
-from tfkt_edge.preprocess import LDCTIQAC
+from tfkt_edge.model.preprocess import LDCTIQAC
 
 NAME = "tfkt_v2"
 
@@ -29,7 +29,7 @@ def _needs_torch():
     try:
         import torch
 
-        from tfkt_edge.train.models import create_model
+        from tfkt_edge.model.network import create_model
     except ImportError:
         raise BackendUnavailable("the TFKT V2 reference needs torch once, to write its model file: pip install "
                                  "'tfkt-edge[train]', or pass --reference-model FILE") from None
@@ -64,7 +64,7 @@ def reference_checkpoint(log: Callable[[str], None] = lambda _: None) -> Path:
     """The cached reference torch checkpoint, written on first use."""
 
     def write(path: Path) -> None:
-        from tfkt_edge.train.checkpoint import save_checkpoint
+        from tfkt_edge.model.checkpoint import save_checkpoint
 
         save_checkpoint(_needs_torch(), {"model": NAME}, path, CARD)
 

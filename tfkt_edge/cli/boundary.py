@@ -71,7 +71,7 @@ def _model_version() -> str:
     """The shipped model's name and version, from its card beside the ONNX file (no model is opened)."""
     import json
 
-    from tfkt_edge.model_file import DEFAULT_MODEL
+    from tfkt_edge.model.model_file import DEFAULT_MODEL
 
     try:
         card = json.loads(DEFAULT_MODEL.with_suffix(".card.json").read_text())

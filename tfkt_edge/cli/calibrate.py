@@ -11,15 +11,15 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from tfkt_edge.baselines import MIN_SERIES, Protocol, learn, save
 from tfkt_edge.cli.console import StdoutConsole, error, require_writable
 from tfkt_edge.cli.options import BackendOpt, BatchOpt, ModelOpt, WorkersOpt
 from tfkt_edge.errors import TfktEdgeError
+from tfkt_edge.verdict.baselines import MIN_SERIES, Protocol, learn, save
 
 
 def _from_folders(paths: list[Path], model, backend: str, batch_size: int, workers: int, console: Console):
     from tfkt_edge.cli.running import run_scoring
-    from tfkt_edge.policy import PASS, AlertPolicy
+    from tfkt_edge.verdict.policy import PASS, AlertPolicy
 
     run = run_scoring(paths, model, AlertPolicy(), batch_size, workers, backend, console)
     # Only series that pass teach a protocol's normal range: one that alerted (or was not judged) would
@@ -30,8 +30,8 @@ def _from_folders(paths: list[Path], model, backend: str, batch_size: int, worke
 
 
 def _from_database(db: Path):
-    from tfkt_edge.policy import PASS
     from tfkt_edge.service.database import Database
+    from tfkt_edge.verdict.policy import PASS
 
     if not db.is_file():
         raise TfktEdgeError(f"no results database at {db}")

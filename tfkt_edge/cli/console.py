@@ -36,8 +36,8 @@ def quiet() -> bool:
 
 def make_policy(threshold: float, min_run: int, baselines: Path | None = None, noise_check: bool = True):
     """The alert policy of a command's options; a bad baseline file raises TfktEdgeError (one line, exit 2)."""
-    from tfkt_edge.baselines import load
-    from tfkt_edge.policy import AlertPolicy
+    from tfkt_edge.verdict.baselines import load
+    from tfkt_edge.verdict.policy import AlertPolicy
 
     return AlertPolicy(threshold, min_run, load(baselines) if baselines is not None else None, noise_check)
 

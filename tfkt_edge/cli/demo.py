@@ -9,8 +9,8 @@ import typer
 from tfkt_edge.cli.console import StdoutConsole
 from tfkt_edge.cli.running import run_scoring
 from tfkt_edge.examples import EXAMPLES
-from tfkt_edge.policy import AlertPolicy
-from tfkt_edge.report import print_table
+from tfkt_edge.render.table import print_table
+from tfkt_edge.verdict.policy import AlertPolicy
 
 
 def demo() -> None:

@@ -35,7 +35,7 @@ def _version(name: str) -> str:
 
 def _model() -> dict:
     """The shipped model: name, version, the checks it carries, read from its card (nothing is opened)."""
-    from tfkt_edge.model_file import DEFAULT_MODEL
+    from tfkt_edge.model.model_file import DEFAULT_MODEL
 
     try:
         card = json.loads(DEFAULT_MODEL.with_suffix(".card.json").read_text())

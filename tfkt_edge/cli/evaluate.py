@@ -24,7 +24,7 @@ from tfkt_edge.errors import TfktEdgeError
 from tfkt_edge.evaluation.evaluate import evaluate as run_evaluation
 from tfkt_edge.evaluation.evaluate import write_evaluation
 from tfkt_edge.evaluation.ldctiqac import LAYOUT, find_labelled_folder
-from tfkt_edge.policy import AlertPolicy
+from tfkt_edge.verdict.policy import AlertPolicy
 
 
 def evaluate(

@@ -1,4 +1,4 @@
-"""`tfkt-edge export onnx`: turn a training checkpoint into the model file the runtime scores with."""
+"""`tfkt-edge export onnx|tensorrt|triton|int8`: a training checkpoint into the model files the runtime and its servers score with."""
 
 from __future__ import annotations
 
@@ -132,7 +132,7 @@ def int8(
         raise typer.Exit(2) from None
     from tfkt_edge.backends import create_backend
     from tfkt_edge.export.int8 import calibration_images, quantize_int8
-    from tfkt_edge.model_file import DEFAULT_MODEL
+    from tfkt_edge.model.model_file import DEFAULT_MODEL
 
     source = onnx_model or DEFAULT_MODEL
     reference = create_backend("onnxruntime", source)  # a tfkt-edge model file, or one error line

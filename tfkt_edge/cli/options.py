@@ -8,6 +8,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from tfkt_edge.backends import BACKENDS
+
 
 class Decoders(str, Enum):
     threads = "threads"
@@ -28,7 +30,8 @@ WorkersOpt = Annotated[int, typer.Option("--workers", min=1, max=64, help="Decod
 FormatOpt = Annotated[OutputFormat, typer.Option("--format", "-f", help="table for people; json or csv for machines.")]
 ReportOpt = Annotated[Optional[Path], typer.Option("--report", help="Also write the visual HTML report (profiles, worst slices) here.")]
 OutputOpt = Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the result here instead of standard output.")]
-BackendOpt = Annotated[str, typer.Option("--backend", help="Inference backend: onnxruntime (CPU), tensorrt (NVIDIA GPU, FP16 engine), torch (CUDA FP16, else CPU) or triton (a shared Triton server: --url).")]
+BACKEND_HELP = "Inference backend: " + "; ".join(f"{name} ({getattr(BACKENDS.get(name), 'summary', name)})" for name in BACKENDS.names()) + "."
+BackendOpt = Annotated[str, typer.Option("--backend", help=BACKEND_HELP)]
 UrlOpt = Annotated[Optional[str], typer.Option("--url", help="triton backend: the server's gRPC endpoint, host:port (usually port 8001). Unreachable: scored locally.")]
 TritonModelOpt = Annotated[Optional[str], typer.Option("--triton-model", help="triton backend: the served model's name (default: the first ready of NAME-trt, NAME, NAME-python).")]
 NoiseCheckOpt = Annotated[bool, typer.Option("--noise-check/--no-noise-check", help="Also alert when a series' measured noise exceeds its region's ceiling from the model file (twice the routine noise of the training slices; sharp kernels exempt).")]

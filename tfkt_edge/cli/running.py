@@ -15,8 +15,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from tfkt_edge.backends import BackendOptions, create_backend
 from tfkt_edge.cli import exit_codes
 from tfkt_edge.cli.console import error, quiet
-from tfkt_edge.policy import ALERT, OUTSIDE, PASS, AlertPolicy, overall_status
-from tfkt_edge.scoring import ScoringRun, score_paths
+from tfkt_edge.pipeline.run import ScoringRun, score_paths
+from tfkt_edge.verdict.policy import ALERT, OUTSIDE, PASS, AlertPolicy, overall_status
 
 
 def verdict_exit_code(results) -> int:
@@ -44,7 +44,7 @@ def run_scoring(paths: list[Path], model: Path | None, policy: AlertPolicy, batc
 
 
 def save_report(run, policy: AlertPolicy, output: Path, profiles: Path | None) -> list[Path]:
-    from tfkt_edge.report_html import write_report
+    from tfkt_edge.render.html import write_report
 
     try:
         return write_report(run, policy, output, profiles)

@@ -31,7 +31,8 @@ from tfkt_edge.cli.options import (
     WorkersOpt,
 )
 from tfkt_edge.cli.running import run_scoring, save_report, verdict_exit_code
-from tfkt_edge.report import document, print_table, to_csv, to_json
+from tfkt_edge.render.document import document, to_csv, to_json
+from tfkt_edge.render.table import print_table
 
 
 def score(

@@ -1,4 +1,4 @@
-"""`tfkt-edge serve` (a DICOM node) and `tfkt-edge results` (what it has judged)."""
+"""`tfkt-edge serve` (a DICOM node), `tfkt-edge watch` (a folder feed) and `tfkt-edge results` (what they have judged)."""
 
 from __future__ import annotations
 
@@ -35,10 +35,10 @@ from tfkt_edge.cli.options import (
     WorkersOpt,
 )
 from tfkt_edge.errors import TfktEdgeError
-from tfkt_edge.policy import STATUS_TEXT
-from tfkt_edge.report import STATUS_STYLE, series_name
+from tfkt_edge.render.document import STATUS_STYLE, series_name
+from tfkt_edge.render.shown import markup_safe
 from tfkt_edge.service.paths import default_db, default_store
-from tfkt_edge.shown import markup_safe
+from tfkt_edge.verdict.policy import STATUS_TEXT
 
 StoreOpt = Annotated[Optional[Path], typer.Option("--store", help="Folder for received instances (named by UIDs). Default: store/ in the data directory ($TFKT_EDGE_HOME, else the per-user data directory).", show_default=False)]
 DbOpt = Annotated[Optional[Path], typer.Option("--db", help="SQLite file of instances, scores and results. Default: tfkt-results.sqlite in the data directory ($TFKT_EDGE_HOME, else the per-user data directory).", show_default=False)]

@@ -27,7 +27,7 @@ def triton_serve(
 
     Example: tfkt-edge triton-serve /srv/triton-models --server-env /opt/triton-env --host 0.0.0.0
     """
-    from tfkt_edge.service.triton_server import ServeSettings, TritonServer
+    from tfkt_edge.backends.triton_server import ServeSettings, TritonServer
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
     stop = threading.Event()

@@ -11,7 +11,7 @@ import pydicom
 import pydicom.filereader
 from pydicom.uid import MediaStorageDirectoryStorage
 
-from tfkt_edge.dicom import reasons
+import tfkt_edge.dicom.reasons as reasons
 from tfkt_edge.dicom.slices import Skip
 
 DICOMDIR_NAME = "DICOMDIR"

@@ -29,7 +29,7 @@ from pydicom.pixels.decoders import (
     JPEGLosslessSV1Decoder,
 )
 
-from tfkt_edge.dicom import reasons
+import tfkt_edge.dicom.reasons as reasons
 
 LOSSLESS_DECODERS = (JPEG2000LosslessDecoder, HTJ2KLosslessDecoder, HTJ2KLosslessRPCLDecoder, JPEGLosslessDecoder,
                      JPEGLosslessSV1Decoder)

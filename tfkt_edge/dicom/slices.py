@@ -14,7 +14,7 @@ from pydicom.errors import InvalidDicomError
 from pydicom.multival import MultiValue
 from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
-from tfkt_edge.dicom import reasons
+import tfkt_edge.dicom.reasons as reasons
 from tfkt_edge.dicom.deflated import inflate, is_deflated
 
 CT_IMAGE = "1.2.840.10008.5.1.4.1.1.2"

@@ -1,10 +1,10 @@
 """Evaluate a model on a labelled folder in the LDCTIQAC layout: the challenge metric,
 a predicted-vs-label scatter plot and per-image predictions, and beside them the same
-metric of the global noise index on the same images (`tfkt_edge.noise.measure`, lower
+metric of the global noise index on the same images (`tfkt_edge.verdict.noise.measure`, lower
 noise read as better): a learned score that does not beat it has not earned its place.
 
 Three figures per folder: the score the verdict uses (the learned score capped by the noise bound,
-`tfkt_edge.score_bound`; the folders hold header-less slices, read as a soft kernel), the learned score
+`tfkt_edge.verdict.bound`; the folders hold header-less slices, read as a soft kernel), the learned score
 alone, and the noise index."""
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ import numpy as np
 from tfkt_edge.backends.base import Backend
 from tfkt_edge.evaluation.ldctiqac import LabelledFolder, model_input
 from tfkt_edge.evaluation.metrics import correlation_report
-from tfkt_edge.noise import measure
-from tfkt_edge.score_bound import bounded
+from tfkt_edge.verdict.bound import bounded
+from tfkt_edge.verdict.noise import measure
 
 
 @dataclass(frozen=True)
@@ -88,7 +88,7 @@ def evaluate(folder: LabelledFolder, backend: Backend, batch_size: int = 16,
 
 def write_evaluation(result: Evaluation, out_dir: Path) -> tuple[Path, Path]:
     """predictions.json and scatter.png in ``out_dir``."""
-    from tfkt_edge.evaluation.plots import scatter
+    from tfkt_edge.render.plots import scatter
 
     out_dir.mkdir(parents=True, exist_ok=True)
     json_path = out_dir / "predictions.json"

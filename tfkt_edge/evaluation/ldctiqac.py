@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from tfkt_edge.errors import InputError
-from tfkt_edge.preprocess import LDCTIQAC, PreprocessContract, preprocess
+from tfkt_edge.model.preprocess import LDCTIQAC, PreprocessContract, preprocess
 
 LAYOUT = ("image/*.tif with train.json, or images/*.tiff with test.json "
           "(a JSON object mapping each file name to its 0-4 score)")

@@ -30,8 +30,9 @@ import numpy as np
 from tfkt_edge.backends.base import Backend
 from tfkt_edge.errors import InputError
 from tfkt_edge.evaluation.metrics import correlation_report, srocc
-from tfkt_edge.policy import OUTSIDE, AlertPolicy, overall_status
-from tfkt_edge.scoring import judge, score_paths
+from tfkt_edge.pipeline.run import score_paths
+from tfkt_edge.verdict.judge import judge
+from tfkt_edge.verdict.policy import OUTSIDE, AlertPolicy, overall_status
 
 INDEX = "series.csv"
 EXPECTED = ("pass", "alert", "either")

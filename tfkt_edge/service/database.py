@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from tfkt_edge.dicom import SliceRef
-from tfkt_edge.domain import ImageStats
 from tfkt_edge.errors import InputError
+from tfkt_edge.verdict.domain import ImageStats
 
 # SQLite's application_id of a tfkt-edge database ("TFKE"): the marker read before a file is touched.
 APPLICATION_ID = 0x54464B45

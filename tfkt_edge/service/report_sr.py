@@ -28,9 +28,9 @@ from pydicom.uid import (
 )
 from pynetdicom import AE
 
-from tfkt_edge.policy import OUTSIDE
-from tfkt_edge.report import physics_line
-from tfkt_edge.shown import visible
+from tfkt_edge.render.document import physics_line
+from tfkt_edge.render.shown import visible
+from tfkt_edge.verdict.policy import OUTSIDE
 
 SUCCESS_OR_WARNING = {0x0000, 0xB000, 0xB006, 0xB007}
 # Patient and study module attribute <- the result's study field (all Type 1 or 2: present, maybe empty).

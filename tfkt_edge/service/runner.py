@@ -10,8 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tfkt_edge.backends import BackendOptions, create_backend
-from tfkt_edge.policy import AlertPolicy
-from tfkt_edge.scoring import decoder_pool
+from tfkt_edge.pipeline.decode import decoder_pool
 from tfkt_edge.service.database import Database
 from tfkt_edge.service.metrics import MetricsServer
 from tfkt_edge.service.report_sr import DicomSrSink
@@ -20,6 +19,7 @@ from tfkt_edge.service.sinks import ConsoleSink, JsonlSink, Sink, WebhookSink
 from tfkt_edge.service.store import InstanceStore
 from tfkt_edge.service.watch import FolderWatcher
 from tfkt_edge.service.worker import DeliveryWorker, ScoringWorker
+from tfkt_edge.verdict.policy import AlertPolicy
 
 log = logging.getLogger("tfkt_edge.service")
 

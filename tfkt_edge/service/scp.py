@@ -35,9 +35,9 @@ from pynetdicom import AE, evt
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]  # made at import; pydicom.uid has no Verification
 from pynetdicom.transport import ThreadedAssociationServer
 
+from tfkt_edge.render.shown import visible
 from tfkt_edge.service.database import Database, UidCollision
 from tfkt_edge.service.store import InstanceStore, InvalidUID, instance_uids
-from tfkt_edge.shown import visible
 
 TRANSFER_SYNTAXES = [ExplicitVRLittleEndian, ImplicitVRLittleEndian, JPEGLosslessSV1, JPEGLossless,
                      JPEG2000Lossless, JPEG2000, RLELossless]

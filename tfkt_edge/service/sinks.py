@@ -23,9 +23,9 @@ from typing import Protocol
 
 from rich.console import Console
 
-from tfkt_edge.policy import STATUS_TEXT
-from tfkt_edge.report import series_name
-from tfkt_edge.shown import markup_safe
+from tfkt_edge.render.document import series_name
+from tfkt_edge.render.shown import markup_safe
+from tfkt_edge.verdict.policy import STATUS_TEXT
 
 
 class Sink(Protocol):

@@ -27,10 +27,10 @@ import pydicom
 from pydicom.errors import InvalidDicomError
 
 from tfkt_edge.dicom.deflated import InflateLimitError, inflate, is_deflated
+from tfkt_edge.render.shown import visible
 from tfkt_edge.service.database import Database, UidCollision
 from tfkt_edge.service.scp import STORAGE_CLASSES
 from tfkt_edge.service.store import InvalidUID, instance_uids
-from tfkt_edge.shown import visible
 
 log = logging.getLogger("tfkt_edge.service")
 HEADER_TAGS = ["SOPClassUID", "SOPInstanceUID", "SeriesInstanceUID", "StudyInstanceUID"]

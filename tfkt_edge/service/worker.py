@@ -23,11 +23,14 @@ from pathlib import Path
 from tfkt_edge.backends import Backend
 from tfkt_edge.dicom import Skip, group_series, reasons
 from tfkt_edge.dicom.slices import read_slices
-from tfkt_edge.policy import AlertPolicy
-from tfkt_edge.report import document
-from tfkt_edge.scoring import judge, score_slices, slice_score, stop_broken
+from tfkt_edge.pipeline.decode import stop_broken
+from tfkt_edge.pipeline.feed import score_slices
+from tfkt_edge.render.document import document
 from tfkt_edge.service.database import Database
 from tfkt_edge.service.sinks import Sink
+from tfkt_edge.verdict.judge import judge
+from tfkt_edge.verdict.policy import AlertPolicy
+from tfkt_edge.verdict.result import slice_score
 
 log = logging.getLogger("tfkt_edge.service")
 RETRY_DELAYS = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)  # then every 60 s

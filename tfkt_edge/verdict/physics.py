@@ -14,23 +14,25 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from tfkt_edge.noise import finite_median
+from tfkt_edge.dicom import SliceRef
+from tfkt_edge.verdict.noise import finite_median
 
 TG204 = {"body": (3.704369, 0.03671937), "head": (1.874799, 0.03871313)}
 
 
-def mm_per_input_pixel(ref, size: int) -> float | None:
+def mm_per_input_pixel(ref: SliceRef, size: int) -> float | None:
     """The size of a model-input pixel in mm: the slice is padded to a square of its larger side, then resized."""
     spacing = ref.pixel_spacing
     if spacing is None or not np.isfinite(spacing) or spacing <= 0:
         return None
-    return float(spacing) * max(ref.rows, ref.columns) / size
+    return float(spacing) * float(max(ref.rows, ref.columns)) / size
 
 
-def water_diameter_cm(refs: Sequence, diameters_px: Sequence[float | None], size: int) -> float | None:
+def water_diameter_cm(refs: Sequence[SliceRef], diameters_px: Sequence[float | None], size: int) -> float | None:
     """The series' water-equivalent diameter in cm: the median over axial slices (TG-220 is defined on the
     patient's cross-section; a coronal reformat's outline is not one) whose pixel size is known."""
     values = []
@@ -60,18 +62,18 @@ class SeriesPhysics:
     ctdi_vol_mgy: float | None
     ssde_mgy: float | None
     phantom: str  # the TG-204 phantom of the SSDE conversion: "body" (32 cm) or "head" (16 cm)
-    streak_index: float | None = None  # the series median of tfkt_edge.streaks (reported, not an alert)
+    streak_index: float | None = None  # the series median of tfkt_edge.verdict.streaks (reported, not an alert)
     nps_mean_per_mm: float | None = None  # noise texture: the NPS mean frequency, cycles/mm (reported)
 
-    def to_dict(self) -> dict:
-        def r(v, n=2):
+    def to_dict(self) -> dict[str, Any]:
+        def r(v: float | None, n: int = 2) -> float | None:
             return None if v is None else round(float(v), n)
         return {"water_diameter_cm": r(self.water_diameter_cm, 1), "ctdi_vol_mgy": r(self.ctdi_vol_mgy),
                 "ssde_mgy": r(self.ssde_mgy), "ssde_phantom_cm": 16 if self.phantom == "head" else 32,
                 "streak_index": r(self.streak_index, 1), "nps_mean_per_mm": r(self.nps_mean_per_mm, 3)}
 
 
-def nps_mean_per_mm(refs: Sequence, frequencies_px: Sequence[float | None], size: int) -> float | None:
+def nps_mean_per_mm(refs: Sequence[SliceRef], frequencies_px: Sequence[float | None], size: int) -> float | None:
     """The series' NPS mean frequency in cycles/mm: the median over slices whose pixel size is known."""
     values = []
     for ref, f in zip(refs, frequencies_px):
@@ -81,7 +83,7 @@ def nps_mean_per_mm(refs: Sequence, frequencies_px: Sequence[float | None], size
     return finite_median(values)
 
 
-def series_physics(refs: Sequence, diameters_px: Sequence[float | None], size: int, region: str,
+def series_physics(refs: Sequence[SliceRef], diameters_px: Sequence[float | None], size: int, region: str,
                    streaks: Sequence[float | None] = (), nps_px: Sequence[float | None] = ()) -> SeriesPhysics:
     dw = water_diameter_cm(refs, diameters_px, size)
     ctdi = finite_median(r.ctdi_vol for r in refs)

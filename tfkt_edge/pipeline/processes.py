@@ -1,12 +1,11 @@
 """Files to slice scores with header reading and decoding both in worker processes, for many-core hosts.
 
-With decoding threads the calling process reads every header itself (about 0.9 ms of
-one core per file, under the GIL), which capped a run near 650 slices/s however many
-cores and GPUs the host has. Here a worker process is given a few paths at a time; it
+With decoding threads the calling process reads every header itself, under the GIL,
+which caps a run however many cores and GPUs the host has (benchmarks/README.md,
+`calling_process.py`, has the figures). Here a worker process is given a few paths at a time; it
 reads their headers and decodes each slice into a slot of a shared-memory ring laid out
-as batches (handover.py), and each full batch is scored where it lies. The calling
-thread only lists files, groups slices into series and runs the backend: about 0.12 ms
-of one core per slice (benchmarks/calling_process.py). Files holding several frames
+as batches (pipeline/slots.py), and each full batch is scored where it lies. The calling
+thread only lists files, groups slices into series and runs the backend. Files holding several frames
 (Enhanced CT) are read in a worker and decoded frame by frame afterwards.
 
 Results are taken in the order the files were listed, so duplicates resolve, and
@@ -19,6 +18,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -26,9 +26,11 @@ from tfkt_edge.backends import Backend
 from tfkt_edge.backends.base import pin
 from tfkt_edge.dicom import Scanner, Skip, SliceRef
 from tfkt_edge.dicom.discover import iter_files
-from tfkt_edge.domain import ImageStats
-from tfkt_edge.handover import SharedSlots, read_into_slots
-from tfkt_edge.scoring import Batcher, SliceScore, score_slices
+from tfkt_edge.pipeline.batching import Batcher
+from tfkt_edge.pipeline.feed import score_slices
+from tfkt_edge.pipeline.slots import SharedSlots, read_into_slots
+from tfkt_edge.verdict.domain import ImageStats
+from tfkt_edge.verdict.result import SliceScore
 
 # Files per job once a run is under way: enough to make a job's hand-over cost small beside its work.
 # The first jobs are smaller (1, 2, 4, ...), so a short series still spreads over every worker.
@@ -102,7 +104,7 @@ def score_files(
     # Batches: those the jobs in flight decode into, the one filling, two at the backend, one spare.
     ring = _Ring(-(-jobs * CHUNK // size) + 4, size, contract.size)
     unpin = pin(backend, ring.shared.array)
-    in_flight: deque[Skip | tuple[Future, list[int]]] = deque()
+    in_flight: deque[Skip | tuple[Future[Any], list[int]]] = deque()
     source = _chunks(iter_files(paths), CHUNK)
     waiting: list[Path] | Skip | None = None  # a group that did not fit in the ring yet
     rows: list[tuple[SliceRef, ImageStats] | None] = []  # the filling batch, one entry per position
@@ -124,7 +126,7 @@ def score_files(
         ring.filling += ring.size
         rows.clear()
 
-    def take(path: Path, found: list[SliceRef] | Skip, decoded: list | None) -> int:
+    def take(path: Path, found: list[SliceRef] | Skip, decoded: list[ImageStats | Skip] | None) -> int:
         """Record one file's header and its decoded slice (or an empty row); return the slices it adds."""
         if on_file is not None:
             on_file(path)

@@ -5,7 +5,7 @@ training labels follow that rule: ``label = 4 / (1 + (D / d_half)^shape)``, with
 HU. The learned score is an estimate of that label and can be wrong in both directions; measured on real
 slices with the LDCTIQAC protocol re-created, its worst error is reading a visibly noisy image as good
 (docs/heldout_real.md: 40 HU of noise, label 2.3, learned score 3.4). The soft-tissue noise of each slice is
-measured anyway (`tfkt_edge.noise.measure`), so the score a verdict uses is
+measured anyway (`tfkt_edge.verdict.noise.measure`), so the score a verdict uses is
 
     score = min(learned score, bound(noise))
 
@@ -25,10 +25,11 @@ own constants (``PHYSICS_DEFAULTS``), and the output names which applied.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from tfkt_edge.preprocess import PreprocessContract
+from tfkt_edge.model.preprocess import PreprocessContract
 
 BOUND_FORMAT = 1
 
@@ -42,11 +43,11 @@ class ScoreBound:
     noise_scale: float = 1.0  # rule noise per HU of `noise.measure` (1.0: the estimator's own HU)
     source: str = "model card"  # or "physics defaults": what the output names
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"format": BOUND_FORMAT, "d_half": self.d_half, "shape": self.shape, "noise_scale": self.noise_scale}
 
     @classmethod
-    def from_dict(cls, data: dict) -> ScoreBound:
+    def from_dict(cls, data: dict[str, Any]) -> ScoreBound:
         """Read the card's "score_bound" section; ValueError unless every figure is a positive number in range."""
         bound = cls(float(data["d_half"]), float(data["shape"]), float(data.get("noise_scale", 1.0)))
         if not (10.0 <= bound.d_half <= 200.0 and 1.0 <= bound.shape <= 10.0 and 0.5 <= bound.noise_scale <= 2.0):
@@ -71,7 +72,7 @@ class ScoreBound:
 PHYSICS_DEFAULTS = ScoreBound(43.66, 4.475, 1.0, "physics defaults")
 
 
-def bound_from_card(data) -> ScoreBound:
+def bound_from_card(data: object) -> ScoreBound:
     """The card's bound, or the physics defaults where it carries none (ValueError: malformed)."""
     if data is None:
         return PHYSICS_DEFAULTS

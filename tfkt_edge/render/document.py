@@ -1,4 +1,5 @@
-"""Rendering results for people (a rich table) and machines (JSON, CSV)."""
+"""The result as a document: JSON and CSV for machines, and the shared pieces every rendering uses (a series'
+name, its physics in one line, the status colours)."""
 
 from __future__ import annotations
 
@@ -9,15 +10,12 @@ from collections.abc import Sequence
 from dataclasses import asdict
 
 import numpy as np
-from rich.console import Console
-from rich.table import Table
 
-from tfkt_edge.baselines import Protocol
 from tfkt_edge.dicom import Skip
-from tfkt_edge.model_file import ModelInfo
-from tfkt_edge.policy import ALERT, OUTSIDE, PASS, STATUS_TEXT
-from tfkt_edge.scoring import SeriesResult
-from tfkt_edge.shown import markup_safe
+from tfkt_edge.model.model_file import ModelInfo
+from tfkt_edge.verdict.baselines import Protocol
+from tfkt_edge.verdict.policy import ALERT, OUTSIDE, PASS
+from tfkt_edge.verdict.result import SeriesResult
 
 STATUS_STYLE = {PASS: "green", ALERT: "bold red", OUTSIDE: "yellow"}
 
@@ -99,27 +97,6 @@ def to_csv(results: Sequence[SeriesResult], skipped: Sequence[Skip]) -> str:
     return out.getvalue()
 
 
-def print_table(console: Console, results: Sequence[SeriesResult], skipped: Sequence[Skip], threshold: float) -> None:
-    """One row per series, then each series' verdict reason, then the skipped files."""
-    if results:
-        _print_series(console, results, threshold)
-    if skipped:
-        console.print(f"[yellow]skipped {len(skipped)} file(s):[/]")
-        for skip in skipped[:20]:
-            console.print(f"  [dim]{markup_safe(str(skip.path))}[/]: {markup_safe(skip.reason)}", highlight=False, soft_wrap=True)
-        if len(skipped) > 20:
-            console.print(f"  ... and {len(skipped) - 20} more (use --format json for the full list)")
-
-
-def _noise_cell(result: SeriesResult) -> str:
-    """The noise check at a glance: measured / ceiling, red when above; '-' where it does not apply."""
-    noise = result.noise
-    if noise is None:
-        return "-"
-    text = f"{noise.noise_hu:.1f}/{noise.ceiling_hu:.1f}"
-    return f"[red]{text}[/]" if noise.above else text
-
-
 def physics_line(noise: dict | None, physics: dict | None) -> str:
     """A series' physics in one line, from its document's "noise" and "physics" (documents stored by 0.3.x lack
     some keys): noise against its ceiling, size, dose, streaks. The HTML report and the SR both show it."""
@@ -138,54 +115,4 @@ def physics_line(noise: dict | None, physics: dict | None) -> str:
     return "; ".join(parts) or "not measured"
 
 
-def _physics_cell(result: SeriesResult) -> str:
-    """Water-equivalent diameter (cm), with the SSDE (mGy) after a slash where the header gives CTDIvol."""
-    physics = result.physics
-    if physics is None or physics.water_diameter_cm is None:
-        return "-"
-    dw = f"{physics.water_diameter_cm:.0f}"
-    return dw if physics.ssde_mgy is None else f"{dw}/{physics.ssde_mgy:.1f}"
 
-
-def _patient_cell(result: SeriesResult) -> str:
-    """'NAME [ID] DATE' of the series' first slice, '-' where the headers hold none of them."""
-    if not result.series.slices:
-        return "-"
-    ref = result.series.slices[0]
-    parts = [ref.patient_name.replace("^", " ").strip(), f"[{ref.patient_id}]" if ref.patient_id else "", ref.study_date]
-    return " ".join(p for p in parts if p) or "-"
-
-
-def _print_series(console: Console, results: Sequence[SeriesResult], threshold: float) -> None:
-    table = Table(title=f"tfkt-edge: CT image quality (0-4, higher is better; alert below {threshold:.1f})")
-    table.add_column("#", justify="right")
-    table.add_column("verdict", no_wrap=True)
-    placed = any(_patient_cell(r) != "-" for r in results)
-    if placed:  # who and which study, so a technologist can place the verdict (anonymised files: no column)
-        table.add_column("patient / study", overflow="fold")
-    table.add_column("series", overflow="fold")
-    table.add_column("kernel")
-    for column in ("slices", "median", "min"):
-        table.add_column(column, justify="right")
-    table.add_column("noise HU", justify="right", no_wrap=True)
-    table.add_column("Dw/SSDE", justify="right", no_wrap=True)
-    if any(r.noise is not None for r in results):
-        basis = sorted({r.noise.basis for r in results if r.noise is not None})
-        table.caption = ("noise HU: the series' soft-tissue noise / its ceiling for its kernel class and patient size "
-                         f"(scaled to 3 mm where the slice thickness is known; ceilings from {', '.join(basis)}); "
-                         "Dw/SSDE: water-equivalent diameter, cm (TG-220) / size-specific dose estimate, mGy (TG-204)")
-    for number, result in enumerate(results, 1):
-        scores = result.scores
-        status = result.verdict.status
-        verdict = f"[{STATUS_STYLE[status]}]{STATUS_TEXT[status]}[/]"
-        table.add_row(str(number), verdict, *([markup_safe(_patient_cell(result))] if placed else []),
-                      markup_safe(series_name(result.series.description, result.series.series_instance_uid)),
-                      markup_safe(result.series.kernel or "-"),
-                      str(len(result.slices)), f"{np.median(scores):.2f}" if scores.size else "-",
-                      f"{scores.min():.2f}" if scores.size else "-", _noise_cell(result),
-                      _physics_cell(result))
-    console.print(table)
-    for number, result in enumerate(results, 1):
-        colour = STATUS_STYLE[result.verdict.status]
-        console.print(f"[{colour}]#{number}[/] {markup_safe(result.verdict.reason)} [dim]({markup_safe(result.series.series_instance_uid)})[/]",
-                      highlight=False)

@@ -97,6 +97,7 @@ class FusedMBConv(nn.Module):
 
     def __init__(self, c_in: int, c_out: int, expand: int, kernel: int, stride: int, drop_path: float):
         super().__init__()
+        self.block: nn.Module
         if expand == 1:
             self.block = ConvNormAct(c_in, c_out, kernel, stride)
         else:
@@ -362,8 +363,9 @@ class HybridConfig:
 def build_hybrid(config: HybridConfig) -> HybridIQA:
     cnn = EfficientNetV2(config.stem, config.stem_kernel, config.stem_stride, config.stages, config.cnn_out,
                          config.cnn_drop_path)
+    bridge: SpatialBridge | PooledLinearBridge
     if config.bridge_map is None:
-        bridge: nn.Module = SpatialBridge(cnn.out_channels)
+        bridge = SpatialBridge(cnn.out_channels)
     else:
         bridge = PooledLinearBridge(cnn.out_channels, config.bridge_map)
     map_size = bridge.out_size(IMAGE_SIZE // cnn.reduction)

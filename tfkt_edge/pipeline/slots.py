@@ -13,13 +13,15 @@ from collections.abc import Iterable
 from concurrent.futures import Future
 from multiprocessing import shared_memory
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from tfkt_edge.dicom import Skip, SliceRef
-from tfkt_edge.domain import ImageStats
+from tfkt_edge.dicom import Skip, SliceRef, read_slices
 from tfkt_edge.errors import DecodingError
-from tfkt_edge.preprocess import PreprocessContract
+from tfkt_edge.model.preprocess import PreprocessContract
+from tfkt_edge.pipeline.decode import decode_with_stats
+from tfkt_edge.verdict.domain import ImageStats
 
 SHM = Path("/dev/shm")
 
@@ -52,7 +54,7 @@ class SharedSlots:
         self._memory.close()
         self._memory.unlink()
 
-    def close_after(self, jobs: Iterable[Future]) -> None:
+    def close_after(self, jobs: Iterable[Future[Any]]) -> None:
         """Cancel the jobs not yet started, wait for the running ones (an error or Ctrl-C: no process may
         still write into the block), then close it."""
         jobs = list(jobs)
@@ -81,8 +83,6 @@ def decode_into_slot(ref: SliceRef, contract: PreprocessContract, pool: int, nam
                      count: int) -> ImageStats | Skip:
     """In a decoding process: decode and preprocess ``ref`` into ``slot`` of the block ``name``; return its
     image statistics (pooled ``pool``x), or why it cannot be decoded."""
-    from tfkt_edge.scoring import decode_with_stats
-
     decoded = decode_with_stats(ref, contract, pool)
     if isinstance(decoded, Skip):
         return decoded
@@ -101,8 +101,6 @@ def read_into_slots(paths: list[Path], contract: PreprocessContract, pool: int, 
     """In a decoding process: read each file's header and decode its slice into its slot of the block
     ``name`` (one slot per path), so the parent handles no header and no pixel. A file holding several
     frames (Enhanced CT) is only read: its frames are decoded one by one afterwards."""
-    from tfkt_edge.dicom import read_slices
-
     done: list[FileRead] = []
     for path, slot in zip(paths, slots):
         found = read_slices(path)

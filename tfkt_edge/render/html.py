@@ -21,10 +21,11 @@ from pathlib import Path
 import numpy as np
 
 from tfkt_edge.dicom import load_hu
-from tfkt_edge.policy import STATUS_TEXT, AlertPolicy, alerting_runs
-from tfkt_edge.report import physics_line, series_name
-from tfkt_edge.scoring import ScoringRun, SeriesResult
-from tfkt_edge.shown import visible
+from tfkt_edge.pipeline.run import ScoringRun
+from tfkt_edge.render.document import physics_line, series_name
+from tfkt_edge.render.shown import visible
+from tfkt_edge.verdict.policy import STATUS_TEXT, AlertPolicy, alerting_runs
+from tfkt_edge.verdict.result import SeriesResult
 
 WINDOW = (40.0, 400.0)  # level, width (HU): soft tissue, where low-dose noise shows
 THUMBNAILS = 4
@@ -36,7 +37,7 @@ MAX_POSITION_MM = 1e5
 
 def profile_png(result: SeriesResult, policy: AlertPolicy) -> bytes:
     """Score against slice position (mm along the patient axis when every slice has one, else slice number)."""
-    from tfkt_edge.evaluation.plots import _pyplot
+    from tfkt_edge.render.plots import _pyplot
 
     plt = _pyplot()
     scores = result.scores
@@ -151,7 +152,7 @@ def render(run: ScoringRun, policy: AlertPolicy, title: str = "tfkt-edge CT imag
 def _template():
     from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
-    environment = Environment(loader=PackageLoader("tfkt_edge", "templates"), autoescape=select_autoescape(["html"]),
+    environment = Environment(loader=PackageLoader("tfkt_edge.render", "templates"), autoescape=select_autoescape(["html"]),
                               finalize=lambda value: visible(value, "\n\t") if isinstance(value, str) else value,
                               undefined=StrictUndefined)
     return environment.get_template("report.html")

@@ -8,7 +8,7 @@ Christianson et al. 2015: local standard deviations over soft tissue):
 * **noise** of a slice: 8x8-pixel blocks of the model input whose mean lies in
   soft tissue (-150..200 HU); the median of the flatter half of their
   standard deviations, in HU. Measured on the 512x512 input every backend
-  receives (about 0.6 ms a slice on one core), so training and runtime measure the same thing.
+  receives, so training and runtime measure the same thing (its cost end to end: benchmarks/README.md).
 * **texture**: the same blocks' standard deviation after 2x2 averaging, over
   the original (fine-grained sharp-kernel noise about 0.4-0.5, the coarser noise of
   soft kernels and iterative reconstruction 0.6-0.9). Reported only: added noise can
@@ -31,10 +31,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
-from tfkt_edge.preprocess import LDCTIQAC, PreprocessContract
+from tfkt_edge.dicom import SliceRef
+from tfkt_edge.model.preprocess import LDCTIQAC, PreprocessContract
 
 BLOCK = 8
 SOFT_HU = (-150.0, 200.0)
@@ -82,7 +84,8 @@ MIN_NPS_BLOCKS = 8
 
 def _nps_frequencies(n: int) -> np.ndarray:
     f = np.fft.fftfreq(n)
-    return np.hypot(*np.meshgrid(f, f, indexing="ij"))
+    radius: np.ndarray = np.hypot(*np.meshgrid(f, f, indexing="ij"))
+    return radius
 
 
 _NPS_RADIUS = _nps_frequencies(NPS_BLOCK)
@@ -146,13 +149,13 @@ class NoiseLimits:
     slices: dict[str, int] = field(default_factory=dict)  # training slices per kernel class
     source: str = "model card"  # or "physics defaults": what the output names
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data.pop("source")
         return {"format": NOISE_FORMAT, **data}
 
     @classmethod
-    def from_dict(cls, data: dict) -> NoiseLimits:
+    def from_dict(cls, data: dict[str, Any]) -> NoiseLimits:
         """Read the card's "noise" section; ValueError unless every figure is a positive number in range."""
         limits = cls({str(k): float(v) for k, v in data["routine_hu"].items()}, float(data["reference_dw_cm"]),
                      float(data["doubling_cm"]), float(data.get("factor", 2.0)),
@@ -183,7 +186,7 @@ PHYSICS_DEFAULTS = NoiseLimits({"soft": 17.79, "sharp": 177.07}, 27.5, 8.0, 2.11
                                "physics defaults")
 
 
-def limits_from_card(data) -> NoiseLimits:
+def limits_from_card(data: object) -> NoiseLimits:
     """The card's noise figures, or the physics defaults where it carries none (ValueError: malformed).
 
     Cards of model 0.3.x carry region ceilings that rested on a texture exemption added noise could cross:
@@ -231,7 +234,7 @@ class NoiseFinding:
         return self.slices_above / self.slices_measured if self.slices_measured else 0.0
 
     def for_protocol(self, accepted_hu: float, ceiling_hu: float) -> NoiseFinding:
-        """The same measurement held to a calibrated protocol's ceiling (`tfkt_edge.baselines`); a protocol
+        """The same measurement held to a calibrated protocol's ceiling (`tfkt_edge.verdict.baselines`); a protocol
         can only tighten the ceiling, never loosen it."""
         if ceiling_hu >= self.ceiling_hu:
             return self
@@ -251,7 +254,7 @@ class NoiseFinding:
         return (f"{self.slices_above} of {self.slices_measured} slices noisier than the {self.ceiling_hu:.1f} HU "
                 f"ceiling at {REFERENCE_MM:g} mm")
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"noise_hu": round(self.noise_hu, 2), "ceiling_hu": round(self.ceiling_hu, 2),
                 "expected_hu": round(self.expected_hu, 2), "kernel_class": self.kernel, "ceiling_of": self.basis,
                 "water_diameter_cm": None if self.dw_cm is None else round(self.dw_cm, 1),
@@ -260,7 +263,7 @@ class NoiseFinding:
                 "at_mm": REFERENCE_MM if self.scaled else None, "above": self.above}
 
 
-def assess_noise(refs: Sequence, noises: Sequence[float | None], textures: Sequence[float | None],
+def assess_noise(refs: Sequence[SliceRef], noises: Sequence[float | None], textures: Sequence[float | None],
                  kernel: str, limits: NoiseLimits, dw_cm: float | None = None) -> NoiseFinding | None:
     """A series' noise against the ceiling for its header's kernel class and its patient's size; None only
     where no slice had enough soft tissue to measure. No texture, region or header word exempts a series."""

@@ -15,7 +15,7 @@ clamped to [0.5, 3.5]. A degraded series of a protocol that normally scores
 1.8 no longer alerts on every series. Protocols without a baseline keep the
 fixed threshold.
 
-Where the accepted series' noise was measured (the noise check, `tfkt_edge.noise`),
+Where the accepted series' noise was measured (the noise check, `tfkt_edge.verdict.noise`),
 the baseline also records the protocol's median noise at 3 mm, and a series of the
 protocol is held to twice that where it is below the model's ceiling for the series'
 kernel class and patient size: a quiet protocol (a spine, a head, a strong iterative
@@ -37,9 +37,11 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from tfkt_edge.dicom import Series
 from tfkt_edge.errors import InputError
 
 FORMAT = "tfkt-edge-baselines/1"
@@ -58,7 +60,7 @@ class Protocol:
     thickness: float | None
 
     @classmethod
-    def of(cls, series) -> Protocol:
+    def of(cls, series: Series) -> Protocol:
         """The protocol of a scored series (a dicom.Series)."""
         first = series.slices[0]
         return cls(first.station.strip(), (series.description or "").strip().upper(), (series.kernel or "").strip().upper(),
@@ -95,7 +97,7 @@ class Baselines:
             raise InputError(f"the baselines were calibrated with model {self.model!r}, not {identity!r}: "
                              "run tfkt-edge calibrate again with this model")
 
-    def lookup(self, series) -> Baseline | None:
+    def lookup(self, series: Series) -> Baseline | None:
         protocol = Protocol.of(series)
         return next((b for b in self.entries if b.protocol == protocol), None)
 
@@ -106,7 +108,7 @@ class Baselines:
                            "protocols": [asdict(b) for b in self.entries]}, indent=1) + "\n"
 
 
-def learn(series_medians: Iterable[tuple], model: str, min_series: int = MIN_SERIES,
+def learn(series_medians: Iterable[tuple[Any, ...]], model: str, min_series: int = MIN_SERIES,
           margin: float = MARGIN) -> Baselines:
     """Baselines from (protocol, median score) or (protocol, median score, noise HU at 3 mm or None) tuples of
     accepted series; protocols with too few series are left out, and a noise median needs as many."""

@@ -25,12 +25,14 @@ import json
 import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
+from typing import Any
 
 import numpy as np
 
-from tfkt_edge import noise
-from tfkt_edge.preprocess import LDCTIQAC, PreprocessContract
-from tfkt_edge.streaks import streak_index
+from tfkt_edge.dicom import SliceRef
+from tfkt_edge.model.preprocess import LDCTIQAC, PreprocessContract
+from tfkt_edge.verdict import noise
+from tfkt_edge.verdict.streaks import streak_index
 
 # Stats are taken on an 8x mean-pooled copy of the 512x512 input (64x64): enough for the body outline and
 # the tissue share, and it averages away noise that a 4x pool left strong enough to push soft tissue out of
@@ -88,13 +90,13 @@ class ImageStats:
     body_fraction: float  # of the field of view, inside the body outline
     tissue_fraction: float  # of the body outline, fat and soft tissue (-200..300 HU)
     structure_hu: float  # SD of the tissue on the pooled image: anatomy, not noise
-    noise_hu: float | None = None  # tfkt_edge.noise.measure: soft-tissue noise, HU (None: too little tissue)
+    noise_hu: float | None = None  # tfkt_edge.verdict.noise.measure: soft-tissue noise, HU (None: too little tissue)
     noise_texture: float | None = None  # its texture ratio (low: sharp-kernel noise)
     water_diameter_px: float | None = None  # AAPM TG-220 water-equivalent diameter, in model-input pixels
-    streak_index: float | None = None  # tfkt_edge.streaks: sparse-view spokes (about 5-10 routine)
+    streak_index: float | None = None  # tfkt_edge.verdict.streaks: sparse-view spokes (about 5-10 routine)
     nps_mean_frequency: float | None = None  # noise.nps_mean_frequency: cycles per model-input pixel (reported)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, float | None]:
         return {k: None if v is None else round(float(v), 4) for k, v in asdict(self).items()}
 
 
@@ -104,9 +106,11 @@ def _filled(mask: np.ndarray) -> np.ndarray:
         idx = np.arange(m.shape[1])
         first = np.where(m.any(axis=1), np.argmax(m, axis=1), m.shape[1])
         last = np.where(m.any(axis=1), m.shape[1] - 1 - np.argmax(m[:, ::-1], axis=1), -1)
-        return (idx[None, :] >= first[:, None]) & (idx[None, :] <= last[:, None])
+        inside: np.ndarray = (idx[None, :] >= first[:, None]) & (idx[None, :] <= last[:, None])
+        return inside
 
-    return along(mask) & along(mask.T).T
+    filled: np.ndarray = along(mask) & along(mask.T).T
+    return filled
 
 
 def image_stats(image: np.ndarray, contract: PreprocessContract = LDCTIQAC, pool: int = POOL) -> ImageStats:
@@ -146,7 +150,7 @@ class Domain:
         return json.dumps(asdict(self), sort_keys=True)
 
     @classmethod
-    def from_dict(cls, data: dict) -> Domain:
+    def from_dict(cls, data: dict[str, Any]) -> Domain:
         known = {f.name for f in fields(cls)}
         values = {k: (tuple(v) if isinstance(v, list) else v) for k, v in data.items() if k in known}
         values.setdefault("pool", LEGACY_POOL)  # a card written before the pool was recorded
@@ -161,17 +165,17 @@ DEFAULT_DOMAIN = Domain(validated="physics defaults: the model file records no v
 class DomainStatus:
     inside: bool
     reasons: tuple[str, ...] = ()
-    stats: dict = field(default_factory=dict)
+    stats: dict[str, float] = field(default_factory=dict)
 
     @property
     def status(self) -> str:
         return "inside" if self.inside else "outside"
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"status": self.status, "reasons": list(self.reasons), "stats": self.stats}
 
 
-def check_series(refs: Sequence, stats: Sequence[ImageStats | None], domain: Domain | None) -> DomainStatus:
+def check_series(refs: Sequence[SliceRef], stats: Sequence[ImageStats | None], domain: Domain | None) -> DomainStatus:
     """Where a series lies against the model's validated domain.
 
     Args:
@@ -202,7 +206,7 @@ def check_series(refs: Sequence, stats: Sequence[ImageStats | None], domain: Dom
     # Judged slice by slice, each against the wider of the card's and the routine range: a median of 4 and
     # 7 mm slices is no slice's width.
     low, high = min(domain.thickness_mm[0], ROUTINE_THICKNESS_MM[0]), max(domain.thickness_mm[1], ROUTINE_THICKNESS_MM[1])
-    widths = [r.thickness for r in refs if noise.usable_thickness(r.thickness)]
+    widths = [r.thickness for r in refs if r.thickness is not None and noise.usable_thickness(r.thickness)]
     outside = [t for t in widths if not low - 1e-6 <= t <= high + 1e-6]
     if widths and 2 * len(outside) > len(widths):
         reasons.append(f"{len(outside)} of {len(widths)} slices {min(outside):g}-{max(outside):g} mm thick, "

@@ -12,8 +12,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from tfkt_edge.preprocess import LDCTIQAC
-from tfkt_edge.train.models import create_model
+from tfkt_edge.model.network import create_model
+from tfkt_edge.model.preprocess import LDCTIQAC
 
 
 def save_checkpoint(model: nn.Module, config, path: Path, card: dict) -> None:

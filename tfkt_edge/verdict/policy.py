@@ -13,11 +13,12 @@ point of the LDCTIQAC 0-4 scale.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from tfkt_edge.baselines import Baselines
+from tfkt_edge.verdict.baselines import Baselines
 
 
 @dataclass(frozen=True)
@@ -45,13 +46,13 @@ class Verdict:
             object.__setattr__(self, "status", ALERT if self.alert else PASS)
 
 
-def overall_status(verdicts) -> str:
+def overall_status(verdicts: Iterable[Verdict]) -> str:
     """One status for several series: an alert wins, then outside-domain, else pass."""
     statuses = {v.status for v in verdicts}
     return ALERT if ALERT in statuses else OUTSIDE if OUTSIDE in statuses else PASS
 
 
-def outside_domain(reasons, median: float | None) -> Verdict:
+def outside_domain(reasons: Sequence[str], median: float | None) -> Verdict:
     """The verdict for a series the model was not validated on: never an alert on an uncalibrated score."""
     score = f"; median score {median:.2f} not judged" if median is not None else ""
     return Verdict(False, f"outside the validated domain: {'; '.join(reasons)}{score}", OUTSIDE)
@@ -71,7 +72,7 @@ def _runs_below(scores: np.ndarray, threshold: float) -> list[tuple[int, int]]:
     return runs
 
 
-def alerting_runs(scores, policy: AlertPolicy) -> list[tuple[int, int]]:
+def alerting_runs(scores: Sequence[float] | np.ndarray, policy: AlertPolicy) -> list[tuple[int, int]]:
     """(start, stop) of every run of at least ``policy.min_run`` consecutive slices below the threshold."""
     values = np.asarray(scores, dtype=float)
     return [run for run in _runs_below(values, policy.threshold) if run[1] - run[0] >= policy.min_run]
@@ -83,7 +84,7 @@ def _name_slices(start: int, stop: int, labels: list[str]) -> str:
     return f"slices {start + 1}-{stop} ({labels[start]} to {labels[stop - 1]})"
 
 
-def evaluate(scores, labels: list[str], policy: AlertPolicy = AlertPolicy()) -> Verdict:
+def evaluate(scores: Sequence[float] | np.ndarray, labels: list[str], policy: AlertPolicy = AlertPolicy()) -> Verdict:
     """Apply the policy to one series' scores, given in anatomical order.
 
     Args:

@@ -1,7 +1,8 @@
 """A TensorRT engine's sidecar: what it was built with, and whether this machine may run it.
 
 A serialized engine runs only on the TensorRT version and GPU it was built
-for (../shared/FIELD.md), and it carries no preprocessing contract of its own.
+for (TensorRT's developer guide: engines are not portable across versions and GPU
+architectures unless built hardware- or version-compatible), and it carries no preprocessing contract of its own.
 The builder therefore writes ``model.engine.json`` beside ``model.engine``;
 the runtime reads it first and refuses a mismatch with a message that says to
 rebuild, instead of failing inside TensorRT.
@@ -15,8 +16,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from tfkt_edge.errors import ModelError
-from tfkt_edge.model_file import ModelInfo
-from tfkt_edge.preprocess import PreprocessContract
+from tfkt_edge.model.model_file import ModelInfo
+from tfkt_edge.model.preprocess import PreprocessContract
 
 SIDECAR_VERSION = 1
 

@@ -7,13 +7,13 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from tfkt_edge.domain import DEFAULT_DOMAIN, POOL, Domain
 from tfkt_edge.errors import ModelError
-from tfkt_edge.noise import NoiseLimits, limits_from_card
-from tfkt_edge.preprocess import METADATA_KEY, PreprocessContract
-from tfkt_edge.score_bound import ScoreBound, bound_from_card
+from tfkt_edge.model.preprocess import METADATA_KEY, PreprocessContract
+from tfkt_edge.verdict.bound import ScoreBound, bound_from_card
+from tfkt_edge.verdict.domain import DEFAULT_DOMAIN, POOL, Domain
+from tfkt_edge.verdict.noise import NoiseLimits, limits_from_card
 
-ASSETS = Path(__file__).parent / "assets"
+ASSETS = Path(__file__).parents[1] / "assets"  # tfkt_edge/assets: the shipped model and its card
 DEFAULT_MODEL = ASSETS / "tfkt_edge_s.onnx"
 INPUT_NAME = "image"
 OUTPUT_NAME = "score"
@@ -57,7 +57,7 @@ class ModelInfo:
 
     @cached_property
     def score_bound(self) -> ScoreBound:
-        """The noise bound on the score (`tfkt_edge.score_bound`) recorded in the card, or the label rule's own
+        """The noise bound on the score (`tfkt_edge.verdict.bound`) recorded in the card, or the label rule's own
         constants for a model file that records none (the output names which applied: `ScoreBound.source`)."""
         data = self.card.get("score_bound") if isinstance(self.card, dict) else None
         try:

@@ -18,7 +18,7 @@ from functools import lru_cache
 
 import numpy as np
 
-METADATA_KEY = "tfkt_edge.preprocess"
+METADATA_KEY = "tfkt_edge.preprocess"  # the key in ONNX metadata_props and engine sidecars: fixed, whatever the module is called
 RESIZE_RULE = "pad-to-square-with-air-then-bilinear"
 SHARP_VIEW = round(350.0 / 1500.0, 4)
 SHARP_VIEW_HEAD = round(350.0 / 2000.0, 4)

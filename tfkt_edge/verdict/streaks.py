@@ -6,7 +6,7 @@ power spectrum of the slice, read along circles at high frequency, is modulated 
 degrees. The index is the strongest angular harmonic of that modulation (harmonics 20-320: 20-320 views
 over 180 degrees) over the median harmonic: about 5-10 on routine clinical slices, 20-110 with 240-90
 of 360 views in the simulator (its 360 views are a routine scanner's view density at this resolution).
-Measured on the 2x-pooled model input (256x256, Hann-windowed), about 1-2 ms a slice on one core.
+Measured on the 2x-pooled model input (256x256, Hann-windowed); its cost end to end: benchmarks/README.md.
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from tfkt_edge.engine_file import GpuIdentity
 from tfkt_edge.errors import BackendUnavailable
+from tfkt_edge.model.engine_file import GpuIdentity
 
 
 def current_gpu(index: int = 0) -> GpuIdentity:

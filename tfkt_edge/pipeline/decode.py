@@ -1,0 +1,65 @@
+"""Decoding one slice in a worker: pixels, HU, the model input, its image statistics; and the decoding pool.
+
+Workers are threads by default; processes are the choice for compressed series on hosts with cores to spare
+(a GPU host): the JPEG 2000 decoder holds the GIL, so decoding threads run one at a time
+(benchmarks/README.md has the figures).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+
+import numpy as np
+
+from tfkt_edge.dicom import Skip, SliceRef, load_stored, reasons
+from tfkt_edge.dicom.gpu_decoding import enable_gpu_decoding
+from tfkt_edge.model.preprocess import PreprocessContract, preprocess, reading_view
+from tfkt_edge.verdict.domain import POOL, ImageStats, image_stats, kernel_class
+from tfkt_edge.verdict.noise import region_of
+
+
+def decode_slice(ref: SliceRef, contract: PreprocessContract) -> np.ndarray | Skip:
+    """Decode and preprocess one slice, or say why it cannot be."""
+    try:
+        return preprocess(load_stored(ref), contract, ref.slope, ref.intercept)
+    except Exception as exc:  # truncated or corrupt pixel data: a reason, never a traceback
+        return Skip(ref.path, reasons.PIXELS_UNREADABLE.format(detail=reasons.one_line(exc)))
+
+
+def decode_with_stats(ref: SliceRef, contract: PreprocessContract, pool: int = POOL) -> tuple[np.ndarray, ImageStats] | Skip:
+    """`decode_slice` plus the domain check's image statistics (pooled ``pool``x: `ModelInfo.stats_pool`),
+    both in the decoding worker; the image handed on is the reader's view of it (`preprocess.reading_view`)."""
+    image = decode_slice(ref, contract)
+    if isinstance(image, Skip):
+        return image
+    stats = image_stats(image, contract, pool)  # physics on the slice as stored, before the reader's view
+    head = region_of(ref.body_part) == "head"
+    return reading_view(image, kernel_class(ref.kernel or ""), head, contract), stats
+
+
+DECODERS = ("threads", "processes")
+
+
+def decoder_pool(workers: int, decoders: str = "threads") -> Executor:
+    """``workers`` decoding threads, or processes (spawned, not forked: the parent may hold CUDA
+    or ONNX Runtime threads; each decodes lossless JPEG 2000 and JPEG on the GPU where nvImageCodec
+    works: dicom/gpu_decoding.py). A single worker is always a thread."""
+    if decoders not in DECODERS:
+        raise ValueError(f"decoders must be one of {DECODERS}, not {decoders!r}")
+    if decoders == "threads" or workers <= 1:
+        return ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="decode")
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=enable_gpu_decoding)
+
+
+def stop_broken(pool: Executor) -> None:
+    """Stop a process pool that a dead process broke, so nothing waits on it forever.
+
+    A worker spawned while the pool was breaking can block for good on the task queue's lock that the
+    dead process held, and CPython's executor then waits for it at shutdown and at interpreter exit.
+    The executor offers no public handle on its processes, hence the private ``_processes``."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())  # shutdown() lets go of them
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        process.kill()

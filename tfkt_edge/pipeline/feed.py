@@ -1,0 +1,70 @@
+"""Decoding workers feeding batches: slices in order, at most ``prefetch`` in flight, so memory stays bounded
+however long the series is. Decoding processes write each slice into a ring of shared-memory slots
+(`pipeline.slots`) instead of pickling it back."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterable
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from contextlib import nullcontext
+from typing import Any
+
+from tfkt_edge.backends import Backend
+from tfkt_edge.dicom import Skip, SliceRef
+from tfkt_edge.pipeline.batching import Batcher
+from tfkt_edge.pipeline.decode import decode_with_stats, decoder_pool
+from tfkt_edge.pipeline.slots import SharedSlots, decode_into_slot
+from tfkt_edge.verdict.result import SliceScore
+
+
+def score_slices(
+    refs: Iterable[SliceRef],
+    backend: Backend,
+    batch_size: int = 16,
+    workers: int = 2,
+    on_slice: Callable[[], None] | None = None,
+    pool: Executor | None = None,
+) -> tuple[list[SliceScore], list[Skip]]:
+    """Score slices in order; slices whose pixels fail to decode become skips.
+
+    Args:
+        pool: decoding workers to use (default: a pool of ``workers`` made for this call).
+    """
+    batcher = Batcher(backend, batch_size)
+    prefetch = max(2 * batcher.size, 2 * workers)
+    contract, stats_pool = backend.model.contract, backend.model.stats_pool
+    in_flight: deque[tuple[SliceRef, Future[Any], int]] = deque()
+    source = iter(refs)
+    with nullcontext(pool) if pool is not None else decoder_pool(workers) as decoders:
+        # Decoding processes write into shared memory instead of pickling each slice back (1 MiB).
+        shared = SharedSlots(prefetch, contract.size) if isinstance(decoders, ProcessPoolExecutor) else None
+        free = list(range(prefetch))
+        try:
+            while True:
+                while len(in_flight) < prefetch:
+                    ref = next(source, None)
+                    if ref is None:
+                        break
+                    slot = free.pop()
+                    job = decoders.submit(decode_into_slot, ref, contract, stats_pool, shared.name, slot, prefetch) if shared \
+                        else decoders.submit(decode_with_stats, ref, contract, stats_pool)
+                    in_flight.append((ref, job, slot))
+                if not in_flight:
+                    break
+                ref, future, slot = in_flight.popleft()
+                decoded = future.result()
+                if isinstance(decoded, Skip):
+                    batcher.skipped.append(decoded)
+                elif shared is not None:
+                    batcher.add(ref, shared.array[slot], decoded)
+                else:
+                    batcher.add(ref, *decoded)
+                free.append(slot)
+                if on_slice is not None:
+                    on_slice()
+            batcher.flush()
+        finally:
+            if shared is not None:
+                shared.close_after([future for _, future, _ in in_flight])
+    return batcher.scored, batcher.skipped
