@@ -12,9 +12,9 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from tfkt_edge.cli.console import error, quiet, require_writable
+from tfkt_edge.cli.console import quiet, require_writable
 from tfkt_edge.cli.options import Decoders, DecodersOpt, WorkersOpt
-from tfkt_edge.errors import TfktEdgeError
+from tfkt_edge.errors import InputError, TfktEdgeError
 
 MODES = ("model-only", "end-to-end")
 FIXED_PRECISION = {"onnxruntime": "fp32", "tensorrt": "fp16"}  # torch runs either
@@ -78,14 +78,11 @@ def benchmark(
         out = Console(highlight=False, width=160)  # a file or pipe gets the whole table
     wanted = [m.strip() for m in modes.split(",") if m.strip()]
     if not wanted or set(wanted) - set(MODES):
-        error(f"--modes takes {', '.join(MODES)}, not {modes!r}")
-        raise typer.Exit(2)
+        raise InputError(f"--modes takes {', '.join(MODES)}, not {modes!r}")
     if precision not in (None, "fp32", "fp16"):
-        error(f"--precision must be fp32 or fp16, not {precision!r}")
-        raise typer.Exit(2)
+        raise InputError(f"--precision must be fp32 or fp16, not {precision!r}")
     if data is not None and not data.is_dir():
-        error(f"--data {data}: not a folder")
-        raise typer.Exit(2)
+        raise InputError(f"--data {data}: not a folder")
     require_writable(json_path, markdown_path, plot_path)
     reference = full if reference is None else reference
     sizes = parse_sizes(batch_sizes or ("1,8,32" if full else "1,16"))
@@ -139,9 +136,8 @@ def benchmark(
                     bench.model_only(ref, {**label, "model": NAME}, sizes, timing, note)
                 finally:
                     ref.close()
-    except (TfktEdgeError, OSError, RuntimeError) as exc:
-        error(str(exc))
-        raise typer.Exit(2) from None
+    except RuntimeError as exc:  # a backend's runtime failure mid-run (TfktEdgeError and OSError reach the boundary)
+        raise InputError(str(exc)) from None
     finally:
         progress.stop()
         if files is not None:

@@ -11,9 +11,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from tfkt_edge.cli.console import StdoutConsole, error, require_writable
+from tfkt_edge.cli.console import StdoutConsole, require_writable
 from tfkt_edge.cli.options import BackendOpt, BatchOpt, ModelOpt, WorkersOpt
-from tfkt_edge.errors import TfktEdgeError
+from tfkt_edge.errors import InputError, TfktEdgeError
 from tfkt_edge.verdict.baselines import MIN_SERIES, Protocol, learn, save
 
 
@@ -68,30 +68,25 @@ def calibrate(
     Example: tfkt-edge calibrate /archive/accepted --db tfkt-results.sqlite -o baselines.json
     """
     if not paths and db is None:
-        error("give folders of accepted series, --db results.sqlite, or both")
-        raise typer.Exit(2)
+        raise InputError("give folders of accepted series, --db results.sqlite, or both")
     require_writable(output)
     err, console = Console(stderr=True), StdoutConsole()
-    try:
-        pairs, left_out = [], 0
-        if paths:
-            pairs, identity, left_out = _from_folders(paths, model, backend, batch_size, workers, err)
-        else:  # scores come from the database: the model is opened only to name it
-            from tfkt_edge.backends import create_backend
+    pairs, left_out = [], 0
+    if paths:
+        pairs, identity, left_out = _from_folders(paths, model, backend, batch_size, workers, err)
+    else:  # scores come from the database: the model is opened only to name it
+        from tfkt_edge.backends import create_backend
 
-            with closing(create_backend(backend, model)) as engine:
-                identity = engine.model.identity
-        if db is not None:
-            found, skipped = _from_database(db)
-            pairs, left_out = pairs + found, left_out + skipped
-        if not pairs and not left_out:
-            where = ", ".join(str(p) for p in paths or []) or str(db)
-            raise TfktEdgeError(f"no CT series found in {where}: nothing to learn from, {output} not written")
-        baselines = learn(pairs, identity, min_series)
-        save(baselines, output)
-    except (TfktEdgeError, OSError) as exc:
-        error(str(exc))
-        raise typer.Exit(2) from None
+        with closing(create_backend(backend, model)) as engine:
+            identity = engine.model.identity
+    if db is not None:
+        found, skipped = _from_database(db)
+        pairs, left_out = pairs + found, left_out + skipped
+    if not pairs and not left_out:
+        where = ", ".join(str(p) for p in paths or []) or str(db)
+        raise TfktEdgeError(f"no CT series found in {where}: nothing to learn from, {output} not written")
+    baselines = learn(pairs, identity, min_series)
+    save(baselines, output)
     table = Table(title=f"baselines for {identity}: {len(baselines.entries)} protocol(s) from {len(pairs)} series")
     for column in ("station / description / kernel / thickness", "series", "median", "MAD", "alert below",
                    "noise HU", "noise ceiling"):

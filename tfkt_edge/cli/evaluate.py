@@ -18,9 +18,9 @@ from rich.progress import (
 from rich.table import Table
 
 from tfkt_edge.backends import create_backend
-from tfkt_edge.cli.console import StdoutConsole, error, make_policy, quiet
+from tfkt_edge.cli.console import StdoutConsole, make_policy, quiet
 from tfkt_edge.cli.options import BackendOpt, BaselinesOpt, BatchOpt, MinRunOpt, ModelOpt, NoiseCheckOpt, ThresholdOpt
-from tfkt_edge.errors import TfktEdgeError
+from tfkt_edge.errors import InputError, TfktEdgeError
 from tfkt_edge.evaluation.evaluate import evaluate as run_evaluation
 from tfkt_edge.evaluation.evaluate import write_evaluation
 from tfkt_edge.evaluation.ldctiqac import LAYOUT, find_labelled_folder
@@ -47,30 +47,24 @@ def evaluate(
     Example: tfkt-edge evaluate --series /scratch/ladders -o evaluation/
     """
     if (data is None) == (series is None):
-        error("give one of --data (labelled slices) or --series (a folder with series.csv)")
-        raise typer.Exit(2)
+        raise InputError("give one of --data (labelled slices) or --series (a folder with series.csv)")
     if baselines is not None and series is None:
-        error("--baselines applies to --series (whole series and their verdicts), not to --data")
-        raise typer.Exit(2)
+        raise InputError("--baselines applies to --series (whole series and their verdicts), not to --data")
     if series is not None:
         _evaluate_series(series, model, output, batch_size, backend, make_policy(threshold, min_run, baselines, noise_check))
         return
     assert data is not None  # one of the two, checked above
     err, console = Console(stderr=True), StdoutConsole()
-    try:
-        folder = find_labelled_folder(data)
-        if len(folder.labels) < 2:
-            raise TfktEdgeError(f"{folder.labels_file}: need at least 2 labelled images to correlate")
-        engine = create_backend(backend, model)
-        with Progress(TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                      console=err, transient=True, disable=not err.is_terminal or quiet()) as progress:
-            task = progress.add_task("", total=len(folder.labels))
-            with closing(engine):
-                result = run_evaluation(folder, engine, batch_size, on_image=lambda: progress.advance(task))
-        written = write_evaluation(result, output) if output is not None else None
-    except (TfktEdgeError, OSError) as exc:
-        error(str(exc))
-        raise typer.Exit(2) from None
+    folder = find_labelled_folder(data)
+    if len(folder.labels) < 2:
+        raise TfktEdgeError(f"{folder.labels_file}: need at least 2 labelled images to correlate")
+    engine = create_backend(backend, model)
+    with Progress(TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=err, transient=True, disable=not err.is_terminal or quiet()) as progress:
+        task = progress.add_task("", total=len(folder.labels))
+        with closing(engine):
+            result = run_evaluation(folder, engine, batch_size, on_image=lambda: progress.advance(task))
+    written = write_evaluation(result, output) if output is not None else None
     f, g, h = result.figures, result.noise_index_figures, result.learned_figures
     table = Table(title=f"{result.model} on {data} ({f['n']} images)")
     for column in ("", "images", "PLCC", "SROCC", "KROCC", "overall"):
@@ -100,19 +94,15 @@ def _evaluate_series(folder: Path, model, output: Path | None, batch_size: int, 
 
     err = Console(stderr=True)
     console = StdoutConsole() if StdoutConsole().is_terminal else StdoutConsole(width=160)
-    try:
-        total = len(read_index(folder))
-        engine = create_backend(backend, model)
-        with Progress(TextColumn("series"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                      console=err, transient=True, disable=not err.is_terminal or quiet()) as progress:
-            task = progress.add_task("", total=total)
-            with closing(engine):
-                outcomes = evaluate_series(folder, engine, policy, batch_size, on_series=lambda: progress.advance(task))
-                doc = to_document(outcomes, engine.model.name)
-        path = write_document(doc, output / "series.json") if output is not None else None
-    except (TfktEdgeError, OSError) as exc:
-        error(str(exc))
-        raise typer.Exit(2) from None
+    total = len(read_index(folder))
+    engine = create_backend(backend, model)
+    with Progress(TextColumn("series"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=err, transient=True, disable=not err.is_terminal or quiet()) as progress:
+        task = progress.add_task("", total=total)
+        with closing(engine):
+            outcomes = evaluate_series(folder, engine, policy, batch_size, on_series=lambda: progress.advance(task))
+            doc = to_document(outcomes, engine.model.name)
+    path = write_document(doc, output / "series.json") if output is not None else None
     table = Table(title=f"{doc['model']}: rescan alerts on {folder} (alert below {policy.threshold:.2f})")
     for column in ("source", "diagnostic", "false alerts", "low-dose", "missed", "by noise only", "outside", "median", "min",
                    "ladder SROCC", "noise index SROCC"):

@@ -10,9 +10,8 @@ import typer
 from rich.console import Console
 
 from tfkt_edge.cli.boundary import CommandGroup
-from tfkt_edge.cli.console import error
 from tfkt_edge.cli.training_extra import require_training_extra
-from tfkt_edge.errors import TfktEdgeError
+from tfkt_edge.errors import InputError
 
 app = typer.Typer(help="Export trained checkpoints to deployable model files.", no_args_is_help=True, cls=CommandGroup)
 
@@ -31,13 +30,8 @@ def onnx(
     from tfkt_edge.export.onnx import export_checkpoint
 
     if not checkpoint.is_file():
-        error(f"--checkpoint {checkpoint}: no such file")
-        raise typer.Exit(2)
-    try:
-        exported, difference = export_checkpoint(checkpoint, output)
-    except (TfktEdgeError, OSError) as exc:
-        error(str(exc))
-        raise typer.Exit(2) from None
+        raise InputError(f"--checkpoint {checkpoint}: no such file")
+    exported, difference = export_checkpoint(checkpoint, output)
     out = Console(highlight=False, soft_wrap=True)
     out.print(f"onnx: {exported.path}")
     out.print(f"  simplified     {exported.nodes_exported} -> {exported.nodes_simplified} nodes (constants folded)")
@@ -62,26 +56,19 @@ def tensorrt(
 
     Example: tfkt-edge export tensorrt --onnx model.onnx --output model.engine
     """
-    from tfkt_edge.errors import BackendUnavailable
 
     if not onnx_model.is_file():
-        error(f"--onnx {onnx_model}: no such file")
-        raise typer.Exit(2)
+        raise InputError(f"--onnx {onnx_model}: no such file")
     try:
         import tensorrt as _  # noqa: F401
     except ImportError:
-        error("TensorRT is not installed: pip install 'tfkt-edge[gpu]' on a machine with an NVIDIA GPU "
-              "and driver (or score with --backend torch or onnxruntime)")
-        raise typer.Exit(2) from None
+        raise InputError("TensorRT is not installed: pip install 'tfkt-edge[gpu]' on a machine with an NVIDIA GPU "
+              "and driver (or score with --backend torch or onnxruntime)") from None
     from tfkt_edge.export.tensorrt import BuildSettings, build_engine
 
     out = Console(highlight=False, soft_wrap=True)
     settings = BuildSettings(min_batch, opt_batch, max_batch, workspace, timing_cache, tuple(calibration or ()))
-    try:
-        built = build_engine(onnx_model, output, settings, log=out.print)
-    except (TfktEdgeError, BackendUnavailable, OSError) as exc:
-        error(str(exc))
-        raise typer.Exit(2) from None
+    built = build_engine(onnx_model, output, settings, log=out.print)
     side = built.sidecar
     out.print(f"tensorrt: {built.engine} (sidecar {built.engine.name}.json)")
     out.print(f"  built          TensorRT {side.tensorrt_version} on {side.gpu.name} (sm {side.gpu.compute_capability}) "
@@ -128,8 +115,7 @@ def int8(
     try:
         import onnx  # noqa: F401  (ONNX Runtime's quantizer edits the graph with it)
     except ImportError:
-        error("export int8 needs the onnx package: pip install onnx (or the [train] extra)")
-        raise typer.Exit(2) from None
+        raise InputError("export int8 needs the onnx package: pip install onnx (or the [train] extra)") from None
     from tfkt_edge.backends import create_backend
     from tfkt_edge.export.int8 import calibration_images, quantize_int8
     from tfkt_edge.model.model_file import DEFAULT_MODEL

@@ -9,8 +9,7 @@ import typer
 from rich.console import Console
 
 from tfkt_edge.backends import BackendOptions
-from tfkt_edge.cli import exit_codes
-from tfkt_edge.cli.console import StdoutConsole, error, make_policy, require_writable
+from tfkt_edge.cli.console import StdoutConsole, make_policy, require_writable
 from tfkt_edge.cli.options import (
     BackendOpt,
     BaselinesOpt,
@@ -24,6 +23,7 @@ from tfkt_edge.cli.options import (
     WorkersOpt,
 )
 from tfkt_edge.cli.running import run_scoring, save_report, verdict_exit_code
+from tfkt_edge.errors import InputError
 
 ProfilesOpt = Annotated[Optional[Path], typer.Option("--profiles", help="Also write each series' quality profile as a PNG into this folder.")]
 
@@ -53,8 +53,7 @@ def report(
     policy = make_policy(threshold, min_run, baselines, noise_check)
     run = run_scoring(paths, model, policy, batch_size, workers, backend, err, options=BackendOptions(url, triton_model))
     if not run.results:
-        error(f"nothing scorable in {', '.join(map(str, paths))} ({len(run.skipped)} file(s) skipped)")
-        raise typer.Exit(exit_codes.USAGE)
+        raise InputError(f"nothing scorable in {', '.join(map(str, paths))} ({len(run.skipped)} file(s) skipped)")
     written = save_report(run, policy, output, profiles)
     alerts = sum(r.verdict.alert for r in run.results)
     StdoutConsole().print(f"report: {written[0]} ({len(run.results)} series, {alerts} rescan alert(s))"

@@ -8,13 +8,13 @@ from __future__ import annotations
 from contextlib import closing
 from pathlib import Path
 
-import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from tfkt_edge.backends import BackendOptions, create_backend
 from tfkt_edge.cli import exit_codes
-from tfkt_edge.cli.console import error, quiet
+from tfkt_edge.cli.console import quiet
+from tfkt_edge.errors import InputError
 from tfkt_edge.pipeline.run import ScoringRun, score_paths
 from tfkt_edge.verdict.policy import ALERT, OUTSIDE, PASS, AlertPolicy, overall_status
 
@@ -49,7 +49,6 @@ def save_report(run, policy: AlertPolicy, output: Path, profiles: Path | None) -
     try:
         return write_report(run, policy, output, profiles)
     except OSError as exc:
-        error(f"cannot write the report {output}: {exc.strerror or exc}")
-        raise typer.Exit(exit_codes.USAGE) from None
+        raise InputError(f"cannot write the report {output}: {exc.strerror or exc}") from None
 
 

@@ -10,8 +10,7 @@ import typer
 from rich.console import Console
 
 from tfkt_edge.backends import BackendOptions
-from tfkt_edge.cli import exit_codes
-from tfkt_edge.cli.console import StdoutConsole, error, make_policy, require_writable, warn
+from tfkt_edge.cli.console import StdoutConsole, make_policy, require_writable, warn
 from tfkt_edge.cli.options import (
     BackendOpt,
     BaselinesOpt,
@@ -31,6 +30,7 @@ from tfkt_edge.cli.options import (
     WorkersOpt,
 )
 from tfkt_edge.cli.running import run_scoring, save_report, verdict_exit_code
+from tfkt_edge.errors import InputError
 from tfkt_edge.render.document import document, to_csv, to_json
 from tfkt_edge.render.table import print_table
 
@@ -82,12 +82,10 @@ def score(
         try:
             output.write_text(text)
         except OSError as exc:
-            error(f"cannot write {output}: {exc.strerror}")
-            raise typer.Exit(exit_codes.USAGE) from None
+            raise InputError(f"cannot write {output}: {exc.strerror}") from None
     if report is not None and run.results:
 
         save_report(run, policy, report, None)
     if not run.results:
-        error(f"nothing scorable in {', '.join(map(str, paths))} ({len(run.skipped)} file(s) skipped)")
-        raise typer.Exit(exit_codes.USAGE)
+        raise InputError(f"nothing scorable in {', '.join(map(str, paths))} ({len(run.skipped)} file(s) skipped)")
     raise typer.Exit(verdict_exit_code(run.results))

@@ -19,7 +19,7 @@ from rich.table import Table
 from tfkt_edge.backends import BackendOptions
 from tfkt_edge.cli import exit_codes
 from tfkt_edge.cli.config_file import load_config
-from tfkt_edge.cli.console import StdoutConsole, error, make_policy
+from tfkt_edge.cli.console import StdoutConsole, make_policy
 from tfkt_edge.cli.options import (
     BackendOpt,
     BaselinesOpt,
@@ -34,7 +34,7 @@ from tfkt_edge.cli.options import (
     UrlOpt,
     WorkersOpt,
 )
-from tfkt_edge.errors import TfktEdgeError
+from tfkt_edge.errors import InputError
 from tfkt_edge.render.document import STATUS_STYLE, series_name
 from tfkt_edge.render.shown import markup_safe
 from tfkt_edge.service.paths import default_db, default_store
@@ -69,15 +69,13 @@ def _run(make_service, banner: str, starting: str) -> None:
     logging.getLogger("pynetdicom").setLevel(logging.ERROR)
     try:
         service = make_service()
-    except (TfktEdgeError, ValueError, OSError) as exc:
-        error(str(exc))
-        raise typer.Exit(2) from None
+    except ValueError as exc:  # a malformed option value met while building (TfktEdgeError and OSError reach the boundary)
+        raise InputError(str(exc)) from None
     try:
         service.start()
     except OSError as exc:
         service.stop()
-        error(f"{starting}: {exc.strerror or exc}")
-        raise typer.Exit(2) from None
+        raise InputError(f"{starting}: {exc.strerror or exc}") from None
     stop, received = _on_signals()  # before the banner: a stop sent once the node says it is up is handled
     metrics = getattr(service, "metrics", None)
     if metrics is not None:
@@ -141,8 +139,7 @@ def serve(
     from tfkt_edge.service.scp import ScpConfig
 
     if len(ae_title.strip()) == 0 or len(ae_title) > 16:
-        error(f"--ae-title must be 1-16 characters, not {ae_title!r}")
-        raise typer.Exit(2)
+        raise InputError(f"--ae-title must be 1-16 characters, not {ae_title!r}")
     callers = [c.strip() for c in (allowed_callers or "").split(",") if c.strip()]
     store, db = store or default_store(), db or default_db()
     service_config = _config(store, db, events, series_timeout, threshold, min_run, webhook, sr_destination, ae_title, backend,
@@ -184,8 +181,7 @@ def watch(
     from tfkt_edge.service.runner import Service
 
     if not folder.is_dir():
-        error(f"{folder} is not a folder")
-        raise typer.Exit(2)
+        raise InputError(f"{folder} is not a folder")
     db = db or default_db()
     service_config = _config(default_store(), db, events,  # no store is written: watched files are scored where they are
                      series_timeout, threshold, min_run, webhook, sr_destination, "TFKT", backend, model, batch_size,
@@ -210,26 +206,21 @@ def results(
     from tfkt_edge.service.database import Database
 
     if format not in ("table", "json", "csv"):
-        error(f"--format must be table, json or csv, not {format!r}")
-        raise typer.Exit(2)
+        raise InputError(f"--format must be table, json or csv, not {format!r}")
     db = db or default_db()
     wanted = set(status or ())
     if wanted - set(STATUSES):
-        error(f"--status must be one of {', '.join(STATUSES)}, not {', '.join(sorted(wanted - set(STATUSES)))}")
-        raise typer.Exit(2)
+        raise InputError(f"--status must be one of {', '.join(STATUSES)}, not {', '.join(sorted(wanted - set(STATUSES)))}")
     if not db.is_file():
-        error(f"no results database at {db}")
-        raise typer.Exit(2)
+        raise InputError(f"no results database at {db}")
     try:
         cutoff = parse_since(since)
     except ValueError as exc:
-        error(f"--since: {exc}")
-        raise typer.Exit(2) from None
+        raise InputError(f"--since: {exc}") from None
     try:
         database = Database(db)
-    except (TfktEdgeError, sqlite3.Error) as exc:
-        error(str(exc))
-        raise typer.Exit(2) from None
+    except sqlite3.Error as exc:
+        raise InputError(str(exc)) from None
     try:
         parked = database.undelivered()
         rows = [{**summary(e), "undelivered": "; ".join(parked.get(e["event_id"], []))} for e in database.events(cutoff)]

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import typer
-
-from tfkt_edge.cli.console import error
+from tfkt_edge.errors import InputError
 
 
 def require_training_extra() -> None:
@@ -12,5 +10,4 @@ def require_training_extra() -> None:
     try:
         import torch  # noqa: F401
     except ImportError:
-        error("this command needs torch: pip install 'tfkt-edge[train]' (see the README for the CPU-only wheel)")
-        raise typer.Exit(2) from None
+        raise InputError("this command needs torch: pip install 'tfkt-edge[train]' (see the README for the CPU-only wheel)") from None

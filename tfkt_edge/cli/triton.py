@@ -10,7 +10,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from tfkt_edge.cli.console import StdoutConsole, error
+from tfkt_edge.cli.console import StdoutConsole
+from tfkt_edge.errors import InputError
 
 
 def triton_serve(
@@ -43,7 +44,6 @@ def triton_serve(
         while not stop.wait(0.5):
             if server.process is None or server.process.poll() is not None:
                 code = None if server.process is None else server.process.returncode
-                error(f"tritonserver exited ({code}): {server.last_lines()}")
-                raise typer.Exit(2)
+                raise InputError(f"tritonserver exited ({code}): {server.last_lines()}")
     finally:
         server.stop()
