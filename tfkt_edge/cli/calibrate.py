@@ -13,6 +13,7 @@ from rich.table import Table
 
 from tfkt_edge.cli.console import StdoutConsole, require_writable
 from tfkt_edge.cli.options import BackendOpt, BatchOpt, ModelOpt, WorkersOpt
+from tfkt_edge.cli.scoring_options import ScoringOptions
 from tfkt_edge.errors import InputError, TfktEdgeError
 from tfkt_edge.verdict.baselines import MIN_SERIES, Protocol, learn, save
 
@@ -21,7 +22,7 @@ def _from_folders(paths: list[Path], model, backend: str, batch_size: int, worke
     from tfkt_edge.cli.running import run_scoring
     from tfkt_edge.verdict.policy import PASS, AlertPolicy
 
-    run = run_scoring(paths, model, AlertPolicy(), batch_size, workers, backend, console)
+    run = run_scoring(paths, ScoringOptions(model, backend, batch_size=batch_size, workers=workers), AlertPolicy(), console)
     # Only series that pass teach a protocol's normal range: one that alerted (or was not judged) would
     # widen it towards what should alert.
     pairs = [(Protocol.of(r.series), float(np.median(r.scores)), r.noise.noise_hu if r.noise is not None else None)

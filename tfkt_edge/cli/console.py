@@ -34,14 +34,6 @@ def quiet() -> bool:
     return _verbosity < 0
 
 
-def make_policy(threshold: float, min_run: int, baselines: Path | None = None, noise_check: bool = True):
-    """The alert policy of a command's options; a bad baseline file raises TfktEdgeError (one line, exit 2)."""
-    from tfkt_edge.verdict.baselines import load
-    from tfkt_edge.verdict.policy import AlertPolicy
-
-    return AlertPolicy(threshold, min_run, load(baselines) if baselines is not None else None, noise_check)
-
-
 def error(message: str) -> None:
     """``error: <message>`` on one line; the message is text, never read as console markup
     (an extra like ``tfkt-edge[gpu]`` or a series description in brackets stays as written)."""

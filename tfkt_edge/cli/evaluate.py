@@ -17,14 +17,13 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from tfkt_edge.backends import create_backend
-from tfkt_edge.cli.console import StdoutConsole, make_policy, quiet
+from tfkt_edge.cli.console import StdoutConsole, quiet
 from tfkt_edge.cli.options import BackendOpt, BaselinesOpt, BatchOpt, MinRunOpt, ModelOpt, NoiseCheckOpt, ThresholdOpt
+from tfkt_edge.cli.scoring_options import ScoringOptions
 from tfkt_edge.errors import InputError, TfktEdgeError
 from tfkt_edge.evaluation.evaluate import evaluate as run_evaluation
 from tfkt_edge.evaluation.evaluate import write_evaluation
 from tfkt_edge.evaluation.ldctiqac import LAYOUT, find_labelled_folder
-from tfkt_edge.verdict.policy import AlertPolicy
 
 
 def evaluate(
@@ -46,19 +45,21 @@ def evaluate(
 
     Example: tfkt-edge evaluate --series /scratch/ladders -o evaluation/
     """
+    options = ScoringOptions(model, backend, batch_size=batch_size, threshold=threshold, min_run=min_run,
+                             baselines=baselines, noise_check=noise_check)
     if (data is None) == (series is None):
         raise InputError("give one of --data (labelled slices) or --series (a folder with series.csv)")
     if baselines is not None and series is None:
         raise InputError("--baselines applies to --series (whole series and their verdicts), not to --data")
     if series is not None:
-        _evaluate_series(series, model, output, batch_size, backend, make_policy(threshold, min_run, baselines, noise_check))
+        _evaluate_series(series, output, options)
         return
     assert data is not None  # one of the two, checked above
     err, console = Console(stderr=True), StdoutConsole()
     folder = find_labelled_folder(data)
     if len(folder.labels) < 2:
         raise TfktEdgeError(f"{folder.labels_file}: need at least 2 labelled images to correlate")
-    engine = create_backend(backend, model)
+    engine = options.open_backend()
     with Progress(TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   console=err, transient=True, disable=not err.is_terminal or quiet()) as progress:
         task = progress.add_task("", total=len(folder.labels))
@@ -89,18 +90,19 @@ def _fmt(value, spec: str = ".2f") -> str:
     return "-" if value is None else format(value, spec)
 
 
-def _evaluate_series(folder: Path, model, output: Path | None, batch_size: int, backend: str, policy: AlertPolicy) -> None:
+def _evaluate_series(folder: Path, output: Path | None, options: ScoringOptions) -> None:
     from tfkt_edge.evaluation.series import evaluate_series, markdown, read_index, to_document, write_document
 
     err = Console(stderr=True)
     console = StdoutConsole() if StdoutConsole().is_terminal else StdoutConsole(width=160)
     total = len(read_index(folder))
-    engine = create_backend(backend, model)
+    policy = options.policy()
+    engine = options.open_backend()
     with Progress(TextColumn("series"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   console=err, transient=True, disable=not err.is_terminal or quiet()) as progress:
         task = progress.add_task("", total=total)
         with closing(engine):
-            outcomes = evaluate_series(folder, engine, policy, batch_size, on_series=lambda: progress.advance(task))
+            outcomes = evaluate_series(folder, engine, policy, options.batch_size, on_series=lambda: progress.advance(task))
             doc = to_document(outcomes, engine.model.name)
     path = write_document(doc, output / "series.json") if output is not None else None
     table = Table(title=f"{doc['model']}: rescan alerts on {folder} (alert below {policy.threshold:.2f})")

@@ -8,8 +8,7 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
-from tfkt_edge.backends import BackendOptions
-from tfkt_edge.cli.console import StdoutConsole, make_policy, require_writable
+from tfkt_edge.cli.console import StdoutConsole, require_writable
 from tfkt_edge.cli.options import (
     BackendOpt,
     BaselinesOpt,
@@ -23,6 +22,7 @@ from tfkt_edge.cli.options import (
     WorkersOpt,
 )
 from tfkt_edge.cli.running import run_scoring, save_report, verdict_exit_code
+from tfkt_edge.cli.scoring_options import ScoringOptions
 from tfkt_edge.errors import InputError
 
 ProfilesOpt = Annotated[Optional[Path], typer.Option("--profiles", help="Also write each series' quality profile as a PNG into this folder.")]
@@ -50,8 +50,10 @@ def report(
     """
     err = Console(stderr=True)
     require_writable(output)
-    policy = make_policy(threshold, min_run, baselines, noise_check)
-    run = run_scoring(paths, model, policy, batch_size, workers, backend, err, options=BackendOptions(url, triton_model))
+    options = ScoringOptions(model, backend, url, triton_model, batch_size, workers, "threads", threshold, min_run,
+                             baselines, noise_check)
+    policy = options.policy()
+    run = run_scoring(paths, options, policy, err)
     if not run.results:
         raise InputError(f"nothing scorable in {', '.join(map(str, paths))} ({len(run.skipped)} file(s) skipped)")
     written = save_report(run, policy, output, profiles)

@@ -11,9 +11,9 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from tfkt_edge.backends import BackendOptions, create_backend
 from tfkt_edge.cli import exit_codes
 from tfkt_edge.cli.console import quiet
+from tfkt_edge.cli.scoring_options import ScoringOptions
 from tfkt_edge.errors import InputError
 from tfkt_edge.pipeline.run import ScoringRun, score_paths
 from tfkt_edge.verdict.policy import ALERT, OUTSIDE, PASS, AlertPolicy, overall_status
@@ -24,11 +24,10 @@ def verdict_exit_code(results) -> int:
     return {ALERT: exit_codes.ALERT, OUTSIDE: exit_codes.OUTSIDE, PASS: exit_codes.PASS}[overall_status(r.verdict for r in results)]
 
 
-def run_scoring(paths: list[Path], model: Path | None, policy: AlertPolicy, batch_size: int, workers: int,
-                backend_name: str = "onnxruntime", console: Console | None = None,
-                decoders: str = "threads", options: BackendOptions | None = None) -> ScoringRun:
-    """Open the backend and score ``paths``, with progress bars on ``console`` when it is a terminal."""
-    backend = create_backend(backend_name, model, options)
+def run_scoring(paths: list[Path], options: ScoringOptions, policy: AlertPolicy, console: Console | None = None) -> ScoringRun:
+    """Open the backend of ``options`` and score ``paths`` under ``policy`` (`ScoringOptions.policy`, or another for
+    commands that judge by their own), with progress bars on ``console`` when it is a terminal."""
+    backend = options.open_backend()
     show = console is not None and console.is_terminal and not quiet()
     with closing(backend), Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                                     TimeRemainingColumn(), console=console, transient=True, disable=not show) as progress:
@@ -39,8 +38,8 @@ def run_scoring(paths: list[Path], model: Path | None, policy: AlertPolicy, batc
             progress.update(reading, visible=False)
             progress.update(scoring, total=n_slices)
 
-        return score_paths(paths, backend, policy, batch_size, workers, on_file=lambda _: progress.advance(reading),
-                           on_scan_done=scan_done, on_slice=lambda: progress.advance(scoring), decoders=decoders)
+        return score_paths(paths, backend, policy, options.batch_size, options.workers, on_file=lambda _: progress.advance(reading),
+                           on_scan_done=scan_done, on_slice=lambda: progress.advance(scoring), decoders=options.decoders)
 
 
 def save_report(run, policy: AlertPolicy, output: Path, profiles: Path | None) -> list[Path]:

@@ -9,8 +9,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from tfkt_edge.backends import BackendOptions
-from tfkt_edge.cli.console import StdoutConsole, make_policy, require_writable, warn
+from tfkt_edge.cli.console import StdoutConsole, require_writable, warn
 from tfkt_edge.cli.options import (
     BackendOpt,
     BaselinesOpt,
@@ -30,6 +29,7 @@ from tfkt_edge.cli.options import (
     WorkersOpt,
 )
 from tfkt_edge.cli.running import run_scoring, save_report, verdict_exit_code
+from tfkt_edge.cli.scoring_options import ScoringOptions
 from tfkt_edge.errors import InputError
 from tfkt_edge.render.document import document, to_csv, to_json
 from tfkt_edge.render.table import print_table
@@ -61,9 +61,10 @@ def score(
     """
     err = Console(stderr=True)
     require_writable(output, report)
-    policy = make_policy(threshold, min_run, baselines, noise_check)
-    run = run_scoring(paths, model, policy, batch_size, workers, backend, err, decoders.value,
-                      BackendOptions(url, triton_model))  # a TfktEdgeError ends at the CLI's boundary: one line, exit 2
+    options = ScoringOptions(model, backend, url, triton_model, batch_size, workers, decoders.value, threshold, min_run,
+                             baselines, noise_check)
+    policy = options.policy()
+    run = run_scoring(paths, options, policy, err)  # a TfktEdgeError ends at the CLI's boundary: one line, exit 2
     if run.model.held_to_defaults:
         warn(f"{run.model.name} carries no domain limits or noise figures of its own ({run.model.checks}): its series "
              "are held to the physics defaults")

@@ -16,10 +16,9 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from tfkt_edge.backends import BackendOptions
 from tfkt_edge.cli import exit_codes
 from tfkt_edge.cli.config_file import load_config
-from tfkt_edge.cli.console import StdoutConsole, make_policy
+from tfkt_edge.cli.console import StdoutConsole
 from tfkt_edge.cli.options import (
     BackendOpt,
     BaselinesOpt,
@@ -34,6 +33,7 @@ from tfkt_edge.cli.options import (
     UrlOpt,
     WorkersOpt,
 )
+from tfkt_edge.cli.scoring_options import ScoringOptions
 from tfkt_edge.errors import InputError
 from tfkt_edge.render.document import STATUS_STYLE, series_name
 from tfkt_edge.render.shown import markup_safe
@@ -89,17 +89,16 @@ def _run(make_service, banner: str, starting: str) -> None:
         raise typer.Exit(exit_codes.INTERRUPTED)
 
 
-def _config(store, db, events, series_timeout, threshold, min_run, webhook, sr_destination, calling_ae, backend, model,
-            batch_size, workers, decoders, baselines=None, backend_options=None, noise_check=True, metrics_port=None,
-            metrics_host="127.0.0.1"):
+def _config(store: Path, db: Path, events: Path | None, series_timeout: float, scoring: ScoringOptions,
+            webhook: str | None, sr_destination: str | None, calling_ae: str, metrics_port: int | None = None,
+            metrics_host: str = "127.0.0.1"):
     from tfkt_edge.service.runner import ServiceConfig
 
     return ServiceConfig(store=store, db=db, events=events, series_timeout=series_timeout, metrics_port=metrics_port,
-                         metrics_host=metrics_host,
-                         policy=make_policy(threshold, min_run, baselines, noise_check), webhook=webhook, sr_destination=sr_destination,
-                         calling_ae=calling_ae, backend=backend, model=model, batch_size=batch_size, workers=workers,
-                         backend_options=backend_options or BackendOptions(),
-                         decoders=decoders.value)
+                         metrics_host=metrics_host, policy=scoring.policy(), webhook=webhook,
+                         sr_destination=sr_destination, calling_ae=calling_ae, backend=scoring.backend, model=scoring.model,
+                         batch_size=scoring.batch_size, workers=scoring.workers, backend_options=scoring.backend_options(),
+                         decoders=scoring.decoders)
 
 
 def serve(
@@ -142,9 +141,9 @@ def serve(
         raise InputError(f"--ae-title must be 1-16 characters, not {ae_title!r}")
     callers = [c.strip() for c in (allowed_callers or "").split(",") if c.strip()]
     store, db = store or default_store(), db or default_db()
-    service_config = _config(store, db, events, series_timeout, threshold, min_run, webhook, sr_destination, ae_title, backend,
-                     model, batch_size, workers, decoders, baselines, BackendOptions(url, triton_model), noise_check,
-                     metrics_port, host)
+    scoring = ScoringOptions(model, backend, url, triton_model, batch_size, workers, decoders.value, threshold, min_run,
+                             baselines, noise_check)
+    service_config = _config(store, db, events, series_timeout, scoring, webhook, sr_destination, ae_title, metrics_port, host)
     scp = ScpConfig(ae_title, host, port, callers, tls_cert, tls_key, tls_ca)
     secure = (" over TLS, client certificates required" if tls_ca else " over TLS") if tls_cert else ""
     _run(lambda: Service(service_config, scp=scp),
@@ -183,9 +182,10 @@ def watch(
     if not folder.is_dir():
         raise InputError(f"{folder} is not a folder")
     db = db or default_db()
-    service_config = _config(default_store(), db, events,  # no store is written: watched files are scored where they are
-                     series_timeout, threshold, min_run, webhook, sr_destination, "TFKT", backend, model, batch_size,
-                     workers, decoders, baselines, BackendOptions(url, triton_model), noise_check, metrics_port)
+    scoring = ScoringOptions(model, backend, url, triton_model, batch_size, workers, decoders.value, threshold, min_run,
+                             baselines, noise_check)
+    # No store is written: watched files are scored where they are.
+    service_config = _config(default_store(), db, events, series_timeout, scoring, webhook, sr_destination, "TFKT", metrics_port)
     _run(lambda: Service(service_config, watch=folder.resolve(), settle=settle),
          f"tfkt-edge: watching {folder} (settle {settle:g} s); database {db}, series complete after {series_timeout:g} s",
          f"cannot watch {folder}")
