@@ -41,3 +41,25 @@ def test_policy_parameters_are_honoured():
     scores = [3.0, 2.4, 2.4, 3.0]
     assert evaluate(scores, LABELS[:4], AlertPolicy(threshold=2.5, min_run=2)).alert
     assert not evaluate(scores, LABELS[:4], AlertPolicy(threshold=2.5, min_run=3, max_share=1.0)).alert
+
+
+def test_the_verdict_is_its_findings_and_the_reason_is_rendered_from_them(realct):
+    """Real CT through `tfkt-edge score`: each series' findings name the checks that fired with their figures;
+    the reason is their rendering; a phantom's learned score is a 'domain' finding, never an alert by itself."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from tfkt_edge.cli.main import app
+    from tfkt_edge.examples import EXAMPLES
+    from tfkt_edge.verdict.policy import Finding, render_reason
+
+    result = CliRunner().invoke(app, ["score", str(EXAMPLES), str(realct / "rt-utils"), "--format", "json"])
+    by_status = {s["status"]: s for s in json.loads(result.stdout)["series"]}
+    alert, passed, outside = by_status["alert"], by_status["pass"], by_status["outside-domain"]
+    fired = {f["check"] for f in alert["findings"] if f["alert"]}
+    assert "scores" in fired and alert["findings"][0]["figures"]["rule"] == "median"
+    assert not any(f["alert"] for f in passed["findings"]) and passed["findings"][0]["check"] == "scores"
+    assert [f["check"] for f in outside["findings"]] == ["domain"] and outside["findings"][0]["figures"]["reasons"]
+    for series in (alert, passed, outside):
+        assert series["reason"] == render_reason([Finding(**f) for f in series["findings"]])

@@ -22,7 +22,7 @@ import csv
 import json
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +31,6 @@ from tfkt_edge.backends.base import Backend
 from tfkt_edge.errors import InputError
 from tfkt_edge.evaluation.metrics import correlation_report, srocc
 from tfkt_edge.pipeline.run import score_paths
-from tfkt_edge.verdict.judge import judge
 from tfkt_edge.verdict.policy import OUTSIDE, AlertPolicy, overall_status
 
 INDEX = "series.csv"
@@ -83,8 +82,7 @@ def evaluate_series(folder: Path, backend: Backend, policy: AlertPolicy = AlertP
         noise = [np.nan if s.stats is None or s.stats.noise_hu is None else s.stats.noise_hu
                  for r in results for s in r.slices]
         status = overall_status(r.verdict for r in results) if results else "nothing-scorable"
-        by_score = any(judge(r.series, r.slices, replace(policy, noise_check=False), backend.model.domain).verdict.alert
-                       for r in results)
+        by_score = any(r.verdict.fired("scores") or r.verdict.fired("incomplete") for r in results)
         outcomes.append(SeriesOutcome(row["source"], row.get("ladder") or row["path"], row["dose"], row["label"],
                                       row["expected"], status, float(np.median(scores)) if scores else None, scores,
                                       by_score, noise))

@@ -20,7 +20,7 @@ from tfkt_edge.pipeline.decode import decoder_pool, stop_broken
 from tfkt_edge.pipeline.feed import score_slices
 from tfkt_edge.pipeline.headers import HeaderReader
 from tfkt_edge.pipeline.processes import score_files
-from tfkt_edge.verdict.judge import judge, lost_slices
+from tfkt_edge.verdict.judge import Judge, lost_slices
 from tfkt_edge.verdict.policy import AlertPolicy
 from tfkt_edge.verdict.result import SeriesResult
 
@@ -42,8 +42,7 @@ def score_series(
     pool: Executor | None = None,
 ) -> tuple[SeriesResult, list[Skip]]:
     scored, skipped = score_slices(series.slices, backend, batch_size, workers, on_slice, pool)
-    return judge(series, scored, policy, backend.model.domain, backend.model.noise_limits,
-                 lost_slices(series, scored), backend.model.contract.size), skipped
+    return Judge(policy, backend.model)(series, scored, lost_slices(series, scored)), skipped
 
 
 def score_paths(
@@ -83,13 +82,13 @@ def score_paths(
             with HeaderReader(paths, scanner, on_file, on_scan_done) as refs:
                 scored, failed = score_slices(refs, backend, batch_size, workers, on_slice, pool)
     found = scanner.result()
+    judged = Judge(policy, backend.model)
     by_slice = {(s.ref.path, s.ref.frame): s for s in scored}
     results = []
     for series in found.series:  # judged in anatomical order, whatever order the files were read in
         slices = [by_slice[key] for ref in series.slices if (key := (ref.path, ref.frame)) in by_slice]
         lost = lost_slices(series, slices, found.skipped)
         if slices or lost:  # a series none of whose slices could be scored is an alert, not an absence
-            results.append(judge(series, slices, policy, backend.model.domain, backend.model.noise_limits, lost,
-                                 backend.model.contract.size))
+            results.append(judged(series, slices, lost))
     kept = {ref.path for series in found.series for ref in series.slices}  # not a copy superseded by a larger one
     return ScoringRun(backend.model, results, found.skipped + [skip for skip in failed if skip.path in kept])

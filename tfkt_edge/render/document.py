@@ -52,6 +52,7 @@ def _series_doc(result: SeriesResult) -> dict:
         "status": result.verdict.status,
         "alert": result.verdict.alert,
         "reason": result.verdict.reason,
+        "findings": [f.to_dict() for f in result.verdict.findings],
         "domain": result.domain.to_dict(),
         "noise": result.noise.to_dict() if result.noise is not None else None,
         "physics": result.physics.to_dict() if result.physics is not None else None,

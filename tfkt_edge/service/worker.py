@@ -28,7 +28,7 @@ from tfkt_edge.pipeline.feed import score_slices
 from tfkt_edge.render.document import document
 from tfkt_edge.service.database import Database
 from tfkt_edge.service.sinks import Sink
-from tfkt_edge.verdict.judge import judge
+from tfkt_edge.verdict.judge import Judge
 from tfkt_edge.verdict.policy import AlertPolicy
 from tfkt_edge.verdict.result import slice_score
 
@@ -97,6 +97,7 @@ class ScoringWorker(Loop):
         if policy.baselines is not None:
             policy.baselines.require_model(backend.model.identity)
         self.db, self.backend, self.policy, self.timeout = db, backend, policy, series_timeout
+        self.judge = Judge(policy, backend.model)  # one judge for the node's life: its policy and model do not change
         self.sinks, self.pool, self.batch_size, self.make_pool = sinks, pool, batch_size, make_pool
         self.on_result = on_result
 
@@ -154,10 +155,8 @@ class ScoringWorker(Loop):
         scores = {(ref.sop_instance_uid, ref.frame): (score, stats) for ref, score, stats in rows}
         lost = [f"{Path(path).name}: {reason}" for path, reason in self.db.series_skips(series_uid)
                 if reasons.loses_slice(reason)]
-        results = [judge(series, (slice_score(ref, *scores[(ref.sop_instance_uid, ref.frame)], self.backend.model)
-                                   for ref in series.slices),
-                         self.policy, self.backend.model.domain, self.backend.model.noise_limits, lost,
-                         self.backend.model.contract.size)
+        results = [self.judge(series, (slice_score(ref, *scores[(ref.sop_instance_uid, ref.frame)], self.backend.model)
+                                   for ref in series.slices), lost)
                    for series in group_series([ref for ref, _, _ in rows])]  # anatomical order, as `score` orders
         payload = document(self.backend.model, results, skips, self.policy.threshold)
         payload["series_instance_uid"] = series_uid

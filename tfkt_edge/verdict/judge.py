@@ -8,10 +8,11 @@ from dataclasses import replace
 import numpy as np
 
 from tfkt_edge.dicom import Series, Skip, reasons
+from tfkt_edge.model.model_file import ModelInfo
 from tfkt_edge.verdict.domain import Domain, check_series, kernel_class
 from tfkt_edge.verdict.noise import PHYSICS_DEFAULTS, NoiseLimits, assess_noise, region_of
 from tfkt_edge.verdict.physics import series_physics
-from tfkt_edge.verdict.policy import AlertPolicy, Verdict, evaluate, outside_domain
+from tfkt_edge.verdict.policy import AlertPolicy, Finding, Verdict, outside_domain, score_finding
 from tfkt_edge.verdict.result import SeriesResult, SliceScore
 
 
@@ -49,28 +50,38 @@ def judge(series: Series, scored: Iterable[SliceScore], policy: AlertPolicy, dom
                          kernel_class(refs[0].kernel or "") if refs else "unknown", noise_limits, physics.water_diameter_cm)
     if noise is not None and baseline is not None and baseline.noise_hu is not None and baseline.noise_ceiling_hu:
         noise = noise.for_protocol(baseline.noise_hu, baseline.noise_ceiling_hu)
-    physics_alerts = []
+    findings: list[Finding] = []
     if policy.noise_check and noise is not None:
         if noise.above:
-            physics_alerts.append(noise.reason)
+            findings.append(Finding("noise", True, noise.reason, noise.to_dict()))
         elif noise.slices_above >= 2 and noise.share_above >= policy.max_share:
-            physics_alerts.append(noise.share_reason)
+            findings.append(Finding("noise-share", True, noise.share_reason,
+                                    {"slices_above": noise.slices_above, "slices_measured": noise.slices_measured,
+                                     "ceiling_hu": noise.ceiling_hu}))
     if lost:
         n = len(lost) + len(slices)
-        physics_alerts.append(f"{len(lost)} of {n} slices could not be judged ({lost[0]}"
-                              f"{'; ...' if len(lost) > 1 else ''}): the series is incomplete")
+        findings.append(Finding("incomplete", True, f"{len(lost)} of {n} slices could not be judged ({lost[0]}"
+                                                    f"{'; ...' if len(lost) > 1 else ''}): the series is incomplete",
+                                {"lost": len(lost), "slices": n, "first": lost[0]}))
     if slices and not status.inside:
-        verdict = outside_domain(status.reasons, float(np.median([s.score for s in slices])))
-        if physics_alerts:
-            verdict = Verdict(True, f"{'; '.join(physics_alerts)} [{verdict.reason}]")
-        return SeriesResult(series, slices, verdict, status, noise, physics)
+        findings.insert(0, outside_domain(status.reasons, float(np.median([s.score for s in slices]))))
+        return SeriesResult(series, slices, Verdict.of(findings), status, noise, physics)
     own = policy if baseline is None else replace(policy, threshold=baseline.low)
-    verdict = evaluate([s.score for s in slices], [s.label for s in slices], own)
+    findings.insert(0, score_finding([s.score for s in slices], [s.label for s in slices], own))
     if baseline is not None:
-        verdict = replace(verdict, reason=f"{verdict.reason} [protocol baseline: accepted series score "
-                                          f"{baseline.median:.2f} (n={baseline.n_series}); alert line "
-                                          f"{baseline.low:.2f} instead of {policy.threshold:.2f}]")
-    if physics_alerts:
-        extra = "; ".join(physics_alerts)
-        verdict = Verdict(True, f"{verdict.reason}; {extra}" if verdict.alert else f"{extra}; {verdict.reason}")
-    return SeriesResult(series, slices, verdict, status, noise, physics)
+        findings.insert(1, Finding("baseline", False, f"protocol baseline: accepted series score {baseline.median:.2f} "
+                                                      f"(n={baseline.n_series}); alert line {baseline.low:.2f} instead of "
+                                                      f"{policy.threshold:.2f}",
+                                   {"median": baseline.median, "n_series": baseline.n_series, "alert_line": baseline.low}))
+    return SeriesResult(series, slices, Verdict.of(findings), status, noise, physics)
+
+
+class Judge:
+    """One judge for a run: the alert policy (with its baselines) and the model's validated domain, noise figures and
+    input size, put together once; called once per series."""
+
+    def __init__(self, policy: AlertPolicy, model: ModelInfo):
+        self.policy, self.model = policy, model
+
+    def __call__(self, series: Series, scored: Iterable[SliceScore], lost: Sequence[str] = ()) -> SeriesResult:
+        return judge(series, scored, self.policy, self.model.domain, self.model.noise_limits, lost, self.model.contract.size)

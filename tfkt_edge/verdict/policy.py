@@ -14,7 +14,8 @@ point of the LDCTIQAC 0-4 scale.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -35,15 +36,63 @@ PASS, ALERT, OUTSIDE = "pass", "alert", "outside-domain"
 STATUS_TEXT = {PASS: "pass", ALERT: "RESCAN ALERT", OUTSIDE: "OUTSIDE DOMAIN"}
 
 
+# The checks a finding can come from. "scores": the alert policy on the learned scores; "domain": the learned
+# score is not validated here; "noise" and "noise-share": physics; "incomplete": slices that could not be
+# judged; "baseline": the protocol's own alert line was used.
+CHECKS = ("scores", "domain", "noise", "noise-share", "incomplete", "baseline")
+PHYSICS_CHECKS = ("noise", "noise-share", "incomplete")
+
+
+@dataclass(frozen=True)
+class Finding:
+    """What one check found: whether it calls for a rescan, its sentence, and its figures."""
+
+    check: str
+    alert: bool
+    text: str
+    figures: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"check": self.check, "alert": self.alert, "text": self.text, "figures": self.figures}
+
+
 @dataclass(frozen=True)
 class Verdict:
     alert: bool
     reason: str
     status: str = ""  # PASS, ALERT or OUTSIDE; derived from ``alert`` when not given
+    findings: tuple[Finding, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.status:
             object.__setattr__(self, "status", ALERT if self.alert else PASS)
+
+    @classmethod
+    def of(cls, findings: Sequence[Finding]) -> Verdict:
+        """The verdict of a series' findings: an alert when any finding calls for one, outside the domain when
+        the learned score was not validated and nothing alerts; the reason is rendered from the findings."""
+        alert = any(f.alert for f in findings)
+        outside = any(f.check == "domain" for f in findings)
+        return cls(alert, render_reason(findings), ALERT if alert else OUTSIDE if outside else PASS, tuple(findings))
+
+    def fired(self, check: str) -> bool:
+        """Whether the check ``check`` called for a rescan."""
+        return any(f.check == check and f.alert for f in self.findings)
+
+
+def render_reason(findings: Sequence[Finding]) -> str:
+    """One reason line: physics alerts, then the learned score's finding (or, outside the domain, why it was
+    not judged, in brackets); the protocol baseline used, in brackets after the score's finding."""
+    physics = "; ".join(f.text for f in findings if f.check in PHYSICS_CHECKS and f.alert)
+    domain = next((f for f in findings if f.check == "domain"), None)
+    if domain is not None:
+        return f"{physics} [{domain.text}]" if physics else domain.text
+    scores = next((f for f in findings if f.check == "scores"), None)
+    baseline = next((f for f in findings if f.check == "baseline"), None)
+    base = (scores.text if scores is not None else "no scored slices") + (f" [{baseline.text}]" if baseline else "")
+    if not physics:
+        return base
+    return f"{base}; {physics}" if scores is not None and scores.alert else f"{physics}; {base}"
 
 
 def overall_status(verdicts: Iterable[Verdict]) -> str:
@@ -52,10 +101,11 @@ def overall_status(verdicts: Iterable[Verdict]) -> str:
     return ALERT if ALERT in statuses else OUTSIDE if OUTSIDE in statuses else PASS
 
 
-def outside_domain(reasons: Sequence[str], median: float | None) -> Verdict:
-    """The verdict for a series the model was not validated on: never an alert on an uncalibrated score."""
+def outside_domain(reasons: Sequence[str], median: float | None) -> Finding:
+    """The finding for a series the model was not validated on: never an alert on an uncalibrated score."""
     score = f"; median score {median:.2f} not judged" if median is not None else ""
-    return Verdict(False, f"outside the validated domain: {'; '.join(reasons)}{score}", OUTSIDE)
+    return Finding("domain", False, f"outside the validated domain: {'; '.join(reasons)}{score}",
+                   {"reasons": list(reasons), "median_score": None if median is None else round(median, 4)})
 
 
 def _runs_below(scores: np.ndarray, threshold: float) -> list[tuple[int, int]]:
@@ -84,31 +134,36 @@ def _name_slices(start: int, stop: int, labels: list[str]) -> str:
     return f"slices {start + 1}-{stop} ({labels[start]} to {labels[stop - 1]})"
 
 
-def evaluate(scores: Sequence[float] | np.ndarray, labels: list[str], policy: AlertPolicy = AlertPolicy()) -> Verdict:
-    """Apply the policy to one series' scores, given in anatomical order.
-
-    Args:
-        scores: per-slice scores.
-        labels: a short name per slice (e.g. "instance 12") used in the reason.
-    """
+def score_finding(scores: Sequence[float] | np.ndarray, labels: list[str], policy: AlertPolicy = AlertPolicy()) -> Finding:
+    """The alert policy on one series' scores, given in anatomical order (``labels``: a short name per slice,
+    e.g. "instance 12", used in the sentence)."""
     values = np.asarray(scores, dtype=float)
     if values.size == 0:
-        return Verdict(False, "no scored slices")
+        return Finding("scores", False, "no scored slices", {"slices": 0})
     median = float(np.median(values))
     runs = alerting_runs(values, policy)
     low = np.flatnonzero(values < policy.threshold)
     t = f"{policy.threshold:.2f}"
+    figures: dict[str, Any] = {"median": round(median, 4), "below": len(low), "slices": len(values),
+                               "threshold": policy.threshold}
     if median < policy.threshold:
         worst = int(np.argmin(values))
-        return Verdict(True, f"median score {median:.2f} < {t} ({len(low)} of {len(values)} slices below; "
-                             f"worst {_name_slices(worst, worst + 1, labels)} at {values[worst]:.2f})")
+        return Finding("scores", True, f"median score {median:.2f} < {t} ({len(low)} of {len(values)} slices below; "
+                                       f"worst {_name_slices(worst, worst + 1, labels)} at {values[worst]:.2f})",
+                       {**figures, "rule": "median"})
     if runs:
         start, stop = max(runs, key=lambda r: r[1] - r[0])
-        return Verdict(True, f"{stop - start} consecutive slices below {t}: {_name_slices(start, stop, labels)}"
-                             f" (median {median:.2f})")
+        return Finding("scores", True, f"{stop - start} consecutive slices below {t}: {_name_slices(start, stop, labels)}"
+                                       f" (median {median:.2f})", {**figures, "rule": "run", "run": [start + 1, stop]})
     if len(low) >= 2 and len(low) >= policy.max_share * len(values):
         names = ", ".join(str(i + 1) for i in low[:8]) + (", ..." if len(low) > 8 else "")
-        return Verdict(True, f"{len(low)} of {len(values)} slices below {t} (at least {100 * policy.max_share:.0f}% "
-                             f"alerts, scattered or not): slices {names} (median {median:.2f})")
-    return Verdict(False, f"median score {median:.2f} >= {t}; {len(low)} of {len(values)} slices below, "
-                          f"no run of {policy.min_run}")
+        return Finding("scores", True, f"{len(low)} of {len(values)} slices below {t} (at least {100 * policy.max_share:.0f}% "
+                                       f"alerts, scattered or not): slices {names} (median {median:.2f})",
+                       {**figures, "rule": "share"})
+    return Finding("scores", False, f"median score {median:.2f} >= {t}; {len(low)} of {len(values)} slices below, "
+                                    f"no run of {policy.min_run}", figures)
+
+
+def evaluate(scores: Sequence[float] | np.ndarray, labels: list[str], policy: AlertPolicy = AlertPolicy()) -> Verdict:
+    """The verdict of the alert policy alone on one series' scores (`score_finding`)."""
+    return Verdict.of([score_finding(scores, labels, policy)])
