@@ -16,6 +16,7 @@ from tfkt_edge.cli.options import BackendOpt, BatchOpt, ModelOpt, WorkersOpt
 from tfkt_edge.cli.scoring_options import ScoringOptions
 from tfkt_edge.errors import InputError, TfktEdgeError
 from tfkt_edge.verdict.baselines import MIN_SERIES, Protocol, learn, save
+from tfkt_edge.verdict.record import RunRecord
 
 
 def _from_folders(paths: list[Path], model, backend: str, batch_size: int, workers: int, console: Console):
@@ -43,13 +44,12 @@ def _from_database(db: Path):
         database.close()
     pairs, left_out = [], 0
     for event in events:
-        for series in event.get("series", []):
-            protocol, median = series.get("protocol"), series.get("median_score")
-            if not protocol or median is None or series.get("status") != PASS:
+        for series in RunRecord.from_dict(event).series:
+            if not series.protocol or series.median_score is None or series.status != PASS:
                 left_out += 1
                 continue
-            noise = (series.get("noise") or {}).get("noise_hu")
-            pairs.append((Protocol(**protocol), float(median), None if noise is None else float(noise)))
+            noise = (series.noise or {}).get("noise_hu")
+            pairs.append((Protocol(**series.protocol), float(series.median_score), None if noise is None else float(noise)))
     return pairs, left_out
 
 

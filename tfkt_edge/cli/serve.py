@@ -39,6 +39,7 @@ from tfkt_edge.render.document import STATUS_STYLE, series_name
 from tfkt_edge.render.shown import markup_safe
 from tfkt_edge.service.paths import default_db, default_store
 from tfkt_edge.verdict.policy import STATUS_TEXT
+from tfkt_edge.verdict.record import RunRecord
 
 StoreOpt = Annotated[Optional[Path], typer.Option("--store", help="Folder for received instances (named by UIDs). Default: store/ in the data directory ($TFKT_EDGE_HOME, else the per-user data directory).", show_default=False)]
 DbOpt = Annotated[Optional[Path], typer.Option("--db", help="SQLite file of instances, scores and results. Default: tfkt-results.sqlite in the data directory ($TFKT_EDGE_HOME, else the per-user data directory).", show_default=False)]
@@ -277,19 +278,21 @@ def current_revisions(rows: list[dict]) -> list[dict]:
 
 
 def summary(event: dict) -> dict:
-    series = event["series"][0] if event.get("series") else {}
-    study = series.get("study") or {}
-    return {"event_id": event["event_id"],
-            "completed_utc": datetime.fromtimestamp(event["created_at"], timezone.utc).strftime("%Y-%m-%d %H:%M:%S"),
-            "series_instance_uid": event.get("series_instance_uid", series.get("series_instance_uid", "")),
-            "revision": event.get("revision", 0),
-            "description": series.get("description", ""), "patient_name": study.get("patient_name", ""),
-            "patient_id": study.get("patient_id", ""), "study_date": study.get("study_date", ""),
-            "accession_number": study.get("accession_number", ""), "alert": bool(series.get("alert", False)),
-            "status": series.get("status", "alert" if series.get("alert") else "pass") if series else "nothing-scorable",
-            "n_slices": series.get("n_slices", 0), "median_score": series.get("median_score"),
-            "min_score": series.get("min_score"), "reason": series.get("reason", "nothing scorable"),
-            "skipped": len(event.get("skipped", []))}
+    """One row of `results` from a stored verdict (`verdict.record.RunRecord`)."""
+    record = RunRecord.from_dict(event)
+    series, service = record.first, record.service
+    study = series.study if series is not None else None
+    return {"event_id": service["event_id"],
+            "completed_utc": datetime.fromtimestamp(service["created_at"], timezone.utc).strftime("%Y-%m-%d %H:%M:%S"),
+            "series_instance_uid": service.get("series_instance_uid") or (series.series_instance_uid if series else ""),
+            "revision": service.get("revision", 0),
+            "description": series.description if series else "", "patient_name": study.patient_name if study else "",
+            "patient_id": study.patient_id if study else "", "study_date": study.study_date if study else "",
+            "accession_number": study.accession_number if study else "", "alert": bool(series and series.alert),
+            "status": series.status if series else "nothing-scorable",
+            "n_slices": series.n_slices if series else 0, "median_score": series.median_score if series else None,
+            "min_score": series.min_score if series else None, "reason": series.reason if series else "nothing scorable",
+            "skipped": len(record.skipped)}
 
 
 def parse_since(text: str | None) -> float:

@@ -7,14 +7,11 @@ import csv
 import io
 import json
 from collections.abc import Sequence
-from dataclasses import asdict
-
-import numpy as np
 
 from tfkt_edge.dicom import Skip
 from tfkt_edge.model.model_file import ModelInfo
-from tfkt_edge.verdict.baselines import Protocol
 from tfkt_edge.verdict.policy import ALERT, OUTSIDE, PASS
+from tfkt_edge.verdict.record import RunRecord
 from tfkt_edge.verdict.result import SeriesResult
 
 STATUS_STYLE = {PASS: "green", ALERT: "bold red", OUTSIDE: "yellow"}
@@ -28,52 +25,9 @@ CSV_FIELDS = ["series_instance_uid", "description", "path", "sop_instance_uid", 
               "score", "learned_score", "noise_bound", "series_alert", "series_status", "skip_reason"]
 
 
-STUDY_FIELDS = ("study_instance_uid", "patient_id", "patient_name", "accession_number", "study_date", "station",
-                "manufacturer", "study_time", "study_id", "patient_birth_date", "patient_sex", "referring_physician_name")
-
-
-def _study(result: SeriesResult) -> dict:
-    """Who and where: read from the series' own headers when it was scored (never re-read later)."""
-    first = result.series.slices[0] if result.series.slices else None
-    return {field: getattr(first, field, "") for field in STUDY_FIELDS}
-
-
-def _series_doc(result: SeriesResult) -> dict:
-    scores = result.scores
-    return {
-        "series_instance_uid": result.series.series_instance_uid,
-        "description": result.series.description,
-        "modality": result.series.modality,
-        "kernel": result.series.kernel,
-        "n_slices": len(result.slices),
-        "mean_score": round(float(scores.mean()), 4) if scores.size else None,
-        "median_score": round(float(np.median(scores)), 4) if scores.size else None,
-        "min_score": round(float(scores.min()), 4) if scores.size else None,
-        "status": result.verdict.status,
-        "alert": result.verdict.alert,
-        "reason": result.verdict.reason,
-        "findings": [f.to_dict() for f in result.verdict.findings],
-        "domain": result.domain.to_dict(),
-        "noise": result.noise.to_dict() if result.noise is not None else None,
-        "physics": result.physics.to_dict() if result.physics is not None else None,
-        "protocol": asdict(Protocol.of(result.series)) if result.series.slices else None,
-        "study": _study(result),
-        "slices": [
-            {"path": str(s.ref.path), "sop_instance_uid": s.ref.sop_instance_uid, "instance_number": s.ref.instance_number,
-             "frame": s.ref.frame, "score": round(s.score, 4), "learned_score": round(s.learned, 4),
-             "noise_bound": None if s.bound is None else round(s.bound, 4)}
-            for s in result.slices
-        ],
-    }
-
-
 def document(model: ModelInfo, results: Sequence[SeriesResult], skipped: Sequence[Skip], threshold: float) -> dict:
-    """The JSON document of a scoring run."""
-    return {
-        "model": {**model.summary(), "threshold": threshold},
-        "series": [_series_doc(r) for r in results],
-        "skipped": [{"path": str(s.path), "reason": s.reason} for s in skipped],
-    }
+    """The JSON document of a scoring run: the stored record (`verdict.record.RunRecord`) as a dict."""
+    return RunRecord.of(model, list(results), list(skipped), threshold).to_dict()
 
 
 def to_json(doc: dict) -> str:

@@ -31,6 +31,7 @@ from pynetdicom import AE
 from tfkt_edge.render.document import physics_line
 from tfkt_edge.render.shown import visible
 from tfkt_edge.verdict.policy import OUTSIDE
+from tfkt_edge.verdict.record import RunRecord
 
 SUCCESS_OR_WARNING = {0x0000, 0xB000, 0xB006, 0xB007}
 # Patient and study module attribute <- the result's study field (all Type 1 or 2: present, maybe empty).
@@ -58,15 +59,15 @@ def _text(name: tuple[str, str, str], value: str) -> Dataset:
 
 def build_sr(event_id: int, payload: dict, now: dt.datetime | None = None) -> Dataset | None:
     """The SR of one result, or None when there is nothing to report (nothing scorable, or no study to join)."""
-    if not payload.get("series"):
+    record = RunRecord.from_dict(payload)
+    series = record.first
+    if series is None:
         return None
-    series = payload["series"][0]
-    slices = series["slices"]
-    study = series.get("study") or {}
-    if not study.get("study_instance_uid"):  # never from the node (it refuses such instances); nothing to join
+    study, model = series.study, record.model
+    if not study.study_instance_uid:  # never from the node (it refuses such instances); nothing to join
         return None
     now = now or dt.datetime.now()
-    seed = [series["series_instance_uid"], str(event_id), "tfkt-edge basic text SR"]
+    seed = [series.series_instance_uid, str(event_id), "tfkt-edge basic text SR"]
 
     ds = Dataset()
     ds.file_meta = FileMetaDataset()
@@ -74,7 +75,7 @@ def build_sr(event_id: int, payload: dict, now: dt.datetime | None = None) -> Da
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds.file_meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
     for keyword, field in COPIED.items():
-        setattr(ds, keyword, str(study.get(field) or ""))
+        setattr(ds, keyword, str(getattr(study, field, "") or ""))
     ds.SOPClassUID = BasicTextSRStorage
     ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid(entropy_srcs=seed + ["instance"])
     ds.SeriesInstanceUID = generate_uid(entropy_srcs=seed + ["series"])
@@ -83,8 +84,8 @@ def build_sr(event_id: int, payload: dict, now: dt.datetime | None = None) -> Da
     ds.InstanceNumber = 1
     ds.SeriesDescription = "tfkt-edge image quality"
     ds.Manufacturer = "tfkt-edge"
-    ds.ManufacturerModelName = payload["model"]["name"]
-    ds.SoftwareVersions = str(payload["model"].get("version") or "unknown")
+    ds.ManufacturerModelName = model["name"]
+    ds.SoftwareVersions = str(model.get("version") or "unknown")
     ds.ContentDate, ds.ContentTime = now.strftime("%Y%m%d"), now.strftime("%H%M%S")
     ds.ReferencedPerformedProcedureStepSequence = Sequence()  # Type 2: no procedure step is known
     ds.PerformedProcedureCodeSequence = Sequence()  # Type 2
@@ -92,35 +93,35 @@ def build_sr(event_id: int, payload: dict, now: dt.datetime | None = None) -> Da
     ds.VerificationFlag = "UNVERIFIED"
 
     referenced = Sequence()
-    for s in slices:
+    for s in series.slices:
         item = Dataset()
-        item.ReferencedSOPClassUID = CTImageStorage if s.get("frame") is None else EnhancedCTImageStorage
-        item.ReferencedSOPInstanceUID = s["sop_instance_uid"]
+        item.ReferencedSOPClassUID = CTImageStorage if s.frame is None else EnhancedCTImageStorage
+        item.ReferencedSOPInstanceUID = s.sop_instance_uid
         referenced.append(item)
     scanned = Dataset()
-    scanned.SeriesInstanceUID = series["series_instance_uid"]
+    scanned.SeriesInstanceUID = series.series_instance_uid
     scanned.ReferencedSOPSequence = referenced
     evidence = Dataset()
-    evidence.StudyInstanceUID = study["study_instance_uid"]
+    evidence.StudyInstanceUID = study.study_instance_uid
     evidence.ReferencedSeriesSequence = Sequence([scanned])
     ds.CurrentRequestedProcedureEvidenceSequence = Sequence([evidence])
 
-    verdict = ("RESCAN ALERT: series not of diagnostic quality" if series["alert"] else
-               "Not judged: outside the validated domain of the model" if series.get("status") == OUTSIDE else
+    verdict = ("RESCAN ALERT: series not of diagnostic quality" if series.alert else
+               "Not judged: outside the validated domain of the model" if series.status == OUTSIDE else
                "Pass: diagnostic quality")
     ds.ValueType = "CONTAINER"
     ds.ContinuityOfContent = "SEPARATE"
     ds.ConceptNameCodeSequence = Sequence([_code(*TITLE)])
     ds.ContentSequence = Sequence([
         _text(("IQA-VERDICT", "99TFKT", "Verdict"), verdict),
-        _text(("IQA-REASON", "99TFKT", "Reason"), series["reason"]),
+        _text(("IQA-REASON", "99TFKT", "Reason"), series.reason),
         _text(("IQA-MEDIAN", "99TFKT", "Median slice score"),
-              f"{_score(series['median_score'])} on 0-4 (higher is better; alert below {payload['model']['threshold']:.2f}) "
-              f"over {series['n_slices']} slices; lowest {_score(series['min_score'])}"),
-        _text(("IQA-PHYSICS", "99TFKT", "Physics"), physics_line(series.get("noise"), series.get("physics"))),
+              f"{_score(series.median_score)} on 0-4 (higher is better; alert below {model['threshold']:.2f}) "
+              f"over {series.n_slices} slices; lowest {_score(series.min_score)}"),
+        _text(("IQA-PHYSICS", "99TFKT", "Physics"), physics_line(series.noise, series.physics)),
         _text(("IQA-MODEL", "99TFKT", "Method"),
-              f"{payload['model']['name']} {payload['model'].get('version', '')}, reference-free. Scores: "
-              f"{payload['model'].get('labels', '')} Advisory for the technologist; not a diagnosis."),
+              f"{model['name']} {model.get('version', '')}, reference-free. Scores: "
+              f"{model.get('labels', '')} Advisory for the technologist; not a diagnosis."),
     ])
     return ds
 

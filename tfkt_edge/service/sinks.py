@@ -26,6 +26,7 @@ from rich.console import Console
 from tfkt_edge.render.document import series_name
 from tfkt_edge.render.shown import markup_safe
 from tfkt_edge.verdict.policy import STATUS_TEXT
+from tfkt_edge.verdict.record import RunRecord, SeriesRecord
 
 
 class Sink(Protocol):
@@ -36,26 +37,27 @@ class Sink(Protocol):
 
 
 def one_line(payload: dict) -> tuple[bool, str]:
-    """(alert, a one-line verdict) for a result payload."""
-    series = payload["series"][0] if payload.get("series") else {}
-    uid = payload.get("series_instance_uid") or series.get("series_instance_uid", "?")
-    description = series_name(series.get("description", ""), str(uid))
-    if not series:
-        return False, f"series {uid}: nothing scorable ({len(payload.get('skipped', []))} instance(s) skipped)"
-    verdict = STATUS_TEXT.get(series.get("status", ""), "RESCAN ALERT" if series["alert"] else "pass")
-    if payload.get("revision"):  # more instances arrived after the series was judged: this verdict replaces it
-        verdict = f"{verdict} (revised, #{payload['revision']})"
-    study = series.get("study") or {}
-    who = ", ".join(f"{label} {study[key]}" for key, label in (("patient_id", "patient"), ("accession_number", "accession"),
-                                                                ("station", "station")) if study.get(key))
-    median = "-" if series.get("median_score") is None else f"{series['median_score']:.2f}"
-    return bool(series["alert"]), (f"{verdict}: {description}{f' [{who}]' if who else ''} ({series['n_slices']} slices, "
-                                   f"median {median}{_physics(series)}) {series['reason']} [{uid}]")
+    """(alert, a one-line verdict) for a stored result (`verdict.record.RunRecord`)."""
+    record = RunRecord.from_dict(payload)
+    series = record.first
+    uid = record.service.get("series_instance_uid") or (series.series_instance_uid if series else "?")
+    if series is None:
+        return False, f"series {uid}: nothing scorable ({len(record.skipped)} instance(s) skipped)"
+    description = series_name(series.description, str(uid))
+    verdict = STATUS_TEXT.get(series.status, "RESCAN ALERT" if series.alert else "pass")
+    if record.service.get("revision"):  # more instances arrived after the series was judged: this verdict replaces it
+        verdict = f"{verdict} (revised, #{record.service['revision']})"
+    study = series.study
+    who = ", ".join(f"{label} {value}" for value, label in ((study.patient_id, "patient"), (study.accession_number, "accession"),
+                                                            (study.station, "station")) if value)
+    median = "-" if series.median_score is None else f"{series.median_score:.2f}"
+    return series.alert, (f"{verdict}: {description}{f' [{who}]' if who else ''} ({series.n_slices} slices, "
+                          f"median {median}{_physics(series)}) {series.reason} [{uid}]")
 
 
-def _physics(series: dict) -> str:
+def _physics(series: SeriesRecord) -> str:
     """", noise 16.1/37.5 HU, Dw 31 cm, SSDE 14.3 mGy": what physics says, beside the score."""
-    noise, physics = series.get("noise") or {}, series.get("physics") or {}
+    noise, physics = series.noise or {}, series.physics or {}
     parts = []
     if noise.get("noise_hu") is not None and noise.get("ceiling_hu") is not None:
         parts.append(f"noise {noise['noise_hu']:.1f}/{noise['ceiling_hu']:.1f} HU")
