@@ -25,6 +25,7 @@ from tfkt_edge.pipeline.run import ScoringRun
 from tfkt_edge.render.document import physics_line, series_name
 from tfkt_edge.render.shown import visible
 from tfkt_edge.verdict.policy import STATUS_TEXT, AlertPolicy, alerting_runs
+from tfkt_edge.verdict.record import Study
 from tfkt_edge.verdict.result import SeriesResult
 
 WINDOW = (40.0, 400.0)  # level, width (HU): soft tissue, where low-dose noise shows
@@ -99,14 +100,14 @@ def _section(result: SeriesResult, profile: bytes) -> dict:
         except Exception:  # the file changed or vanished since scoring: say so instead of failing the report
             src = None
         thumbs.append({"label": s.label, "score": s.score, "src": src})
-    first = series.slices[0]
+    study = Study.of(series.slices[0])
     return {"state": verdict.status, "name": series_name(series.description, series.series_instance_uid),
             "status_text": STATUS_TEXT[verdict.status].upper(), "reason": verdict.reason, "n_slices": len(result.slices),
             "median": float(np.median(result.scores)) if result.scores.size else float("nan"),
             "lowest": float(result.scores.min()) if result.scores.size else float("nan"), "kernel": series.kernel,
-            "series_uid": series.series_instance_uid, "patient_name": first.patient_name, "patient_id": first.patient_id,
-            "accession": first.accession_number, "study_date": first.study_date, "study_uid": first.study_instance_uid,
-            "station": first.station, "profile": _data_uri(profile), "thumbs": thumbs,
+            "series_uid": series.series_instance_uid, "patient_name": study.patient_name, "patient_id": study.patient_id,
+            "accession": study.accession_number, "study_date": study.study_date, "study_uid": study.study_instance_uid,
+            "station": study.station, "profile": _data_uri(profile), "thumbs": thumbs,
             "physics": physics_line(result.noise.to_dict() if result.noise else None,
                                     result.physics.to_dict() if result.physics else None)}
 

@@ -12,6 +12,7 @@ from tfkt_edge.dicom import Skip
 from tfkt_edge.render.document import STATUS_STYLE, series_name
 from tfkt_edge.render.shown import markup_safe
 from tfkt_edge.verdict.policy import STATUS_TEXT
+from tfkt_edge.verdict.record import Study
 from tfkt_edge.verdict.result import SeriesResult
 
 
@@ -49,8 +50,8 @@ def _patient_cell(result: SeriesResult) -> str:
     """'NAME [ID] DATE' of the series' first slice, '-' where the headers hold none of them."""
     if not result.series.slices:
         return "-"
-    ref = result.series.slices[0]
-    parts = [ref.patient_name.replace("^", " ").strip(), f"[{ref.patient_id}]" if ref.patient_id else "", ref.study_date]
+    study = Study.of(result.series.slices[0])
+    parts = [study.patient_name.replace("^", " ").strip(), f"[{study.patient_id}]" if study.patient_id else "", study.study_date]
     return " ".join(p for p in parts if p) or "-"
 
 
