@@ -34,7 +34,7 @@ def test_degraded_copy_alerts_with_exit_1_and_json_schema():
     result = invoke("score", CLINICAL, DEGRADED, "--format", "json")
     assert result.exit_code == 1, result.output
     doc = json.loads(result.stdout)
-    assert set(doc) == {"model", "series", "skipped"}
+    assert set(doc) == {"schema", "model", "series", "skipped"} and doc["schema"] == 2
     by_alert = {s["alert"]: s for s in doc["series"]}
     assert set(by_alert) == {True, False}
     bad = by_alert[True]
