@@ -51,7 +51,8 @@ def _patient_cell(result: SeriesResult) -> str:
     if not result.series.slices:
         return "-"
     study = Study.of(result.series.slices[0])
-    parts = [study.patient_name.replace("^", " ").strip(), f"[{study.patient_id}]" if study.patient_id else "", study.study_date]
+    name = study.patient_name.replace("^", " ").strip()
+    parts = [name, f"[{study.patient_id}]" if study.patient_id and study.patient_id != name else "", study.study_date]
     return " ".join(p for p in parts if p) or "-"
 
 
@@ -59,7 +60,7 @@ def _print_series(console: Console, results: Sequence[SeriesResult], threshold: 
     table = Table(title=f"tfkt-edge: CT image quality (0-4, higher is better; alert below {threshold:.1f})")
     table.add_column("#", justify="right")
     table.add_column("verdict", no_wrap=True)
-    placed = any(_patient_cell(r) != "-" for r in results)
+    placed = console.width >= 120 and any(_patient_cell(r) != "-" for r in results)  # a narrow console: no room
     if placed:  # who and which study, so a technologist can place the verdict (anonymised files: no column)
         table.add_column("patient / study", overflow="fold")
     table.add_column("series", overflow="fold")
