@@ -55,6 +55,12 @@ def test_benchmark_writes_markdown_and_plot(tiny_benchmark):
     folder, _ = tiny_benchmark
     text = (folder / "b.md").read_text()
     assert text.count("\n| torch | tfkt_") == 3 and "| none | - | decode-only |" in text
+    # The notes say what was measured: latency units, the end-to-end input, peak memory.
+    assert "- latency: model-only, one batch" in text and "- peak resident memory of the run:" in text
+    assert "- end-to-end input: 4 uncompressed copies of one real 512x512 slice" in text
+    import torch
+
+    assert ("h2d ms" in text) == torch.cuda.is_available()  # an empty column is left out
     plot = Image.open(folder / "b.png")
     assert plot.size == (700, 420) and np.asarray(plot.convert("L")).std() > 10
 

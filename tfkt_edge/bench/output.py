@@ -23,15 +23,39 @@ def _cells(row: dict) -> list[str]:
             ms("p50_ms"), ms("p95_ms"), ms("p99_ms"), ms("h2d_ms")]
 
 
+LATENCY = ("latency: model-only, one batch; end to end, one inference call (a batch) inside the pipeline; "
+           "decode-only, one slice's decode and preprocessing")
+
+
+def _shown_columns(result: dict) -> list[int]:
+    """The columns with something to show: an all-empty one (h2d on a machine without a GPU) is left out."""
+    cells = [_cells(row) for row in result["rows"]]
+    return [i for i, name in enumerate(COLUMNS) if name != "h2d ms" or any(c[i] for c in cells)]
+
+
+def notes(result: dict) -> list[str]:
+    """What the table's figures are: latency units, the end-to-end input, peak memory."""
+    out = [LATENCY]
+    if result.get("end_to_end_input"):
+        out.append(f"end-to-end input: {result['end_to_end_input']}")
+    if result.get("peak_rss_mb") is not None:
+        out.append(f"peak resident memory of the run: {result['peak_rss_mb']} MB")
+    return out
+
+
 def table(result: dict) -> Table:
     machine = result["machine"]
     gpu = f", {machine['gpu']}" if "gpu" in machine else ""
-    out = Table(title=f"tfkt-edge benchmark on {machine['cpu']} ({machine['cores']} cores{gpu})")
-    for name in COLUMNS:
+    out = Table(title=f"tfkt-edge benchmark on {machine['cpu']} ({machine['cores']} cores{gpu})",
+                caption="\n".join(notes(result)))
+    shown = _shown_columns(result)
+    for i in shown:
+        name = COLUMNS[i]
         out.add_column(name, justify="right" if name not in ("backend", "model", "mode", "precision") else "left",
                        overflow="fold")
     for row in result["rows"]:
-        out.add_row(*(escape(cell) for cell in _cells(row)))
+        cells = _cells(row)
+        out.add_row(*(escape(cells[i]) for i in shown))
     return out
 
 
@@ -41,9 +65,10 @@ def markdown(result: dict) -> str:
     lines = [f"Machine: {machine['cpu']}, {machine['cores']} cores"
              + (f", {machine['gpu']} (driver {machine.get('driver', '?')})" if "gpu" in machine else ", no GPU")
              + f"; Python {machine['python']}; {libraries}.", "",
-             f"Command: `{result['command']}`; peak resident memory {result['peak_rss_mb']} MB.", "",
-             "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    lines += ["| " + " | ".join(_cells(row)) + " |" for row in result["rows"]]
+             f"Command: `{result['command']}`.", "", *[f"- {line}" for line in notes(result)], ""]
+    shown = _shown_columns(result)
+    lines += ["| " + " | ".join(COLUMNS[i] for i in shown) + " |", "|" + "---|" * len(shown)]
+    lines += ["| " + " | ".join(_cells(row)[i] for i in shown) + " |" for row in result["rows"]]
     return "\n".join(lines) + "\n"
 
 

@@ -143,6 +143,8 @@ def benchmark(
         if files is not None:
             files.close()
     result["peak_rss_mb"] = bench.peak_rss_mb()
+    if files is not None:
+        result["end_to_end_input"] = files.description
     out.print(table(result))
     if json_path:
         json_path.write_text(json.dumps(result, indent=2) + "\n")
