@@ -29,7 +29,7 @@ from tfkt_edge.evaluation.metrics import correlation_report, srocc
 from tfkt_edge.model.preprocess import LDCTIQAC, pad_square, preprocess
 from tfkt_edge.train.ctnoise import SOFT_WINDOW, KernelVariant, TexturedSimulator, label_image, noise_kept, smoothing_penalty
 from tfkt_edge.train.label_fit import DOSES, PUBLIC_SORTED_MEANS, VIEWS, is_abdominal, sorted_means
-from tfkt_edge.verdict.bound import bounded
+from tfkt_edge.verdict.bound import capped
 from tfkt_edge.verdict.noise import measure
 
 DENOISE = (0.25, 0.15, 0.1, 0.07, 0.05, 0.04)  # Gaussian strengths, cycles per pixel at 1 sigma
@@ -69,7 +69,7 @@ def _score(backend, images: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, n
     noise = [measure(x[0])[0] for x in batch]
     learned = backend.infer(batch).astype(float)
     bound = backend.model.score_bound
-    verdict = [bounded(g, bound.of_noise(n, "soft", backend.model.contract)) for g, n in zip(learned, noise)]
+    verdict = [capped(bound, g, n, "soft", backend.model.contract) for g, n in zip(learned, noise)]
     return learned, np.array([np.nan if n is None else n for n in noise]), np.array(verdict)
 
 

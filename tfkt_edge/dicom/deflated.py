@@ -16,9 +16,12 @@ import io
 import struct
 import zlib
 from pathlib import Path
+from typing import Any
 
+import pydicom
 from pydicom.dataset import Dataset, FileDataset
-from pydicom.filereader import read_dataset, read_file_meta_info
+from pydicom.filereader import read_dataset as parse_dataset
+from pydicom.filereader import read_file_meta_info
 from pydicom.uid import DeflatedExplicitVRLittleEndian
 
 RATIO = 20
@@ -37,6 +40,14 @@ def is_deflated(path: Path) -> bool:
     with open(path, "rb") as fh:
         head = fh.read(PROBE)
     return DeflatedExplicitVRLittleEndian.encode() in head
+
+
+def read_dataset(path: Path, **dcmread_options: Any) -> Dataset:
+    """``pydicom.dcmread(path, **dcmread_options)``, except that a deflated file is inflated within its bound
+    (`inflate`, whole: its deflated stream cannot be read in part). Raises what they raise."""
+    if is_deflated(path):
+        return inflate(path)
+    return pydicom.dcmread(path, **dcmread_options)
 
 
 def limit_for(path: Path) -> int:
@@ -69,7 +80,7 @@ def inflate(path: Path, limit: int | None = None) -> Dataset:
                                     f"({path.stat().st_size / 2**20:.1f} MB on disk): refused as a deflate bomb")
     body.write(inflater.flush())  # what the last step left in the inflater: at most its 32 KB window
     body.seek(0)
-    dataset = read_dataset(body, is_implicit_VR=False, is_little_endian=True)
+    dataset = parse_dataset(body, is_implicit_VR=False, is_little_endian=True)
     out = FileDataset(str(path), dataset, file_meta=meta, preamble=b"\0" * 128)
     out.set_original_encoding(False, True, None)
     return out

@@ -15,7 +15,7 @@ from pydicom.multival import MultiValue
 from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 import tfkt_edge.dicom.reasons as reasons
-from tfkt_edge.dicom.deflated import inflate, is_deflated
+from tfkt_edge.dicom.deflated import read_dataset
 
 CT_IMAGE = "1.2.840.10008.5.1.4.1.1.2"
 ENHANCED_CT_IMAGE = "1.2.840.10008.5.1.4.1.1.2.1"
@@ -87,9 +87,7 @@ class Skip:
 
 def _read(path: Path) -> Dataset | Skip:
     try:
-        if is_deflated(path):  # inflated within a bound: pydicom would inflate a deflate bomb whole
-            return inflate(path)
-        return pydicom.dcmread(path, defer_size=_DEFER)
+        return read_dataset(path, defer_size=_DEFER)  # a deflated file within a bound: never a deflate bomb whole
     except InvalidDicomError:
         pass
     except Exception as exc:  # a truncated or corrupt header: never a traceback

@@ -20,7 +20,7 @@ import numpy as np
 from tfkt_edge.backends.base import Backend
 from tfkt_edge.evaluation.ldctiqac import LabelledFolder, model_input
 from tfkt_edge.evaluation.metrics import correlation_report
-from tfkt_edge.verdict.bound import bounded
+from tfkt_edge.verdict.bound import capped
 from tfkt_edge.verdict.noise import measure
 
 
@@ -80,10 +80,9 @@ def evaluate(folder: LabelledFolder, backend: Backend, batch_size: int = 16,
                 on_image()
     learned = np.concatenate(predictions).astype(np.float32)
     bound = backend.model.score_bound
-    capped = [bounded(float(g), bound.of_noise(None if not np.isfinite(h) else h, "soft", backend.model.contract))
-              for g, h in zip(learned, noise)]
+    scores = [capped(bound, float(g), h, "soft", backend.model.contract) for g, h in zip(learned, noise)]
     return Evaluation(folder, backend.model.name, names, np.array([folder.labels[n] for n in names], np.float32),
-                      np.array(capped, np.float32), np.array(noise, np.float64), learned)
+                      np.array(scores, np.float32), np.array(noise, np.float64), learned)
 
 
 def write_evaluation(result: Evaluation, out_dir: Path) -> tuple[Path, Path]:

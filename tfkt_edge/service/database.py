@@ -209,6 +209,14 @@ class Database:
             return f"the results database {self.path} was replaced by another file while the node ran"
         return None
 
+    def unusable(self) -> str | None:
+        """Why nothing can be recorded now (the file lost, or the last write failed), or None; a lost file is
+        remembered as the write error, as a refused write would be."""
+        gone = self.lost()
+        if gone is not None:
+            self.write_error = gone
+        return self.write_error
+
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         """One write transaction, under the lock: committed on success, rolled back on any exception.

@@ -64,7 +64,7 @@ class DatabaseCollector(Collector):
 
 def health(db: Database, store: InstanceStore | None, model_loaded: Callable[[], bool]) -> dict:
     """{"status": "ok" or "failing", "checks": {name: "ok" or the reason}}."""
-    checks = {"database": db.lost() or db.write_error or "ok",
+    checks = {"database": db.unusable() or "ok",
               "store": (store.unwritable() or "ok") if store is not None else "ok (no store: watching a folder)",
               "model": "ok" if model_loaded() else "not loaded"}
     failing = any(not value.startswith("ok") for value in checks.values())

@@ -150,11 +150,9 @@ def handle_closed(event, arrivals: Arrivals) -> None:
 def handle_echo(event, db: Database, store: InstanceStore | None = None) -> int:
     """Success only while the node can also store: a scanner's echo must not hide a full disk, a read-only
     store, nor a results database deleted or replaced under the running node."""
-    gone = db.lost()
-    if gone is not None:
-        db.write_error = gone
-    if db.write_error is not None:
-        log.error("C-ECHO answered with a failure: the node cannot record instances (%s)", db.write_error)
+    problem = db.unusable()
+    if problem is not None:
+        log.error("C-ECHO answered with a failure: the node cannot record instances (%s)", problem)
         return PROCESSING_FAILURE
     problem = store.unwritable() if store is not None else None
     if problem is not None:

@@ -23,10 +23,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import pydicom
 from pydicom.errors import InvalidDicomError
 
-from tfkt_edge.dicom.deflated import InflateLimitError, inflate, is_deflated
+from tfkt_edge.dicom.deflated import InflateLimitError, read_dataset
 from tfkt_edge.render.shown import visible
 from tfkt_edge.service.database import Database, UidCollision
 from tfkt_edge.service.scp import STORAGE_CLASSES
@@ -120,10 +119,7 @@ def open_for_writing(folder: Path) -> set[Path] | None:
 def ingest(path: Path, db: Database, identity: tuple[int, int] | None = None) -> str | None:
     """Record one settled file as a received instance; return why it was not taken, or None."""
     try:
-        if is_deflated(path):  # inflated within a bound: pydicom would inflate a deflate bomb whole
-            ds = inflate(path)
-        else:
-            ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=HEADER_TAGS)
+        ds = read_dataset(path, stop_before_pixels=True, specific_tags=HEADER_TAGS)
     except InflateLimitError as exc:
         return str(exc)
     except (InvalidDicomError, OSError, ValueError, EOFError) as exc:
@@ -259,9 +255,9 @@ class FolderWatcher(threading.Thread):
     def _remember(self, path: Path, identity: tuple[int, int] | None, reason: str | None) -> None:
         """Keep the file's fate across restarts (in memory only for a name the database cannot hold)."""
         try:
-            str(path).encode("utf-8")
             self.db.remember_file(path, identity, reason)
-        except Exception as exc:  # a name SQLite cannot hold, a database that cannot write now: this run still knows it
+        except Exception as exc:  # a name SQLite cannot hold (UnicodeEncodeError), a database that cannot write now
+            # (sqlite3.Error): this run still knows it
             log.debug("not remembered across restarts: %s (%s)", visible(path), exc)
 
     def _settled(self, path: Path, now: float) -> bool:

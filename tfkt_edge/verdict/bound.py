@@ -84,3 +84,10 @@ def bound_from_card(data: object) -> ScoreBound:
 def bounded(learned: float, bound: float | None) -> float:
     """The score a verdict uses: the learned score, capped by the noise bound where there is one."""
     return learned if bound is None else min(learned, bound)
+
+
+def capped(bound: ScoreBound, learned: float, noise_hu: float | None, kernel_class: str,
+           contract: PreprocessContract) -> float:
+    """`bounded` with the bound of this noise (None or NaN: no bound) for images scored without their slice's
+    header (evaluation folders, the protocol re-creation)."""
+    return bounded(learned, bound.of_noise(noise_hu, kernel_class, contract))

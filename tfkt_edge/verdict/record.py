@@ -50,8 +50,6 @@ class Study:
         return cls(**{f.name: str(data.get(f.name) or "") for f in fields(cls)})
 
 
-STUDY_FIELDS = tuple(f.name for f in fields(Study))
-
 
 @dataclass(frozen=True)
 class SliceRecord:
