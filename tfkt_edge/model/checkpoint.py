@@ -1,7 +1,8 @@
 """The torch checkpoint of a model: weights plus what they are (name, training settings, contract, card).
 
 Beside the model code, so the runtime's torch backend and the ONNX export load a
-checkpoint without importing the trainer.
+checkpoint without importing the trainer. Like `network`, it needs torch; nothing on the scoring path imports
+it (tests/test_without_torch.py).
 """
 
 from __future__ import annotations
@@ -9,8 +10,12 @@ from __future__ import annotations
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
 
-import torch
-from torch import nn
+try:
+    import torch
+    from torch import nn
+except ImportError as exc:  # the scanner-side runtime never imports this module: it scores ONNX files without torch
+    raise ImportError(f"{__name__} (checkpoint loading) needs PyTorch: pip install 'tfkt-edge[train]'; only the torch backend, "
+                      "the TFKT V2 benchmark reference and the training and export stages use it") from exc
 
 from tfkt_edge.model.network import create_model
 from tfkt_edge.model.preprocess import LDCTIQAC

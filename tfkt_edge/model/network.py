@@ -18,6 +18,9 @@ streaks are and costs a fraction of the reference.
 Every operator is a plain Conv/MatMul/Softmax/LayerNorm/elementwise op, so the
 ONNX graph parses in TensorRT. Window masks and relative-position tables are
 fixed at construction for the 512x512 input of the preprocessing contract.
+
+It needs torch. Only the torch backend (once torch is known present), the TFKT V2 benchmark reference and the
+training and export stages import it; the scanner-side runtime scores without it (tests/test_without_torch.py).
 """
 
 from __future__ import annotations
@@ -25,9 +28,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import torch
-from torch import nn
-from torch.nn import functional as F
+try:
+    import torch
+    from torch import nn
+    from torch.nn import functional as F
+except ImportError as exc:  # the scanner-side runtime never imports this module: it scores ONNX files without torch
+    raise ImportError(f"{__name__} (the network code) needs PyTorch: pip install 'tfkt-edge[train]'; only the torch backend, "
+                      "the TFKT V2 benchmark reference and the training and export stages use it") from exc
 
 from tfkt_edge.registry import Registry
 
