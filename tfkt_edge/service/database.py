@@ -15,7 +15,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
@@ -434,10 +434,11 @@ class Database:
         rows = self._read("SELECT id, created_at, payload FROM events WHERE created_at >= ? ORDER BY id", (since,))
         return [{"event_id": i, "created_at": t, **json.loads(p)} for i, t, p in rows]
 
-    def gauges(self) -> dict[str, Any]:
+    def gauges(self, latency_buckets: Sequence[float] = ()) -> dict[str, Any]:
         """What the metrics endpoint reports, read from the file itself (so it survives restarts): instances by
         state, slices scored, results by status, deliveries by state and sink, and the seconds from each
-        series' last instance to its verdict."""
+        series' last instance to its verdict (count, sum and how many within each of ``latency_buckets``,
+        counted by SQLite: a scrape reads no row per verdict however long the node has run)."""
         (received, pending, skipped), = self._read(
             "SELECT COUNT(*), COALESCE(SUM(processed_at IS NULL), 0), COALESCE(SUM(skip_reason IS NOT NULL), 0) FROM instances")
         (scored,), = self._read("SELECT COUNT(*) FROM slices")
@@ -447,14 +448,15 @@ class Database:
         deliveries = self._read(
             "SELECT sink, COALESCE(SUM(delivered_at IS NULL AND gave_up_at IS NULL), 0), COALESCE(SUM(gave_up_at IS NOT NULL), 0), "
             "COALESCE(SUM(attempts - (delivered_at IS NOT NULL)), 0) FROM deliveries GROUP BY sink")
-        latency = [t for (t,) in self._read(
-            "SELECT e.created_at - s.last_received FROM events e JOIN series s ON s.series_instance_uid = "
-            "CASE WHEN instr(e.series_instance_uid, '@') > 0 THEN substr(e.series_instance_uid, 1, instr(e.series_instance_uid, '@') - 1) "
-            "ELSE e.series_instance_uid END")]
+        within = "".join(f", COALESCE(SUM(t <= {float(b)!r}), 0)" for b in latency_buckets)
+        (count, total, *counts), = self._read(
+            f"SELECT COUNT(*), COALESCE(SUM(t), 0.0){within} FROM (SELECT MAX(0.0, e.created_at - s.last_received) AS t "
+            "FROM events e JOIN series s ON s.series_instance_uid = CASE WHEN instr(e.series_instance_uid, '@') > 0 "
+            "THEN substr(e.series_instance_uid, 1, instr(e.series_instance_uid, '@') - 1) ELSE e.series_instance_uid END)")
         return {"instances_received": received, "instances_pending": pending, "instances_skipped": skipped,
                 "slices_scored": scored, "series_open": open_series, "results": statuses,
                 "deliveries": {sink: {"pending": p, "parked": g, "failed_attempts": f} for sink, p, g, f in deliveries},
-                "verdict_seconds": latency}
+                "verdict_seconds": {"count": count, "sum": float(total), "within": dict(zip(latency_buckets, counts))}}
 
     def counts(self) -> dict[str, int]:
         (instances,), = self._read("SELECT COUNT(*) FROM instances")

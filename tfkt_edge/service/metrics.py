@@ -36,7 +36,7 @@ class DatabaseCollector(Collector):
         self.db = db
 
     def collect(self) -> Iterator:
-        g = self.db.gauges()
+        g = self.db.gauges(LATENCY_BUCKETS)
         yield CounterMetricFamily("tfkt_edge_instances_received", "Instances stored and recorded", value=g["instances_received"])
         yield CounterMetricFamily("tfkt_edge_instances_skipped", "Instances recorded but not scorable (with a reason)",
                                   value=g["instances_skipped"])
@@ -56,10 +56,10 @@ class DatabaseCollector(Collector):
             parked.add_metric([sink], figures["parked"])
             failed.add_metric([sink], figures["failed_attempts"])
         yield from (pending, parked, failed)
-        seconds = [max(0.0, float(t)) for t in g["verdict_seconds"]]
-        buckets = [(str(b), sum(1 for t in seconds if t <= b)) for b in LATENCY_BUCKETS] + [("+Inf", len(seconds))]
+        latency = g["verdict_seconds"]
+        buckets = [(str(b), latency["within"][b]) for b in LATENCY_BUCKETS] + [("+Inf", latency["count"])]
         yield HistogramMetricFamily("tfkt_edge_verdict_seconds", "Seconds from a series' last instance to its verdict",
-                                    buckets=buckets, sum_value=sum(seconds))
+                                    buckets=buckets, sum_value=latency["sum"])
 
 
 def health(db: Database, store: InstanceStore | None, model_loaded: Callable[[], bool]) -> dict:
