@@ -186,7 +186,7 @@ def test_every_command_has_help_with_an_example():
 def test_version_prints_one_line():
     result = invoke("--version")
     assert result.exit_code == 0 and result.output.startswith("tfkt-edge ") and result.output.count("\n") == 1
-    assert "shipped model tfkt_edge_s 0.4.1" in result.output
+    assert "shipped model tfkt_edge_s 0.4.2" in result.output
 
 
 @pytest.mark.parametrize(("flag", "level"), [("-q", "ERROR"), ("-v", "INFO"), ("-vv", "DEBUG")])
@@ -214,7 +214,7 @@ def test_env_prints_what_a_bug_report_needs():
     result = invoke("env", "--format", "json")
     assert result.exit_code == 0, result.output
     facts = json.loads(result.output)
-    assert facts["model"]["name"] == "tfkt_edge_s" and facts["model"]["version"] == "0.4.1"
+    assert facts["model"]["name"] == "tfkt_edge_s" and facts["model"]["version"] == "0.4.2"
     assert "CPUExecutionProvider" in facts["onnxruntime"]["providers"] and facts["cpu_cores"] >= 1
     assert facts["packages"]["pydicom"] != "not installed" and "tensorrt" in facts["gpu"]
     table = invoke("env")

@@ -84,9 +84,12 @@ def label_image(noise_hu: float, streak_hu: float, window: float, penalty: float
     return max(0.0, label_from_visible(visible_degradation(noise_hu, streak_hu, window)) - penalty)
 
 
-def dose_noise_rms(native_sigma: float, dose: float) -> float:
-    """RMS of the noise that takes a routine image to dose fraction ``dose`` (quantum noise ~ 1/sqrt(dose))."""
-    return max(native_sigma, MIN_NATIVE_HU) * float(np.sqrt(max(0.0, 1.0 / dose - 1.0)))
+def dose_noise_rms(native_sigma: float, dose: float, reference: float = 1.0) -> float:
+    """RMS of the noise that takes an image to dose fraction ``dose`` (quantum noise ~ 1/sqrt(dose)) of a
+    reference dose whose noise is ``reference`` times the image's own: 1 (the image's own dose) or more (the
+    routine dose of a quieter original, `routine.routine_ratio`), never less than the image's own noise."""
+    sigma, scale = max(native_sigma, MIN_NATIVE_HU), max(reference, 1.0)
+    return sigma * float(np.sqrt(max(0.0, scale**2 / dose - 1.0)))
 
 
 @dataclass(frozen=True)
@@ -292,20 +295,20 @@ class TexturedSimulator:
         return own, [self._unit(match_texture(n, own.nps)) for n in self.noise]
 
     def degrade(self, image: np.ndarray, prepared: tuple[NativeNoise, list[np.ndarray]], dose: float, views: int,
-                draw: int = 0, window: float = SOFT_WINDOW) -> tuple[np.ndarray, float, float]:
-        """(degraded HU image, label, inserted RMS in the body) at dose fraction ``dose`` and ``views`` views,
-        labelled by what a reader sees at ``window`` (`reading_window`)."""
-        degraded, noise, streaks, rms = self.degrade_parts(image, prepared, dose, views, draw)
+                draw: int = 0, window: float = SOFT_WINDOW, reference: float = 1.0) -> tuple[np.ndarray, float, float]:
+        """(degraded HU image, label, inserted RMS in the body) at dose fraction ``dose`` (of the reference dose
+        of `dose_noise_rms`) and ``views`` views, labelled by what a reader sees at ``window`` (`reading_window`)."""
+        degraded, noise, streaks, rms = self.degrade_parts(image, prepared, dose, views, draw, reference)
         return degraded, label_image(noise, streaks, window), rms
 
     def degrade_parts(self, image: np.ndarray, prepared: tuple[NativeNoise, list[np.ndarray]], dose: float,
-                      views: int, draw: int = 0) -> tuple[np.ndarray, float, float, float]:
+                      views: int, draw: int = 0, reference: float = 1.0) -> tuple[np.ndarray, float, float, float]:
         """(degraded HU image, its noise HU, its streaks HU over soft tissue, inserted RMS in the body)."""
         from tfkt_edge.train.ctsim import FULL_VIEWS
 
         own, unit_noise = prepared
         added = np.zeros_like(image, dtype=np.float32)
-        dose_rms = dose_noise_rms(own.sigma, dose) if dose < 1.0 else 0.0
+        dose_rms = dose_noise_rms(own.sigma, dose, reference) if dose < 1.0 else 0.0
         if dose_rms > 0:
             added += unit_noise[draw % len(unit_noise)] * dose_rms
         streak_rms = 0.0

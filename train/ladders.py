@@ -7,6 +7,14 @@ patient groups of `realct.HELDOUT_GROUPS`), the original files are listed as
 they are (dose 100%, expected to pass) and a simulated copy is written per
 lower dose: the same noise-in-its-own-texture simulator as training, as new
 DICOM series (new UIDs, "SIMULATED" in the description, DERIVED image type).
+
+A dose is a fraction of a reference dose (`--reference`):
+
+* ``routine`` (the default): of the lower of the original's own dose and the routine dose for its kernel
+  class, thickness and patient size (`routine.routine_ratio`). This is how LDCTIQAC's organisers made their
+  doses, at one photon count for every patient. A quiet original then reaches 10% dose with the noise a
+  routine scan of its size has at 10%, not with three times its own low noise.
+* ``own``: of the original's own dose (noise x 1/sqrt(dose)), whatever that dose was.
 `series.csv` lists every series with its source, dose, label and expected
 verdict. The copies are derived pixel data of the shared images: keep them
 out of this repository (write them to a scratch folder).
@@ -28,12 +36,14 @@ from tfkt_edge.model.preprocess import pad_square
 from tfkt_edge.train.ctnoise import TexturedSimulator, label_image, reading_window
 from tfkt_edge.train.ctsim import FULL_VIEWS
 from tfkt_edge.train.realct import training_slices
+from tfkt_edge.train.routine import routine_ratio
 from tfkt_edge.verdict.domain import kernel_class
 from tfkt_edge.verdict.noise import region_of
 
 DOSES = (1.0, 0.5, 0.25, 0.1, 0.05, 0.02)
 ALERT_AT_OR_BELOW = 0.1
-FIELDS = ["path", "source", "ladder", "dose", "label", "expected"]
+FIELDS = ["path", "source", "ladder", "dose", "label", "expected", "reference"]
+REFERENCES = ("routine", "own")
 
 
 def expected_verdict(dose: float) -> str:
@@ -60,7 +70,8 @@ def _write_copy(path: Path, hu: np.ndarray, out: Path, series_uid: str, dose: fl
     ds.save_as(out, enforce_file_format=True)
 
 
-def write_ladders(output: Path, split: str = "heldout", doses=DOSES, seed: int = 11, progress=print) -> Path:
+def write_ladders(output: Path, split: str = "heldout", doses=DOSES, seed: int = 11, progress=print,
+                  reference: str = "routine") -> Path:
     """Write the ladders under ``output`` and return the path of series.csv."""
     groups: dict[str, list[Path]] = {}
     for s in training_slices():
@@ -73,7 +84,7 @@ def write_ladders(output: Path, split: str = "heldout", doses=DOSES, seed: int =
             # The originals as their own files: their folder may hold other series.
             original = len(rows)
             rows.append({"path": ";".join(str(r.path) for r in series.slices), "source": group, "ladder": ladder,
-                         "dose": 1.0, "label": 4.0, "expected": "pass"})
+                         "dose": 1.0, "label": 4.0, "expected": "pass", "reference": reference})
             window = reading_window(kernel_class(series.slices[0].kernel), region_of(series.slices[0].body_part) == "head")
             own: list[float] = []
             rng = np.random.default_rng(seed + 1000 * g + k)
@@ -85,10 +96,11 @@ def write_ladders(output: Path, split: str = "heldout", doses=DOSES, seed: int =
                 square = pad_square(hu, -1000.0)
                 sim = TexturedSimulator(square, ref.pixel_spacing or 0.7, rng)
                 prepared = sim.prepare(square)
+                scale = routine_ratio(ref, hu) if reference == "routine" else 1.0
                 own.append(label_image(prepared[0].sigma, 0.0, window))
                 top, left = (square.shape[0] - hu.shape[0]) // 2, (square.shape[1] - hu.shape[1]) // 2
                 for dose in uids:
-                    image, label, _ = sim.degrade(square, prepared, dose, FULL_VIEWS, window=window)
+                    image, label, _ = sim.degrade(square, prepared, dose, FULL_VIEWS, window=window, reference=scale)
                     labels[dose].append(label)
                     crop = image[top : top + hu.shape[0], left : left + hu.shape[1]]
                     _write_copy(ref.path, crop, folders[dose] / f"{i:04d}.dcm", uids[dose], dose)
@@ -96,7 +108,8 @@ def write_ladders(output: Path, split: str = "heldout", doses=DOSES, seed: int =
             for dose in uids:
                 rows.append({"path": str(folders[dose]),
                              "source": group, "ladder": ladder, "dose": dose,
-                             "label": round(float(np.mean(labels[dose])), 4), "expected": expected_verdict(dose)})
+                             "label": round(float(np.mean(labels[dose])), 4), "expected": expected_verdict(dose),
+                             "reference": reference})
             progress(f"{ladder}: {len(series.slices)} slice(s) x {len(uids)} doses")
     output.mkdir(parents=True, exist_ok=True)
     index = output / "series.csv"
@@ -113,9 +126,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split", default="heldout", choices=("heldout", "train"))
     parser.add_argument("--doses", default=",".join(f"{d:g}" for d in DOSES))
     parser.add_argument("--seed", type=int, default=11, help="noise draws (11: the ladders of the model card)")
+    parser.add_argument("--reference", default="routine", choices=REFERENCES,
+                        help="what a dose is a fraction of (module help)")
     args = parser.parse_args(argv)
     doses = tuple(float(d) for d in args.doses.split(","))
-    print(write_ladders(args.output, args.split, doses, args.seed))
+    print(write_ladders(args.output, args.split, doses, args.seed, reference=args.reference))
     return 0
 
 

@@ -188,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     card["onnx_torch_max_abs_diff"] = max_score_difference(model, onnx_path, probe)
     # The held-out real series figures, measured on the exported file itself, domain check included.
     card["heldout_series"] = series_figures(onnx_path, args.ladders)
+    card["heldout_series_own_dose"] = series_figures(onnx_path, None, reference="own")["summary"]["all"]
     from tfkt_edge.train.recreation import run as recreate
 
     recreation = recreate(onnx_path, "heldout", progress=lambda name: print(f"  recreation {name}", flush=True))

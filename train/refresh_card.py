@@ -1,11 +1,12 @@
 """Re-measure the shipped model's card on the runtime as it is now, weights unchanged.
 
-    python -m tfkt_edge.train.refresh_card --version 0.4.1 --note "..." [--ladders /tmp/ladders]
+    python -m tfkt_edge.train.refresh_card --version 0.4.2 --note "..." [--ladders /tmp/ladders] [--own-ladders /tmp/own]
 
 For a change of the verdict around an unchanged network (model 0.4.1: the noise bound on the score,
 `tfkt_edge.verdict.bound`): writes the card's ``score_bound`` and ``checks``, re-runs the held-out series
 figures (`validate.series_figures`) and the LDCTIQAC protocol re-creation (`recreation`) through the
-runtime, and writes the card into the ONNX file's metadata, beside it as JSON, and docs/heldout_real.md.
+runtime (the ladders' doses of the routine dose, and of each original's own dose beside them), and writes
+the card into the ONNX file's metadata, beside it as JSON, and docs/heldout_real.md.
 The weights are copied bit for bit (the refreshed file's initializers are checked equal to the old ones).
 """
 
@@ -45,6 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--version", required=True, help="the card's new version")
     parser.add_argument("--note", required=True, help="what changed, for the card's history")
     parser.add_argument("--ladders", type=Path, default=None, help="reuse (or write) the held-out ladders here")
+    parser.add_argument("--own-ladders", type=Path, default=None,
+                        help="reuse (or write) the held-out ladders with doses of each original's own dose here")
     args = parser.parse_args(argv)
     card_path = args.model.with_suffix(".card.json")
     card = json.loads(card_path.read_text())
@@ -59,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     from tfkt_edge.train.validate import markdown_report, series_figures
 
     card["heldout_series"] = series_figures(args.model, args.ladders)
+    card["heldout_series_own_dose"] = series_figures(args.model, args.own_ladders, reference="own")["summary"]["all"]
     recreation = recreate(args.model, "heldout", progress=lambda name: print(f"  recreation {name}", flush=True))
     card["recreation"] = {k: v for k, v in recreation.items() if k != "rows"}
     step = f"python -m tfkt_edge.train.refresh_card --version {args.version} --note '...'"
