@@ -219,3 +219,29 @@ def test_env_prints_what_a_bug_report_needs():
     assert facts["packages"]["pydicom"] != "not installed" and "tensorrt" in facts["gpu"]
     table = invoke("env")
     assert table.exit_code == 0 and "onnxruntime: providers" in table.output
+
+
+def test_a_score_imports_only_what_scoring_needs():
+    """A `score` run registers and imports the score command alone: not the DICOM node, the trainer, the
+    exporters, the report's templates or plotting (they cost a one-file score most of its start-up)."""
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "sys.argv = ['tfkt-edge', '-q', 'score', sys.argv[1], '--format', 'json']\n"
+            "from tfkt_edge.cli.main import main\n"
+            "try:\n    main()\nexcept SystemExit as exc:\n    code = exc.code\n"
+            "heavy = ('pynetdicom', 'jinja2', 'matplotlib', 'torch', 'tfkt_edge.train', 'tfkt_edge.cli.serve',\n"
+            "         'tfkt_edge.cli.export', 'tfkt_edge.service', 'multiprocessing.shared_memory')\n"
+            "print(sorted(m for m in sys.modules if m.startswith(heavy)), code, file=sys.stderr)")
+    done = subprocess.run([sys.executable, "-c", code, str(DEGRADED)], capture_output=True, text=True, timeout=120)
+    assert done.stderr.strip().splitlines()[-1] == "[] 1", done.stderr
+    assert json.loads(done.stdout)["series"][0]["alert"] is True
+
+
+@pytest.mark.parametrize(("argv", "command"), [(["score", "x"], "score"), (["-q", "-v", "export", "onnx"], "export"),
+                                               (["-h"], None), (["scroe", "x"], None), ([], None)])
+def test_the_requested_command_is_the_first_word_that_is_not_an_option(argv, command):
+    from tfkt_edge.cli.main import requested
+
+    assert requested(argv) == command

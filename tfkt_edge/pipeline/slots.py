@@ -11,9 +11,8 @@ from __future__ import annotations
 import shutil
 from collections.abc import Iterable
 from concurrent.futures import Future
-from multiprocessing import shared_memory
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -22,6 +21,9 @@ from tfkt_edge.errors import DecodingError
 from tfkt_edge.model.preprocess import PreprocessContract
 from tfkt_edge.pipeline.decode import decode_with_stats
 from tfkt_edge.verdict.domain import ImageStats
+
+if TYPE_CHECKING:
+    from multiprocessing.shared_memory import SharedMemory
 
 SHM = Path("/dev/shm")
 
@@ -43,8 +45,10 @@ class SharedSlots:
 
     def __init__(self, count: int, size: int):
         self.count, self.size = count, size
+        from multiprocessing.shared_memory import SharedMemory  # only with decoding processes: 15 ms to import
+
         _check_room(count * size * size * 4)
-        self._memory = shared_memory.SharedMemory(create=True, size=count * size * size * 4)
+        self._memory = SharedMemory(create=True, size=count * size * size * 4)
         self.name = self._memory.name
         self.array: np.ndarray = np.ndarray((count, size, size), dtype=np.float32, buffer=self._memory.buf)
 
@@ -66,7 +70,7 @@ class SharedSlots:
         self.close()
 
 
-_attached: dict[str, tuple[shared_memory.SharedMemory, np.ndarray]] = {}  # in each decoding process: the current block
+_attached: dict[str, tuple[SharedMemory, np.ndarray]] = {}  # in each decoding process: the current block
 
 
 def _slots(name: str, count: int, size: int) -> np.ndarray:
@@ -74,7 +78,9 @@ def _slots(name: str, count: int, size: int) -> np.ndarray:
         for memory, _ in _attached.values():  # a block from an earlier run: let it go
             memory.close()
         _attached.clear()
-        memory = shared_memory.SharedMemory(name=name)
+        from multiprocessing.shared_memory import SharedMemory
+
+        memory = SharedMemory(name=name)
         _attached[name] = (memory, np.ndarray((count, size, size), dtype=np.float32, buffer=memory.buf))
     return _attached[name][1]
 
