@@ -8,6 +8,7 @@ Workers are threads by default; processes are the choice for compressed series o
 from __future__ import annotations
 
 import multiprocessing
+from collections import Counter
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 
 import numpy as np
@@ -27,15 +28,37 @@ def decode_slice(ref: SliceRef, contract: PreprocessContract) -> np.ndarray | Sk
         return Skip(ref.path, reasons.PIXELS_UNREADABLE.format(detail=reasons.one_line(exc)))
 
 
-def decode_with_stats(ref: SliceRef, contract: PreprocessContract, pool: int = POOL) -> tuple[np.ndarray, ImageStats] | Skip:
-    """`decode_slice` plus the domain check's image statistics (pooled ``pool``x: `ModelInfo.stats_pool`),
-    both in the decoding worker; the image handed on is the reader's view of it (`preprocess.reading_view`)."""
+def decode_with_stats(ref: SliceRef, contract: PreprocessContract, pool: int = POOL,
+                      texture: bool = True) -> tuple[np.ndarray, ImageStats] | Skip:
+    """`decode_slice` plus the domain check's image statistics (pooled ``pool``x: `ModelInfo.stats_pool`;
+    the reported texture figures only with ``texture``), both in the decoding worker; the image handed on is
+    the reader's view of it (`preprocess.reading_view`)."""
     image = decode_slice(ref, contract)
     if isinstance(image, Skip):
         return image
-    stats = image_stats(image, contract, pool)  # physics on the slice as stored, before the reader's view
+    stats = image_stats(image, contract, pool, texture)  # physics on the slice as stored, before the reader's view
     head = region_of(ref.body_part) == "head"
     return reading_view(image, kernel_class(ref.kernel or ""), head, contract), stats
+
+
+# The streak index and the NPS mean frequency are reported as series medians and decide nothing; they cost
+# about 1.9 ms of a core per slice, two thirds of the statistics (benchmarks/README.md), so a series takes
+# them on its first slice and every TEXTURE_EVERY-th after it.
+TEXTURE_EVERY = 8
+
+
+class TextureSampler:
+    """Which slices of a run get the reported texture figures: the first of each series, then every
+    ``every``-th of it, in the order the slices are handed over."""
+
+    def __init__(self, every: int = TEXTURE_EVERY):
+        self.every = every
+        self._seen: Counter[str] = Counter()
+
+    def __call__(self, ref: SliceRef) -> bool:
+        count = self._seen[ref.series_instance_uid]
+        self._seen[ref.series_instance_uid] = count + 1
+        return count % self.every == 0
 
 
 DECODERS = ("threads", "processes")

@@ -13,7 +13,7 @@ from typing import Any
 from tfkt_edge.backends import Backend
 from tfkt_edge.dicom import Skip, SliceRef
 from tfkt_edge.pipeline.batching import Batcher
-from tfkt_edge.pipeline.decode import decode_with_stats, decoder_pool
+from tfkt_edge.pipeline.decode import TextureSampler, decode_with_stats, decoder_pool
 from tfkt_edge.pipeline.slots import SharedSlots, decode_into_slot
 from tfkt_edge.verdict.result import SliceScore
 
@@ -36,6 +36,7 @@ def score_slices(
     contract, stats_pool = backend.model.contract, backend.model.stats_pool
     in_flight: deque[tuple[SliceRef, Future[Any], int]] = deque()
     source = iter(refs)
+    texture = TextureSampler()
     with nullcontext(pool) if pool is not None else decoder_pool(workers) as decoders:
         # Decoding processes write into shared memory instead of pickling each slice back (1 MiB).
         shared = SharedSlots(prefetch, contract.size) if isinstance(decoders, ProcessPoolExecutor) else None
@@ -47,8 +48,9 @@ def score_slices(
                     if ref is None:
                         break
                     slot = free.pop()
-                    job = decoders.submit(decode_into_slot, ref, contract, stats_pool, shared.name, slot, prefetch) if shared \
-                        else decoders.submit(decode_with_stats, ref, contract, stats_pool)
+                    job = decoders.submit(decode_into_slot, ref, contract, stats_pool, shared.name, slot, prefetch,
+                                          texture(ref)) if shared \
+                        else decoders.submit(decode_with_stats, ref, contract, stats_pool, texture(ref))
                     in_flight.append((ref, job, slot))
                 if not in_flight:
                     break

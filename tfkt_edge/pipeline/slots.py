@@ -19,7 +19,7 @@ import numpy as np
 from tfkt_edge.dicom import Skip, SliceRef, read_slices
 from tfkt_edge.errors import DecodingError
 from tfkt_edge.model.preprocess import PreprocessContract
-from tfkt_edge.pipeline.decode import decode_with_stats
+from tfkt_edge.pipeline.decode import TextureSampler, decode_with_stats
 from tfkt_edge.verdict.domain import ImageStats
 
 if TYPE_CHECKING:
@@ -86,10 +86,10 @@ def _slots(name: str, count: int, size: int) -> np.ndarray:
 
 
 def decode_into_slot(ref: SliceRef, contract: PreprocessContract, pool: int, name: str, slot: int,
-                     count: int) -> ImageStats | Skip:
+                     count: int, texture: bool = True) -> ImageStats | Skip:
     """In a decoding process: decode and preprocess ``ref`` into ``slot`` of the block ``name``; return its
-    image statistics (pooled ``pool``x), or why it cannot be decoded."""
-    decoded = decode_with_stats(ref, contract, pool)
+    image statistics (pooled ``pool``x; the texture figures only with ``texture``), or why it cannot be decoded."""
+    decoded = decode_with_stats(ref, contract, pool, texture)
     if isinstance(decoded, Skip):
         return decoded
     image, stats = decoded
@@ -106,12 +106,14 @@ def read_into_slots(paths: list[Path], contract: PreprocessContract, pool: int, 
                     count: int) -> list[FileRead]:
     """In a decoding process: read each file's header and decode its slice into its slot of the block
     ``name`` (one slot per path), so the parent handles no header and no pixel. A file holding several
-    frames (Enhanced CT) is only read: its frames are decoded one by one afterwards."""
+    frames (Enhanced CT) is only read: its frames are decoded one by one afterwards. The texture figures are
+    taken on the slices a `TextureSampler` of this group picks."""
     done: list[FileRead] = []
+    sampler = TextureSampler()
     for path, slot in zip(paths, slots):
         found = read_slices(path)
         if isinstance(found, Skip) or len(found) != 1:
             done.append((path, found, None))
             continue
-        done.append((path, found, [decode_into_slot(found[0], contract, pool, name, slot, count)]))
+        done.append((path, found, [decode_into_slot(found[0], contract, pool, name, slot, count, sampler(found[0]))]))
     return done

@@ -113,9 +113,12 @@ def _filled(mask: np.ndarray) -> np.ndarray:
     return filled
 
 
-def image_stats(image: np.ndarray, contract: PreprocessContract = LDCTIQAC, pool: int = POOL) -> ImageStats:
+def image_stats(image: np.ndarray, contract: PreprocessContract = LDCTIQAC, pool: int = POOL,
+                texture: bool = True) -> ImageStats:
     """Statistics of one preprocessed slice (values in [0, 1], contract.size squared), the tissue ones on a
-    ``pool``x mean-pooled copy (the model's `Domain.pool`: its limits were measured that way)."""
+    ``pool``x mean-pooled copy (the model's `Domain.pool`: its limits were measured that way). Without
+    ``texture`` the two figures that are reported only, as series medians (streak index, NPS mean frequency:
+    two thirds of the cost), are left out (`pipeline.decode.TextureSampler` takes them on some slices)."""
     pooled = noise.block_sums(image, pool) / (pool * pool)
     hu = contract.hu_min + pooled * (contract.hu_max - contract.hu_min)
     body = _filled(hu > BODY_HU)
@@ -130,7 +133,8 @@ def image_stats(image: np.ndarray, contract: PreprocessContract = LDCTIQAC, pool
     water = 2.0 * float(np.sqrt(max(float(inside.mean()) / 1000.0 + 1.0, 0.0) * area / np.pi)) \
         if edge.mean() <= TRUNCATED_EDGE else None
     return ImageStats(float(body.mean()), float(tissue.size / inside.size), float(tissue.std()) if tissue.size > 8 else 0.0,
-                      *noise.measure(image, contract), water, streak_index(image), noise.nps_mean_frequency(image, contract))
+                      *noise.measure(image, contract), water, streak_index(image) if texture else None,
+                      noise.nps_mean_frequency(image, contract) if texture else None)
 
 
 @dataclass(frozen=True)
