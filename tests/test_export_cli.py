@@ -25,9 +25,9 @@ def test_checkpoint_exports_with_contract_card_and_parity(tmp_path):
     from .test_training import tiny_set
 
     train(TrainConfig(epochs=1, batch_size=2), tiny_set(2), None, tmp_path / "run")
-    output = tmp_path / "out" / "model.onnx"
-    result = runner.invoke(app, ["export", "onnx", "--checkpoint", str(tmp_path / "run" / "model.pt"), "--output", str(output)],
-                           env={"COLUMNS": "200"})
+    output, twin = tmp_path / "out" / "model.onnx", tmp_path / "out" / "model_stored.onnx"
+    result = runner.invoke(app, ["export", "onnx", "--checkpoint", str(tmp_path / "run" / "model.pt"), "--output", str(output),
+                                 "--stored-input", str(twin)], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     assert "onnx.checker   ok" in result.stdout and "tensorrt ops   ok" in result.stdout and "on real CT" in result.stdout
     backend = create_backend("onnxruntime", output)
@@ -36,6 +36,13 @@ def test_checkpoint_exports_with_contract_card_and_parity(tmp_path):
     assert json.loads(json.dumps(backend.model.card))["training"]["epochs"] == 1
     run = score_paths([EXAMPLES], backend, AlertPolicy(), 4, 1)
     assert len(run.results) == 2
+    # The stored-input twin: the same card, the same verdicts and scores through the pipeline.
+    assert "onnx (stored input)" in result.stdout
+    stored = create_backend("onnxruntime", twin)
+    assert stored.takes_stored and stored.model.card == backend.model.card
+    again = score_paths([EXAMPLES], stored, AlertPolicy(), 4, 1)
+    assert [r.verdict.status for r in again.results] == [r.verdict.status for r in run.results]
+    assert max(abs(a.scores - b.scores).max() for a, b in zip(again.results, run.results)) < 1e-3
 
 
 def test_bad_checkpoint_is_one_line(tmp_path):

@@ -69,6 +69,9 @@ def main(argv: list[str] | None = None) -> int:
     if step not in str(card.get("reproduce", "")):
         card["reproduce"] = f"{card.get('reproduce', '')}; then {step}".lstrip("; ")
     write_card(args.model, card)
+    twin = args.model.with_name(f"{args.model.stem}_stored.onnx")  # the stored-input twin carries the same card
+    if twin.is_file():
+        write_card(twin, card)
     card_path.write_text(json.dumps(card, indent=2) + "\n")
     if args.model.resolve() == DEFAULT_MODEL.resolve():
         (Path(__file__).resolve().parents[1] / "docs" / "heldout_real.md").write_text(markdown_report(card))

@@ -8,7 +8,8 @@ import numpy as np
 
 from tfkt_edge.backends.base import BACKENDS
 from tfkt_edge.errors import ModelError
-from tfkt_edge.model.model_file import DEFAULT_MODEL, INPUT_NAME, ModelInfo, read_metadata
+from tfkt_edge.model.model_file import DEFAULT_MODEL, INPUT_NAME, STORED_INPUTS, STORED_MODEL, ModelInfo, read_metadata
+from tfkt_edge.model.preprocess import whole_hu
 
 
 @BACKENDS.register("onnxruntime")
@@ -20,7 +21,9 @@ class OnnxRuntimeBackend:
     def __init__(self, model_path: Path | None = None, threads: int = 0, spinning: bool = False):
         import onnxruntime as ort
 
-        model_path = Path(model_path) if model_path is not None else DEFAULT_MODEL
+        if model_path is None:  # the shipped model, as the CPU runs it best: stored pixels in, statistics out
+            model_path = STORED_MODEL if STORED_MODEL.is_file() else DEFAULT_MODEL
+        model_path = Path(model_path)
         if not model_path.is_file():
             raise ModelError(f"model file not found: {model_path}")
         options = ort.SessionOptions()
@@ -36,16 +39,30 @@ class OnnxRuntimeBackend:
             raise ModelError(f"{model_path} is not a loadable ONNX model: {str(exc).splitlines()[0][:200]}") from None
         meta = self._session.get_modelmeta().custom_metadata_map
         self.model: ModelInfo = read_metadata(model_path, meta)
-        inputs = self._session.get_inputs()
-        if len(inputs) != 1 or inputs[0].name != INPUT_NAME:
-            raise ModelError(f"{model_path} must have one input named {INPUT_NAME!r}")
+        inputs = tuple(i.name for i in self._session.get_inputs())
+        # A model with its preprocessing and statistics in the graph (export/in_graph.py) takes stored pixels.
+        self.takes_stored = inputs == STORED_INPUTS
+        if inputs != (INPUT_NAME,) and not self.takes_stored:
+            raise ModelError(f"{model_path} must have one input named {INPUT_NAME!r}, or the inputs "
+                             f"{', '.join(STORED_INPUTS)} of a stored-input model")
 
     def max_batch(self) -> int | None:
         return None
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
+        if self.takes_stored:  # preprocessed slices, as whole HU of the window (`pipeline.stored.whole_hu`)
+            stored = whole_hu(np.asarray(batch, dtype=np.float32), self.model.contract)
+            rescale = np.tile(np.array([[1.0, 0.0]], dtype=np.float32), (len(batch), 1))
+            return self.infer_stored(stored, rescale)[0]
         scores = self._session.run(None, {INPUT_NAME: np.ascontiguousarray(batch, dtype=np.float32)})[0]
         return np.asarray(scores, dtype=np.float32).reshape(len(batch))
+
+    def infer_stored(self, stored: np.ndarray, rescale: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(N, 1, S, S) int16 stored pixels and (N, 2) slope, intercept -> (N,) scores and (N, len(STATS_OUTPUT))
+        statistics (NaN: none), for a stored-input model."""
+        scores, stats = self._session.run(None, {STORED_INPUTS[0]: np.ascontiguousarray(stored, dtype=np.int16),
+                                                  STORED_INPUTS[1]: np.ascontiguousarray(rescale, dtype=np.float32)})
+        return np.asarray(scores, dtype=np.float32).reshape(len(stored)), np.asarray(stats, dtype=np.float32)
 
     def close(self) -> None:
         self._session = None

@@ -20,11 +20,15 @@ app = typer.Typer(help="Export trained checkpoints to deployable model files.", 
 def onnx(
     checkpoint: Annotated[Path, typer.Option("--checkpoint", help="model.pt of a training run.", show_default=False)],
     output: Annotated[Path, typer.Option("--output", "-o", help="ONNX file to write.", show_default=False)],
+    stored_input: Annotated[Path | None, typer.Option(
+        "--stored-input", help="Also write its stored-input twin here: int16 pixels and their slope and intercept "
+        "in, the window and the verdict's statistics in the graph (the CPU default; not for TensorRT).",
+        show_default=False)] = None,
 ) -> None:
     """ONNX with a dynamic batch, the preprocessing contract and model card inside; checked with
     onnx.checker and against torch on real CT slices (fails above 1e-3).
 
-    Example: tfkt-edge export onnx --checkpoint runs/finetune/model.pt --output model.onnx
+    Example: tfkt-edge export onnx --checkpoint runs/finetune/model.pt --output model.onnx --stored-input model_stored.onnx
     """
     require_training_extra()
     from tfkt_edge.export.onnx import export_checkpoint
@@ -38,6 +42,14 @@ def onnx(
     out.print("  onnx.checker   ok")
     out.print(f"  tensorrt ops   ok ({len(exported.operators.counts)} operator types, opset {exported.operators.opset})")
     out.print(f"  parity         ok (max |torch - onnxruntime| {difference:.1e} on real CT, limit 1e-03)")
+    if stored_input is not None:
+        from tfkt_edge.examples import EXAMPLES
+        from tfkt_edge.export.in_graph import write_twin
+
+        differences = write_twin(checkpoint, output, stored_input, [EXAMPLES])
+        out.print(f"onnx (stored input): {stored_input}")
+        out.print(f"  parity         ok (max |torch - onnxruntime| score {differences['score']:.1e}, statistics "
+                  f"{max(v for k, v in differences.items() if k != 'score'):.1e} relative)")
 
 
 @app.command()

@@ -14,9 +14,17 @@ from tfkt_edge.verdict.domain import DEFAULT_DOMAIN, POOL, Domain
 from tfkt_edge.verdict.noise import NoiseLimits, limits_from_card
 
 ASSETS = Path(__file__).parents[1] / "assets"  # tfkt_edge/assets: the shipped model and its card
-DEFAULT_MODEL = ASSETS / "tfkt_edge_s.onnx"
+DEFAULT_MODEL = ASSETS / "tfkt_edge_s.onnx"  # image input: TensorRT, INT8, Triton on a GPU, the reference
+# The same weights with the window and the statistics in the graph (export/in_graph.py): the CPU default.
+STORED_MODEL = ASSETS / "tfkt_edge_s_stored.onnx"
 INPUT_NAME = "image"
 OUTPUT_NAME = "score"
+# A model exported with its preprocessing and statistics in the graph (export/in_graph.py) takes the stored
+# pixels and each slice's slope and intercept, and returns the statistics beside
+# the score, in this order (NaN: none).
+STORED_INPUTS = ("stored", "rescale")
+STATS_NAME = "stats"
+STATS_OUTPUT = ("noise_hu", "noise_texture", "body_fraction", "tissue_fraction", "structure_hu", "water_diameter_px")
 CARD_KEY = "tfkt_edge.card"
 MODEL_KEY = "tfkt_edge.model"
 

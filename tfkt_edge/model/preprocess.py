@@ -107,6 +107,14 @@ def preprocess(hu: np.ndarray, contract: PreprocessContract = LDCTIQAC, slope: f
     return fit_to_size(scaled, contract)
 
 
+def whole_hu(image: np.ndarray, contract: PreprocessContract = LDCTIQAC) -> np.ndarray:
+    """A model input in [0, 1] as whole HU of the window (int16): what a model that windows stored pixels itself
+    (export/in_graph.py) takes, with slope 1 and intercept 0, for a slice already preprocessed (steps of 1 HU:
+    1/1400 of the LDCTIQAC window)."""
+    hu = np.rint(np.asarray(image, dtype=np.float32) * np.float32(contract.hu_max - contract.hu_min) + np.float32(contract.hu_min))
+    return hu.astype(np.int16)
+
+
 def fit_to_size(image: np.ndarray, contract: PreprocessContract = LDCTIQAC) -> np.ndarray:
     """Apply the contract's resize rule to an image already in [0, 1] (the windowed slice, or a
     grey natural photograph during pre-training) and return it as contiguous float32."""

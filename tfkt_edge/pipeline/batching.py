@@ -10,6 +10,7 @@ import numpy as np
 from tfkt_edge.backends import Backend
 from tfkt_edge.backends.base import staging, submit
 from tfkt_edge.dicom import Skip, SliceRef, reasons
+from tfkt_edge.pipeline.stored import StoredSlice, graph_stats
 from tfkt_edge.verdict.domain import ImageStats
 from tfkt_edge.verdict.result import SliceScore, slice_score
 
@@ -80,3 +81,41 @@ class Batcher:
                 scores()
             except Exception:
                 pass
+
+
+class StoredBatcher:
+    """Collects slices for a stored-input model (`pipeline.stored`) into int16 batches and scores each full
+    batch; the statistics come back from the model with the scores. ONNX Runtime scores in the calling
+    thread, so one buffer serves: it is refilled only after its batch has been scored."""
+
+    def __init__(self, backend: Backend, batch_size: int):
+        side = backend.model.contract.size
+        self.size = max(1, batch_size)
+        self.backend = backend
+        self._stored = np.empty((self.size, 1, side, side), dtype=np.int16)
+        self._rescale = np.empty((self.size, 2), dtype=np.float32)
+        self.pending: list[tuple[SliceRef, StoredSlice]] = []
+        self.scored: list[SliceScore] = []
+        self.skipped: list[Skip] = []
+
+    def add(self, ref: SliceRef, item: StoredSlice) -> None:
+        row = len(self.pending)
+        self._stored[row, 0] = item.pixels
+        self._rescale[row] = (item.slope, item.intercept)
+        self.pending.append((ref, item))
+        if len(self.pending) == self.size:
+            self.flush()
+
+    def flush(self) -> None:
+        """Score what is pending."""
+        if not self.pending:
+            return
+        n = len(self.pending)
+        scores, stats = self.backend.infer_stored(self._stored[:n], self._rescale[:n])  # type: ignore[attr-defined]
+        for (ref, item), value, row in zip(self.pending, scores, stats):
+            if np.isfinite(value):
+                measured = item.stats if item.stats is not None else graph_stats(row, item.texture)
+                self.scored.append(slice_score(ref, float(value), measured, self.backend.model))
+            else:  # never let a NaN into a median, where it would read as "not below the threshold"
+                self.skipped.append(Skip(ref.path, reasons.NON_FINITE))
+        self.pending = []

@@ -12,9 +12,10 @@ from typing import Any
 
 from tfkt_edge.backends import Backend
 from tfkt_edge.dicom import Skip, SliceRef
-from tfkt_edge.pipeline.batching import Batcher
+from tfkt_edge.pipeline.batching import Batcher, StoredBatcher
 from tfkt_edge.pipeline.decode import TextureSampler, decode_with_stats, decoder_pool
 from tfkt_edge.pipeline.slots import SharedSlots, decode_into_slot
+from tfkt_edge.pipeline.stored import decode_stored
 from tfkt_edge.verdict.result import SliceScore
 
 
@@ -31,6 +32,8 @@ def score_slices(
     Args:
         pool: decoding workers to use (default: a pool of ``workers`` made for this call).
     """
+    if getattr(backend, "takes_stored", False) and not isinstance(pool, ProcessPoolExecutor):
+        return _score_stored(refs, backend, batch_size, workers, on_slice, pool)
     batcher = Batcher(backend, batch_size)
     prefetch = max(2 * batcher.size, 2 * workers)
     contract, stats_pool = backend.model.contract, backend.model.stats_pool
@@ -69,4 +72,39 @@ def score_slices(
         finally:
             if shared is not None:
                 shared.close_after([future for _, future, _ in in_flight])
+    return batcher.scored, batcher.skipped
+
+
+def _score_stored(refs: Iterable[SliceRef], backend: Backend, batch_size: int, workers: int,
+                  on_slice: Callable[[], None] | None, pool: Executor | None) -> tuple[list[SliceScore], list[Skip]]:
+    """`score_slices` for a model that takes stored pixels (`pipeline.stored`): the workers read pixels, the
+    model windows them and measures them."""
+    batcher = StoredBatcher(backend, batch_size)
+    prefetch = max(2 * batcher.size, 2 * workers)
+    contract, stats_pool = backend.model.contract, backend.model.stats_pool
+    texture = TextureSampler()
+    in_flight: deque[tuple[SliceRef, Future[Any]]] = deque()
+    source = iter(refs)
+    with nullcontext(pool) if pool is not None else decoder_pool(workers) as decoders:
+        try:
+            while True:
+                while len(in_flight) < prefetch:
+                    ref = next(source, None)
+                    if ref is None:
+                        break
+                    in_flight.append((ref, decoders.submit(decode_stored, ref, contract, stats_pool, texture(ref))))
+                if not in_flight:
+                    break
+                ref, future = in_flight.popleft()
+                decoded = future.result()
+                if isinstance(decoded, Skip):
+                    batcher.skipped.append(decoded)
+                else:
+                    batcher.add(ref, decoded)
+                if on_slice is not None:
+                    on_slice()
+            batcher.flush()
+        finally:
+            for _, future in in_flight:
+                future.cancel()
     return batcher.scored, batcher.skipped

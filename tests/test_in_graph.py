@@ -1,0 +1,134 @@
+"""The stored-input twin of the shipped model: the window and the statistics in the graph, held to numpy on real CT."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pydicom
+import pytest
+
+from tfkt_edge.backends import create_backend
+from tfkt_edge.dicom import load_hu, scan
+from tfkt_edge.model.model_file import CARD_KEY, DEFAULT_MODEL, STATS_OUTPUT, STORED_MODEL
+from tfkt_edge.model.preprocess import LDCTIQAC, preprocess
+from tfkt_edge.pipeline.run import score_paths
+from tfkt_edge.pipeline.stored import as_int16, as_stored, takes_raw
+from tfkt_edge.verdict.domain import image_stats
+from tfkt_edge.verdict.policy import AlertPolicy
+
+# Relative differences measured on ../shared/realct (ONNX Runtime against numpy, float32 both): noise 0.06%,
+# texture 0.1%; the limits leave room for another CPU's summation order.
+LIMITS = {"noise_hu": 0.01, "noise_texture": 0.02}
+
+
+@pytest.fixture(scope="module")
+def twin():
+    backend = create_backend("onnxruntime", STORED_MODEL)
+    yield backend
+    backend.close()
+
+
+@pytest.fixture(scope="module")
+def image_model():
+    backend = create_backend("onnxruntime", DEFAULT_MODEL)
+    yield backend
+    backend.close()
+
+
+@pytest.fixture(scope="module")
+def raw_slices(realct):
+    refs = [s for series in scan([realct]).series for s in series.slices]
+    return [(ref, as_stored(ref, LDCTIQAC)) for ref in refs if takes_raw(ref, LDCTIQAC)]
+
+
+def test_the_cpu_default_is_the_twin_and_carries_the_same_card(twin):
+    assert create_backend("onnxruntime").model.path == STORED_MODEL and twin.takes_stored
+    import onnx
+
+    card = json.loads(next(p.value for p in onnx.load(str(STORED_MODEL)).metadata_props if p.key == CARD_KEY))
+    assert card == json.loads(DEFAULT_MODEL.with_suffix(".card.json").read_text())
+
+
+def test_graph_statistics_match_numpy_on_real_ct(twin, raw_slices):
+    assert len(raw_slices) >= 60
+    stored = np.stack([x[0] for _, x in raw_slices])[:, None]
+    rescale = np.array([x[1] for _, x in raw_slices], dtype=np.float32)
+    _, stats = twin.infer_stored(stored, rescale)
+    for (ref, _), row in zip(raw_slices, stats):
+        reference = image_stats(preprocess(load_hu(ref), LDCTIQAC), LDCTIQAC, twin.model.stats_pool, texture=False)
+        for name, value in zip(STATS_OUTPUT, row):
+            expected = getattr(reference, name)
+            if expected is None:
+                assert np.isnan(value), (ref.path.name, name, value)
+                continue
+            assert abs(value - expected) <= LIMITS.get(name, 1e-4) * max(abs(expected), 1.0), (ref.path.name, name, value, expected)
+
+
+def test_twin_scores_match_the_image_model(twin, image_model, raw_slices):
+    stored = np.stack([x[0] for _, x in raw_slices])[:, None]
+    rescale = np.array([x[1] for _, x in raw_slices], dtype=np.float32)
+    scores, _ = twin.infer_stored(stored, rescale)
+    images = np.stack([preprocess(load_hu(ref), LDCTIQAC) for ref, _ in raw_slices])[:, None]
+    assert np.abs(scores - image_model.infer(images)).max() < 1e-3
+    # Preprocessed slices handed to the twin as whole HU (its `infer`): within 1e-3 too.
+    assert np.abs(twin.infer(images) - image_model.infer(images)).max() < 1e-3
+
+
+def test_every_real_series_gets_the_same_verdict_from_both_models(realct, twin, image_model):
+    """All of ../shared/realct (other sizes, sharp kernels, compressed and multi-frame files take the numpy
+    path): the same verdicts, the same skips, scores within 1e-3, noise within 1%."""
+    a, b = score_paths([realct], twin, AlertPolicy()), score_paths([realct], image_model, AlertPolicy())
+    assert sorted(map(str, a.skipped)) == sorted(map(str, b.skipped))
+    by_uid = {r.series.series_instance_uid: r for r in b.results}
+    assert len(a.results) == len(b.results) >= 70
+    for ours in a.results:
+        theirs = by_uid[ours.series.series_instance_uid]
+        assert ours.verdict.status == theirs.verdict.status, ours.series.description
+        assert np.abs(ours.scores - theirs.scores).max() < 1e-3
+        if theirs.noise is not None:
+            assert abs(ours.noise.noise_hu - theirs.noise.noise_hu) <= 0.01 * theirs.noise.noise_hu + 0.01
+
+
+def test_unsigned_pixels_above_int16_keep_their_hu():
+    stored = np.array([[0, 1000, 40000, 65535]], dtype=np.uint16)
+    pixels, slope, intercept = as_int16(stored, 0.5, -1024.0)
+    assert pixels.dtype == np.int16
+    np.testing.assert_array_equal(pixels * np.float64(slope) + intercept, stored * 0.5 - 1024.0)
+    small = np.array([[0, 4095]], dtype=np.uint16)
+    assert as_int16(small, 1.0, -1024.0)[0].tolist() == [[0, 4095]]
+    assert as_int16(np.array([[0, 70000]], dtype=np.int32), 1.0, 0.0) is None  # not 16 bits: the numpy path
+
+
+def test_a_real_unsigned_file_scores_alike_through_both_paths(tmp_path, twin, image_model):
+    """A real 512x512 slice rewritten with unsigned pixels above 32767 (a scanner that stores HU + 33768):
+    the twin reads it through the shift and scores it as the image model does."""
+    from tfkt_edge.examples import EXAMPLES
+
+    ref = scan([EXAMPLES / "clinical"]).series[0].slices[0]
+    ds = pydicom.dcmread(ref.path)
+    hu = load_hu(ref)
+    ds.PixelRepresentation, ds.RescaleSlope, ds.RescaleIntercept = 0, 1, -33768
+    ds.PixelData = (np.rint(hu) + 33768).astype(np.uint16).tobytes()
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit = 16, 16, 15
+    ds.file_meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
+    ds.save_as(tmp_path / "unsigned.dcm", enforce_file_format=True)
+    a, b = score_paths([tmp_path], twin, AlertPolicy()), score_paths([tmp_path], image_model, AlertPolicy())
+    assert a.results[0].verdict.status == b.results[0].verdict.status
+    assert abs(float(a.results[0].scores[0]) - float(b.results[0].scores[0])) < 1e-3
+    assert a.results[0].slices[0].stats.noise_hu == pytest.approx(b.results[0].slices[0].stats.noise_hu, rel=0.01)
+
+
+def test_the_export_reproduces_the_shipped_twin(tmp_path):
+    pytest.importorskip("torch")
+    pytest.importorskip("onnxslim")
+    from tfkt_edge.examples import EXAMPLES
+    from tfkt_edge.export.in_graph import write_twin
+    from tfkt_edge.model.model_file import ASSETS
+
+    out = tmp_path / "twin.onnx"
+    differences = write_twin(ASSETS / "tfkt_edge_s.pt", DEFAULT_MODEL, out, [EXAMPLES])
+    assert differences["score"] < 1e-5
+    made, shipped = create_backend("onnxruntime", out), create_backend("onnxruntime", STORED_MODEL)
+    image = preprocess(load_hu(scan([EXAMPLES / "clinical"]).series[0].slices[0]), LDCTIQAC)[None, None]
+    assert abs(float(made.infer(image)[0]) - float(shipped.infer(image)[0])) < 1e-5

@@ -1,0 +1,98 @@
+"""Slices for a model that takes stored pixels (export/in_graph.py): the window and the statistics are the graph's.
+
+A decoding worker then only reads each slice's stored values (int16) and its slope and intercept; the model
+returns the statistics the verdict needs beside the score. Two kinds of slices still take the numpy path
+(`decode.decode_with_stats`) and are handed over as their model input in whole HU (slope 1, intercept 0; a
+step of 1/1400 of the window), with the statistics numpy took: a slice of another size than the model's
+(the resize rule) and a sharp-kernel slice (its reader's view, `preprocess.reading_view`). The reported
+texture figures are taken in numpy on the slices a `decode.TextureSampler` picks.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from tfkt_edge.dicom import Skip, SliceRef, load_stored, reasons
+from tfkt_edge.model.model_file import STATS_OUTPUT
+from tfkt_edge.model.preprocess import PreprocessContract, preprocess, whole_hu
+from tfkt_edge.pipeline.decode import decode_with_stats
+from tfkt_edge.verdict.domain import ImageStats, kernel_class
+from tfkt_edge.verdict.noise import nps_mean_frequency
+from tfkt_edge.verdict.streaks import streak_index
+
+INT16 = (-32768, 32767)
+
+
+@dataclass(frozen=True)
+class StoredSlice:
+    """What a stored-input model is handed for one slice, and what numpy measured of it."""
+
+    pixels: np.ndarray  # int16, contract.size squared
+    slope: float
+    intercept: float
+    stats: ImageStats | None = None  # all of them, from numpy (a slice that took the numpy path)
+    texture: tuple[float | None, float | None] | None = None  # (streak index, NPS mean frequency), when sampled
+
+
+def as_int16(stored: np.ndarray, slope: float, intercept: float) -> tuple[np.ndarray, float, float] | None:
+    """Stored values as int16 with the modality LUT that keeps their HU: unsigned values above 32767 are
+    shifted down by 32768 (the intercept takes it up); None for values that do not fit 16 bits."""
+    if stored.dtype == np.int16:
+        return stored, slope, intercept
+    if stored.dtype.kind not in "iu" or stored.size == 0:
+        return None
+    low, high = int(stored.min()), int(stored.max())
+    if low >= INT16[0] and high <= INT16[1]:
+        return stored.astype(np.int16), slope, intercept
+    if low >= 0 and high <= 65535:
+        return (stored.astype(np.int32) - 32768).astype(np.int16), slope, intercept + 32768.0 * slope
+    return None
+
+
+def takes_raw(ref: SliceRef, contract: PreprocessContract) -> bool:
+    """Whether the graph can take the slice as stored: the model's size, and no reader's view to apply."""
+    view = contract.sharp_view < 1.0 and kernel_class(ref.kernel or "") == "sharp"
+    return (ref.rows, ref.columns) == (contract.size, contract.size) and not view
+
+
+def as_stored(ref: SliceRef, contract: PreprocessContract) -> tuple[np.ndarray, tuple[float, float]] | None:
+    """(int16 pixels, (slope, intercept)) of a slice the graph takes as stored; None for the others."""
+    if not takes_raw(ref, contract):
+        return None
+    fitted = as_int16(load_stored(ref), ref.slope, ref.intercept)
+    return None if fitted is None else (fitted[0], (fitted[1], fitted[2]))
+
+
+def decode_stored(ref: SliceRef, contract: PreprocessContract, pool: int, texture: bool = True) -> StoredSlice | Skip:
+    """In a decoding worker: the slice as the stored-input model takes it, or why it cannot be decoded."""
+    if takes_raw(ref, contract):
+        try:
+            stored = load_stored(ref)
+        except Exception as exc:  # truncated or corrupt pixel data: a reason, never a traceback
+            return Skip(ref.path, reasons.PIXELS_UNREADABLE.format(detail=reasons.one_line(exc)))
+        fitted = as_int16(stored, ref.slope, ref.intercept)
+        if fitted is not None:
+            pixels, slope, intercept = fitted
+            extra = None
+            if texture:
+                image = preprocess(pixels, contract, slope, intercept)
+                extra = (streak_index(image), nps_mean_frequency(image, contract))
+            return StoredSlice(pixels, slope, intercept, None, extra)
+    decoded = decode_with_stats(ref, contract, pool, texture)
+    if isinstance(decoded, Skip):
+        return decoded
+    image, stats = decoded
+    return StoredSlice(whole_hu(image, contract), 1.0, 0.0, stats)
+
+
+def graph_stats(row: np.ndarray, texture: tuple[float | None, float | None] | None) -> ImageStats:
+    """The ImageStats of one row of the model's statistics output (NaN: none) and the sampled texture figures."""
+    values = {name: None if not math.isfinite(float(v)) else float(v) for name, v in zip(STATS_OUTPUT, row)}
+    streaks, nps = texture if texture is not None else (None, None)
+    return ImageStats(body_fraction=values["body_fraction"] or 0.0, tissue_fraction=values["tissue_fraction"] or 0.0,
+                      structure_hu=values["structure_hu"] or 0.0, noise_hu=values["noise_hu"],
+                      noise_texture=values["noise_texture"], water_diameter_px=values["water_diameter_px"],
+                      streak_index=streaks, nps_mean_frequency=nps)
