@@ -11,7 +11,10 @@ Three variants of the same ONNX file, so one repository serves on any Triton:
   engine built on the serving GPU (``tfkt-edge export tensorrt``).
 
 Input and output names, types and dims come from the model file's own
-contract. The repository needs no torch to write.
+contract and inputs: an image-input model takes ``image`` (FP32, 1 x S x S); a stored-input model
+(export/in_graph.py, the CPU default) takes ``stored`` (INT16, 1 x S x S: half the bytes a node sends) and
+``rescale`` (FP32, 2) and returns ``stats`` beside ``score``. A TensorRT plan takes images, so a repository
+with one is written from the image-input model. The repository needs no torch to write.
 """
 
 from __future__ import annotations
@@ -22,7 +25,15 @@ from pathlib import Path
 
 from tfkt_edge.backends import create_backend
 from tfkt_edge.errors import ExportError
-from tfkt_edge.model.model_file import INPUT_NAME, OUTPUT_NAME, ModelInfo
+from tfkt_edge.model.model_file import (
+    DEFAULT_MODEL,
+    INPUT_NAME,
+    OUTPUT_NAME,
+    STATS_NAME,
+    STATS_OUTPUT,
+    STORED_INPUTS,
+    ModelInfo,
+)
 
 
 @dataclass(frozen=True)
@@ -52,30 +63,46 @@ class TritonPythonModel:
 
     def execute(self, requests):
         # Requests gathered by the dynamic batcher are scored as one batch.
-        images = [pb_utils.get_input_tensor_by_name(r, "{input}").as_numpy() for r in requests]
-        scores = self.session.run(["{output}"], {{"{input}": np.concatenate(images)}})[0].astype(np.float32)
+        inputs = {{name: [pb_utils.get_input_tensor_by_name(r, name).as_numpy() for r in requests] for name in {inputs}}}
+        feed = {{name: np.concatenate(parts) for name, parts in inputs.items()}}
+        results = self.session.run({outputs}, feed)
         responses, start = [], 0
-        for image in images:
-            part = scores[start:start + len(image)].reshape(-1, 1)
-            responses.append(pb_utils.InferenceResponse([pb_utils.Tensor("{output}", part)]))
-            start += len(image)
+        for part in inputs[{inputs}[0]]:
+            stop = start + len(part)
+            tensors = [pb_utils.Tensor(name, np.asarray(result[start:stop], dtype=np.float32).reshape(len(part), -1))
+                       for name, result in zip({outputs}, results)]
+            responses.append(pb_utils.InferenceResponse(tensors))
+            start = stop
         return responses
 '''
 
 
-def _config(name: str, info: ModelInfo, settings: BatchingSettings, *, platform: str | None = None,
-            backend: str | None = None, kind: str | None = None, reshape: bool = True) -> str:
+def _tensors(info: ModelInfo, stored: bool, reshape: bool) -> tuple[str, str]:
+    """The config's input and output lists for an image-input or a stored-input model."""
     size = info.contract.size
+    score_shape = "dims: [ 1 ] reshape: { shape: [ ] }" if reshape else "dims: [ 1 ]"
+    if not stored:
+        return (f'input [ {{ name: "{INPUT_NAME}" data_type: TYPE_FP32 dims: [ 1, {size}, {size} ] }} ]',
+                f'output [ {{ name: "{OUTPUT_NAME}" data_type: TYPE_FP32 {score_shape} }} ]')
+    pixels, rescale = STORED_INPUTS
+    return (f'input [ {{ name: "{pixels}" data_type: TYPE_INT16 dims: [ 1, {size}, {size} ] }}, '
+            f'{{ name: "{rescale}" data_type: TYPE_FP32 dims: [ 2 ] }} ]',
+            f'output [ {{ name: "{OUTPUT_NAME}" data_type: TYPE_FP32 {score_shape} }}, '
+            f'{{ name: "{STATS_NAME}" data_type: TYPE_FP32 dims: [ {len(STATS_OUTPUT)} ] }} ]')
+
+
+def _config(name: str, info: ModelInfo, settings: BatchingSettings, *, platform: str | None = None,
+            backend: str | None = None, kind: str | None = None, reshape: bool = True, stored: bool = False) -> str:
     engine = f'platform: "{platform}"' if platform else f'backend: "{backend}"'
-    output_shape = "dims: [ 1 ] reshape: { shape: [ ] }" if reshape else "dims: [ 1 ]"
+    inputs, outputs = _tensors(info, stored, reshape)
     preferred = ", ".join(str(b) for b in settings.preferred if b <= settings.max_batch) or str(settings.max_batch)
     label = f"{info.name} {info.card.get('version', '')}".strip()
     return "\n".join([
         f'name: "{name}"',
         engine,
         f"max_batch_size: {settings.max_batch}",
-        f'input [ {{ name: "{INPUT_NAME}" data_type: TYPE_FP32 dims: [ 1, {size}, {size} ] }} ]',
-        f'output [ {{ name: "{OUTPUT_NAME}" data_type: TYPE_FP32 {output_shape} }} ]',
+        inputs,
+        outputs,
         f"dynamic_batching {{ preferred_batch_size: [ {preferred} ] max_queue_delay_microseconds: {settings.queue_delay_us} }}",
         f"instance_group [ {{ count: {settings.instances} kind: {kind or settings.kind} }} ]",
         f'parameters {{ key: "tfkt_edge_model" value: {{ string_value: "{label}" }} }}',
@@ -86,6 +113,7 @@ def _config(name: str, info: ModelInfo, settings: BatchingSettings, *, platform:
 def write_repository(model: Path | None, repository: Path, settings: BatchingSettings = BatchingSettings(),
                      plan: Path | None = None) -> list[Path]:
     """Write the variants into ``repository`` (created; existing variant folders are replaced); return their folders.
+    Without ``model``: the shipped CPU default (its stored-input twin), or with ``plan`` the image-input model.
 
     Raises:
         ModelError: the model file is not a tfkt-edge ONNX model.
@@ -95,11 +123,14 @@ def write_repository(model: Path | None, repository: Path, settings: BatchingSet
         raise ExportError("max batch must be 1-1024, instances at least 1 and the queue delay not negative")
     if plan is not None and not plan.is_file():
         raise ExportError(f"--plan {plan}: no such engine file")
-    backend = create_backend("onnxruntime", model)  # validates the file and reads its contract
-    try:
-        info = backend.model
+    backend = create_backend("onnxruntime", DEFAULT_MODEL if model is None and plan is not None else model)
+    try:  # the backend validates the file and reads its contract
+        info, stored = backend.model, bool(getattr(backend, "takes_stored", False))
     finally:
         backend.close()
+    if stored and plan is not None:
+        raise ExportError(f"{info.path} takes stored pixels, a TensorRT plan takes images: write the repository "
+                          f"from the image-input model ({DEFAULT_MODEL.name} for the shipped one) with --model")
     repository.mkdir(parents=True, exist_ok=True)
     variants = [(info.name, dict(platform="onnxruntime_onnx"), info.path, "model.onnx"),
                 (f"{info.name}-python", dict(backend="python", kind="KIND_CPU", reshape=False), info.path, "model.onnx")]
@@ -112,8 +143,9 @@ def write_repository(model: Path | None, repository: Path, settings: BatchingSet
             shutil.rmtree(folder)
         (folder / "1").mkdir(parents=True)
         shutil.copyfile(source, folder / "1" / filename)
-        (folder / "config.pbtxt").write_text(_config(name, info, settings, **options))
+        (folder / "config.pbtxt").write_text(_config(name, info, settings, stored=stored, **options))
         if options.get("backend") == "python":
-            (folder / "1" / "model.py").write_text(PYTHON_MODEL.format(input=INPUT_NAME, output=OUTPUT_NAME))
+            names = (list(STORED_INPUTS), [OUTPUT_NAME, STATS_NAME]) if stored else ([INPUT_NAME], [OUTPUT_NAME])
+            (folder / "1" / "model.py").write_text(PYTHON_MODEL.format(inputs=repr(names[0]), outputs=repr(names[1])))
         written.append(folder)
     return written

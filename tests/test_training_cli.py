@@ -12,7 +12,6 @@ from tfkt_edge.backends import create_backend
 from tfkt_edge.cli.main import app
 from tfkt_edge.dicom import load_hu, scan
 from tfkt_edge.evaluation.metrics import correlation_report
-from tfkt_edge.model.model_file import DEFAULT_MODEL
 
 from . import iqa_fixtures
 
@@ -62,7 +61,7 @@ def test_evaluate_end_to_end(tmp_path, labelled_ct):
     from tfkt_edge.evaluation.ldctiqac import find_labelled_folder, model_input
 
     folder = find_labelled_folder(labelled_ct)
-    direct = create_backend("onnxruntime", DEFAULT_MODEL).infer(np.stack([model_input(p) for p in folder.paths])[:, None])
+    direct = create_backend("onnxruntime").infer(np.stack([model_input(p) for p in folder.paths])[:, None])
     learned = np.array([p["learned"] for p in doc["predictions"]])
     np.testing.assert_allclose(learned, direct, atol=1e-5)
     # The verdict score is the learned score capped by the noise bound: never above it, lower only where noisy.

@@ -24,7 +24,7 @@ import pytest
 from tfkt_edge.backends import BackendOptions, create_backend
 from tfkt_edge.errors import InputError
 from tfkt_edge.examples import EXAMPLES
-from tfkt_edge.model.model_file import DEFAULT_MODEL
+from tfkt_edge.model.model_file import DEFAULT_MODEL, STORED_MODEL
 from tfkt_edge.model.preprocess import LDCTIQAC
 from tfkt_edge.verdict.policy import AlertPolicy
 
@@ -103,28 +103,39 @@ def served(repository, tmp_path_factory):
     assert _gone(server.server_pid), "tritonserver outlived triton-serve"
 
 
-def test_the_generated_configs_parse_and_match_the_onnx_model(repository):
-    import onnxruntime as ort
+def _parse(path: Path):
     from google.protobuf import text_format
     from tritonclient.grpc import model_config_pb2
 
-    session = ort.InferenceSession(str(DEFAULT_MODEL), providers=["CPUExecutionProvider"])
-    (onnx_input,), (onnx_output,) = session.get_inputs(), session.get_outputs()
-    names = sorted(p.name for p in repository.iterdir())
-    assert names == ["tfkt_edge_s", "tfkt_edge_s-python"]
-    for name in names:
-        config = text_format.Parse((repository / name / "config.pbtxt").read_text(), model_config_pb2.ModelConfig())
-        assert config.name == name and config.max_batch_size == 64
-        (model_input,) = config.input
-        assert model_input.name == onnx_input.name and list(model_input.dims) == onnx_input.shape[1:]
-        assert model_config_pb2.DataType.Name(model_input.data_type) == "TYPE_FP32"
-        (model_output,) = config.output
-        assert model_output.name == onnx_output.name
-        assert list(config.dynamic_batching.preferred_batch_size) == [16, 32]
-        assert (repository / name / "1" / "model.onnx").read_bytes() == DEFAULT_MODEL.read_bytes()
-    assert text_format.Parse((repository / "tfkt_edge_s" / "config.pbtxt").read_text(),
-                             model_config_pb2.ModelConfig()).platform == "onnxruntime_onnx"
-    assert (repository / "tfkt_edge_s-python" / "1" / "model.py").is_file()
+    return text_format.Parse(path.read_text(), model_config_pb2.ModelConfig())
+
+
+def test_the_generated_configs_parse_and_match_the_onnx_model(repository, tmp_path):
+    """The default repository serves the stored-input twin (int16 pixels in: half the bytes a node sends); one
+    written from the image-input model serves float32 images."""
+    import onnxruntime as ort
+    from tritonclient.grpc import model_config_pb2
+
+    from tfkt_edge.export.triton import write_repository
+
+    image_repository = tmp_path / "image"
+    write_repository(DEFAULT_MODEL, image_repository)
+    for folder, model, types in ((repository, STORED_MODEL, ["TYPE_INT16", "TYPE_FP32"]),
+                                 (image_repository, DEFAULT_MODEL, ["TYPE_FP32"])):
+        session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+        names = sorted(p.name for p in folder.iterdir())
+        assert names == ["tfkt_edge_s", "tfkt_edge_s-python"]
+        for name in names:
+            config = _parse(folder / name / "config.pbtxt")
+            assert config.name == name and config.max_batch_size == 64
+            assert [i.name for i in config.input] == [i.name for i in session.get_inputs()]
+            assert [list(i.dims) for i in config.input] == [i.shape[1:] for i in session.get_inputs()]
+            assert [model_config_pb2.DataType.Name(i.data_type) for i in config.input] == types
+            assert [o.name for o in config.output] == [o.name for o in session.get_outputs()]
+            assert list(config.dynamic_batching.preferred_batch_size) == [16, 32]
+            assert (folder / name / "1" / "model.onnx").read_bytes() == model.read_bytes()
+        assert _parse(folder / "tfkt_edge_s" / "config.pbtxt").platform == "onnxruntime_onnx"
+        assert (folder / "tfkt_edge_s-python" / "1" / "model.py").is_file()
 
 
 def test_a_plan_adds_a_tensorrt_variant_and_bad_settings_are_refused(tmp_path):
@@ -133,9 +144,12 @@ def test_a_plan_adds_a_tensorrt_variant_and_bad_settings_are_refused(tmp_path):
 
     plan = tmp_path / "model.engine"
     plan.write_bytes(b"an engine built on the serving GPU")
-    folders = write_repository(None, tmp_path / "repo", plan=plan)
+    folders = write_repository(None, tmp_path / "repo", plan=plan)  # a plan takes images: the image-input model
     assert [f.name for f in folders] == ["tfkt_edge_s", "tfkt_edge_s-python", "tfkt_edge_s-trt"]
     assert 'platform: "tensorrt_plan"' in (tmp_path / "repo" / "tfkt_edge_s-trt" / "config.pbtxt").read_text()
+    assert (tmp_path / "repo" / "tfkt_edge_s" / "1" / "model.onnx").read_bytes() == DEFAULT_MODEL.read_bytes()
+    with pytest.raises(ExportError, match="TensorRT plan takes images"):
+        write_repository(STORED_MODEL, tmp_path / "stored", plan=plan)
     with pytest.raises(ExportError):
         write_repository(None, tmp_path / "other", BatchingSettings(max_batch=0))
     with pytest.raises(ExportError):
@@ -160,7 +174,29 @@ def test_four_concurrent_nodes_get_the_scores_of_onnxruntime_over_grpc(served, r
     for k, backend in enumerate(backends):
         assert backend.remote_batches > 0 and backend.local_batches == 0  # really served, not the fallback
         assert np.abs(results[k] - expected).max() <= 1e-5
+        # int16 pixels and two floats of rescale per slice: half the bytes of float32 images
+        assert backend.bytes_sent == len(batch) * (512 * 512 * 2 + 2 * 4)
         backend.close()
+
+
+@needs_server
+def test_the_server_returns_the_statistics_the_local_model_measures(served, real):
+    """A stored-input batch scored on the server: the scores and the verdict's statistics of the local twin."""
+    from tfkt_edge.dicom import scan
+    from tfkt_edge.pipeline.stored import as_stored
+
+    refs = [s for series in scan([EXAMPLES / "clinical", EXAMPLES / "degraded", real["explicit_le"]]).series
+            for s in series.slices]
+    rows = [as_stored(ref, LDCTIQAC) for ref in refs]
+    stored = np.stack([r[0] for r in rows if r is not None])[:, None]
+    rescale = np.array([r[1] for r in rows if r is not None], dtype=np.float32)
+    local = create_backend("onnxruntime")
+    remote = create_backend("triton", options=BackendOptions(url=served.url))
+    (a, a_stats), (b, b_stats) = local.infer_stored(stored, rescale), remote.infer_stored(stored, rescale)
+    assert remote.remote_batches == 1 and len(a) == len(stored) >= 2
+    assert np.abs(a - b).max() <= 1e-5
+    np.testing.assert_allclose(a_stats, b_stats, rtol=1e-5, equal_nan=True)
+    remote.close()
 
 
 @needs_server

@@ -1,9 +1,11 @@
 """A shared NVIDIA Triton Inference Server, over gRPC, with local ONNX Runtime as the fallback.
 
-Many scanner nodes score on one GPU server: each node still reads, decodes
-and preprocesses its own slices (the contract comes from the local model
-file, which must be the model the server serves), and sends preprocessed
-batches to Triton. When the server cannot be reached, or answers with an
+Many scanner nodes score on one GPU server: each node still reads and decodes
+its own slices (the contract comes from the local model file, which must be
+the model the server serves) and sends batches to Triton: for a stored-input
+model (the CPU default, export/in_graph.py) int16 pixels with their slope and
+intercept, half the bytes of the preprocessed float32 slices an image-input
+model takes, and the server returns the statistics with the scores. When the server cannot be reached, or answers with an
 error, the node says so once and scores the batch locally with the same ONNX
 model, so no slice is lost; it tries the server again every RETRY_S seconds
 and says so when it is back.
@@ -20,7 +22,8 @@ import numpy as np
 from tfkt_edge.backends.base import BACKENDS
 from tfkt_edge.backends.onnxruntime import OnnxRuntimeBackend
 from tfkt_edge.errors import BackendUnavailable, InputError, ModelError
-from tfkt_edge.model.model_file import INPUT_NAME, OUTPUT_NAME
+from tfkt_edge.model.model_file import INPUT_NAME, OUTPUT_NAME, STATS_NAME, STATS_OUTPUT, STORED_INPUTS
+from tfkt_edge.model.preprocess import whole_hu
 
 log = logging.getLogger("tfkt_edge.triton")
 RETRY_S = 30.0
@@ -59,7 +62,13 @@ class TritonBackend:
         self._down_since: float | None = None
         self.remote_batches = 0
         self.local_batches = 0
+        self.bytes_sent = 0  # input tensors sent to the server
         self._connect()
+
+    @property
+    def takes_stored(self) -> bool:
+        """Whether the model (local, and so the served one) takes stored pixels (`pipeline.stored`)."""
+        return self.local.takes_stored
 
     def _connect(self) -> bool:
         """Find the served model and check it against the local contract; False (logged) when not possible."""
@@ -88,13 +97,16 @@ class TritonBackend:
     def _check(self, served: str, config: dict) -> None:
         inputs = config.get("input", [])
         size = self.model.contract.size
-        dims = [int(d) for d in inputs[0].get("dims", [])] if len(inputs) == 1 else []
-        if len(inputs) != 1 or inputs[0].get("name") != INPUT_NAME or dims != [1, size, size]:
-            raise ModelError(f"served model {served} does not take {INPUT_NAME} of 1x{size}x{size} "
-                             f"(the local model's contract): {inputs}")
+        found = [(i.get("name"), [int(d) for d in i.get("dims", [])]) for i in inputs]
+        wanted = [(STORED_INPUTS[0], [1, size, size]), (STORED_INPUTS[1], [2])] if self.takes_stored \
+            else [(INPUT_NAME, [1, size, size])]
+        if found != wanted:
+            raise ModelError(f"served model {served} does not take {', '.join(f'{n} of {d}' for n, d in wanted)} "
+                             f"(the local model's inputs and contract): {inputs}")
         outputs = [o.get("name") for o in config.get("output", [])]
-        if OUTPUT_NAME not in outputs:
-            raise ModelError(f"served model {served} has no output {OUTPUT_NAME!r}")
+        for name in [OUTPUT_NAME, STATS_NAME] if self.takes_stored else [OUTPUT_NAME]:
+            if name not in outputs:
+                raise ModelError(f"served model {served} has no output {name!r}")
 
     def _fall_back(self, why: str) -> None:
         if self._down_since is None:
@@ -107,35 +119,59 @@ class TritonBackend:
         return self._max_batch
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
+        if self.takes_stored:  # preprocessed slices, as whole HU of the window (`preprocess.whole_hu`)
+            rescale = np.tile(np.array([[1.0, 0.0]], dtype=np.float32), (len(batch), 1))
+            return self.infer_stored(whole_hu(batch, self.model.contract), rescale)[0]
+        return self._score((np.ascontiguousarray(batch, dtype=np.float32),), lambda: self.local.infer(batch))
+
+    def infer_stored(self, stored: np.ndarray, rescale: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """A stored-input model's scores and statistics (`OnnxRuntimeBackend.infer_stored`), from the server."""
+        arrays = (np.ascontiguousarray(stored, dtype=np.int16), np.ascontiguousarray(rescale, dtype=np.float32))
+        return self._score(arrays, lambda: self.local.infer_stored(stored, rescale))
+
+    def _score(self, arrays, local):
         if self._client is None and self._down_since is not None and time.monotonic() - self._down_since >= RETRY_S:
             self._connect()
         if self._client is not None:
             try:
-                scores = self._remote(batch)
+                out = self._remote(arrays)
                 self.remote_batches += 1
-                return scores
+                return out
             except Exception as exc:
                 self._fall_back(_one_line(exc))
         self.local_batches += 1
-        return self.local.infer(batch)
+        return local()
 
-    def _remote(self, batch: np.ndarray) -> np.ndarray:
+    def _remote(self, arrays: tuple[np.ndarray, ...]):
+        """The server's outputs for ``arrays`` (the model's inputs, in order), in chunks of its largest batch."""
         grpc, client = self._grpc, self._client
         if client is None:
             raise ConnectionError("not connected")
-        limit = self._max_batch or len(batch)
-        parts = []
-        for start in range(0, len(batch), limit):
-            chunk = np.ascontiguousarray(batch[start:start + limit], dtype=np.float32)
-            request = grpc.InferInput(INPUT_NAME, list(chunk.shape), "FP32")
-            request.set_data_from_numpy(chunk)
-            result = client.infer(self._served, [request], outputs=[grpc.InferRequestedOutput(OUTPUT_NAME)],
-                                        client_timeout=TIMEOUT_S)
-            scores = np.asarray(result.as_numpy(OUTPUT_NAME), dtype=np.float32).reshape(-1)
-            if len(scores) != len(chunk):
-                raise ModelError(f"the server returned {len(scores)} scores for {len(chunk)} slices")
-            parts.append(scores)
-        return np.concatenate(parts) if parts else np.empty(0, dtype=np.float32)
+        names = STORED_INPUTS if self.takes_stored else (INPUT_NAME,)
+        outputs = [OUTPUT_NAME, STATS_NAME] if self.takes_stored else [OUTPUT_NAME]
+        n = len(arrays[0])
+        limit = self._max_batch or n
+        scores, stats = [], []
+        for start in range(0, n, limit):
+            requests = []
+            for name, array in zip(names, arrays):
+                chunk = array[start:start + limit]
+                request = grpc.InferInput(name, list(chunk.shape), "INT16" if chunk.dtype == np.int16 else "FP32")
+                request.set_data_from_numpy(chunk)
+                requests.append(request)
+                self.bytes_sent += chunk.nbytes
+            result = client.infer(self._served, requests, outputs=[grpc.InferRequestedOutput(o) for o in outputs],
+                                  client_timeout=TIMEOUT_S)
+            part = np.asarray(result.as_numpy(OUTPUT_NAME), dtype=np.float32).reshape(-1)
+            if len(part) != len(arrays[0][start:start + limit]):
+                raise ModelError(f"the server returned {len(part)} scores for {len(arrays[0][start:start + limit])} slices")
+            scores.append(part)
+            if self.takes_stored:
+                stats.append(np.asarray(result.as_numpy(STATS_NAME), dtype=np.float32).reshape(len(part), len(STATS_OUTPUT)))
+        score = np.concatenate(scores) if scores else np.empty(0, dtype=np.float32)
+        if not self.takes_stored:
+            return score
+        return score, (np.concatenate(stats) if stats else np.empty((0, len(STATS_OUTPUT)), dtype=np.float32))
 
     def close(self) -> None:
         if self._client is not None:
