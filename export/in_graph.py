@@ -27,7 +27,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from tfkt_edge.export.onnx import OPSET
+from tfkt_edge.export.onnx import OPSET, finish
 from tfkt_edge.model.model_file import STATS_OUTPUT
 from tfkt_edge.model.preprocess import PreprocessContract
 from tfkt_edge.verdict import domain, noise
@@ -155,10 +155,8 @@ def export_stored(network: nn.Module, name: str, contract: PreprocessContract, c
     import warnings
 
     import onnx
-    import onnxslim
 
-    from tfkt_edge.model.model_file import CARD_KEY, MODEL_KEY, OUTPUT_NAME, STATS_NAME, STORED_INPUTS
-    from tfkt_edge.model.preprocess import METADATA_KEY
+    from tfkt_edge.model.model_file import OUTPUT_NAME, STATS_NAME, STORED_INPUTS
 
     wrapped = StoredInput(network.eval(), contract, pool).eval()
     size = contract.size
@@ -170,14 +168,7 @@ def export_stored(network: nn.Module, name: str, contract: PreprocessContract, c
         torch.onnx.export(wrapped, example, str(output), input_names=list(STORED_INPUTS),
                           output_names=[OUTPUT_NAME, STATS_NAME], dynamic_axes={k: {0: "batch"} for k in names},
                           opset_version=OPSET, dynamo=False, do_constant_folding=True)
-    graph = onnxslim.slim(onnx.load(str(output)))
-    meta = {METADATA_KEY: contract.to_json(), CARD_KEY: json.dumps(card, sort_keys=True), MODEL_KEY: name}
-    del graph.metadata_props[:]
-    for key, value in meta.items():
-        graph.metadata_props.add(key=key, value=value)
-    onnx.checker.check_model(graph, full_check=True)
-    onnx.save(graph, str(output))
-    return len(graph.graph.node)
+    return len(finish(onnx.load(str(output)), output, contract, card, name).graph.node)
 
 
 def stored_batch(paths: list[Path], contract: PreprocessContract) -> tuple[np.ndarray, np.ndarray, list]:

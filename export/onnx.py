@@ -38,8 +38,6 @@ def export_onnx(model: nn.Module, name: str, contract: PreprocessContract, card:
     contract and model card are written to its metadata_props, and the file is
     checked with onnx.checker and against TensorRT's operator table.
     """
-    import onnxslim
-
     model = model.eval()
     example = torch.rand(2, 1, contract.size, contract.size)
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -51,6 +49,15 @@ def export_onnx(model: nn.Module, name: str, contract: PreprocessContract, card:
             opset_version=OPSET, dynamo=False, do_constant_folding=True,
         )
     exported = onnx.load(str(output))
+    graph = finish(exported, output, contract, card, name)
+    return OnnxExport(output, len(exported.graph.node), len(graph.graph.node), check_operators(graph))
+
+
+def finish(exported: onnx.ModelProto, output: Path, contract: PreprocessContract, card: dict, name: str) -> onnx.ModelProto:
+    """Fold and simplify an exported graph (onnxslim), write the contract, card and name into its metadata,
+    check it (onnx.checker, full) and save it to ``output``; return it."""
+    import onnxslim
+
     graph = onnxslim.slim(exported)
     meta = {METADATA_KEY: contract.to_json(), CARD_KEY: json.dumps(card, sort_keys=True), MODEL_KEY: name}
     del graph.metadata_props[:]
@@ -58,7 +65,7 @@ def export_onnx(model: nn.Module, name: str, contract: PreprocessContract, card:
         graph.metadata_props.add(key=key, value=value)
     onnx.checker.check_model(graph, full_check=True)
     onnx.save(graph, str(output))
-    return OnnxExport(output, len(exported.graph.node), len(graph.graph.node), check_operators(graph))
+    return graph
 
 
 def max_score_difference(model: nn.Module, onnx_path: Path, images: np.ndarray) -> float:

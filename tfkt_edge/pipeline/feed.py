@@ -29,20 +29,23 @@ def score_slices(
 ) -> tuple[list[SliceScore], list[Skip]]:
     """Score slices in order; slices whose pixels fail to decode become skips.
 
+    A model that takes stored pixels (`pipeline.stored`) is handed int16 batches whose window and statistics
+    it takes itself, except from decoding processes (their shared slots hold model inputs: float32).
+
     Args:
         pool: decoding workers to use (default: a pool of ``workers`` made for this call).
     """
-    if getattr(backend, "takes_stored", False) and not isinstance(pool, ProcessPoolExecutor):
-        return _score_stored(refs, backend, batch_size, workers, on_slice, pool)
-    batcher = Batcher(backend, batch_size)
-    prefetch = max(2 * batcher.size, 2 * workers)
     contract, stats_pool = backend.model.contract, backend.model.stats_pool
     in_flight: deque[tuple[SliceRef, Future[Any], int]] = deque()
     source = iter(refs)
     texture = TextureSampler()
     with nullcontext(pool) if pool is not None else decoder_pool(workers) as decoders:
+        processes = isinstance(decoders, ProcessPoolExecutor)
+        stored = bool(getattr(backend, "takes_stored", False)) and not processes
+        batcher: Batcher | StoredBatcher = StoredBatcher(backend, batch_size) if stored else Batcher(backend, batch_size)
+        prefetch = max(2 * batcher.size, 2 * workers)
         # Decoding processes write into shared memory instead of pickling each slice back (1 MiB).
-        shared = SharedSlots(prefetch, contract.size) if isinstance(decoders, ProcessPoolExecutor) else None
+        shared = SharedSlots(prefetch, contract.size) if processes else None
         free = list(range(prefetch))
         try:
             while True:
@@ -51,9 +54,14 @@ def score_slices(
                     if ref is None:
                         break
                     slot = free.pop()
-                    job = decoders.submit(decode_into_slot, ref, contract, stats_pool, shared.name, slot, prefetch,
-                                          texture(ref)) if shared \
-                        else decoders.submit(decode_with_stats, ref, contract, stats_pool, texture(ref))
+                    job: Future[Any]
+                    if stored:
+                        job = decoders.submit(decode_stored, ref, contract, stats_pool, texture(ref))
+                    elif shared is not None:
+                        job = decoders.submit(decode_into_slot, ref, contract, stats_pool, shared.name, slot, prefetch,
+                                              texture(ref))
+                    else:
+                        job = decoders.submit(decode_with_stats, ref, contract, stats_pool, texture(ref))
                     in_flight.append((ref, job, slot))
                 if not in_flight:
                     break
@@ -61,6 +69,8 @@ def score_slices(
                 decoded = future.result()
                 if isinstance(decoded, Skip):
                     batcher.skipped.append(decoded)
+                elif isinstance(batcher, StoredBatcher):
+                    batcher.add(ref, decoded)
                 elif shared is not None:
                     batcher.add(ref, shared.array[slot], decoded)
                 else:
@@ -72,39 +82,7 @@ def score_slices(
         finally:
             if shared is not None:
                 shared.close_after([future for _, future, _ in in_flight])
-    return batcher.scored, batcher.skipped
-
-
-def _score_stored(refs: Iterable[SliceRef], backend: Backend, batch_size: int, workers: int,
-                  on_slice: Callable[[], None] | None, pool: Executor | None) -> tuple[list[SliceScore], list[Skip]]:
-    """`score_slices` for a model that takes stored pixels (`pipeline.stored`): the workers read pixels, the
-    model windows them and measures them."""
-    batcher = StoredBatcher(backend, batch_size)
-    prefetch = max(2 * batcher.size, 2 * workers)
-    contract, stats_pool = backend.model.contract, backend.model.stats_pool
-    texture = TextureSampler()
-    in_flight: deque[tuple[SliceRef, Future[Any]]] = deque()
-    source = iter(refs)
-    with nullcontext(pool) if pool is not None else decoder_pool(workers) as decoders:
-        try:
-            while True:
-                while len(in_flight) < prefetch:
-                    ref = next(source, None)
-                    if ref is None:
-                        break
-                    in_flight.append((ref, decoders.submit(decode_stored, ref, contract, stats_pool, texture(ref))))
-                if not in_flight:
-                    break
-                ref, future = in_flight.popleft()
-                decoded = future.result()
-                if isinstance(decoded, Skip):
-                    batcher.skipped.append(decoded)
-                else:
-                    batcher.add(ref, decoded)
-                if on_slice is not None:
-                    on_slice()
-            batcher.flush()
-        finally:
-            for _, future in in_flight:
-                future.cancel()
+            else:
+                for _, future, _ in in_flight:
+                    future.cancel()
     return batcher.scored, batcher.skipped
