@@ -215,6 +215,7 @@ def test_env_prints_what_a_bug_report_needs():
     assert result.exit_code == 0, result.output
     facts = json.loads(result.output)
     assert facts["model"]["name"] == "tfkt_edge_s" and facts["model"]["version"] == "0.4.2"
+    assert facts["model"]["cpu_default"].endswith("tfkt_edge_s_stored.onnx")
     assert "CPUExecutionProvider" in facts["onnxruntime"]["providers"] and facts["cpu_cores"] >= 1
     assert facts["packages"]["pydicom"] != "not installed" and "tensorrt" in facts["gpu"]
     table = invoke("env")

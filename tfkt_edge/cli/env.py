@@ -35,13 +35,15 @@ def _version(name: str) -> str:
 
 def _model() -> dict:
     """The shipped model: name, version, the checks it carries, read from its card (nothing is opened)."""
-    from tfkt_edge.model.model_file import DEFAULT_MODEL
+    from tfkt_edge.model.model_file import DEFAULT_MODEL, STORED_MODEL
 
+    # The CPU runs the stored-input twin (same weights and card); the GPU backends build from the image-input file.
+    cpu = {"cpu_default": str(STORED_MODEL) if STORED_MODEL.is_file() else str(DEFAULT_MODEL)}
     try:
         card = json.loads(DEFAULT_MODEL.with_suffix(".card.json").read_text())
     except (OSError, ValueError) as exc:
-        return {"path": str(DEFAULT_MODEL), "card": f"unreadable ({exc})"}
-    return {"path": str(DEFAULT_MODEL), "name": card.get("name"), "version": card.get("version"),
+        return {"path": str(DEFAULT_MODEL), **cpu, "card": f"unreadable ({exc})"}
+    return {"path": str(DEFAULT_MODEL), **cpu, "name": card.get("name"), "version": card.get("version"),
             "checks": card.get("checks", "none recorded"), "bytes": DEFAULT_MODEL.stat().st_size}
 
 
