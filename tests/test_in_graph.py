@@ -132,3 +132,30 @@ def test_the_export_reproduces_the_shipped_twin(tmp_path):
     made, shipped = create_backend("onnxruntime", out), create_backend("onnxruntime", STORED_MODEL)
     image = preprocess(load_hu(scan([EXAMPLES / "clinical"]).series[0].slices[0]), LDCTIQAC)[None, None]
     assert abs(float(made.infer(image)[0]) - float(shipped.infer(image)[0])) < 1e-5
+
+
+def test_the_texture_figures_are_taken_on_the_first_slice_of_each_series_and_every_8th(realct, twin):
+    """The reported texture figures of a real 20-slice series come from three of its slices (the 1st, 9th and
+    17th read); the series medians are those slices' medians, and every slice has the figures the verdict
+    decides on."""
+    from tfkt_edge.dicom import SliceRef
+    from tfkt_edge.pipeline.decode import TextureSampler
+    from tfkt_edge.verdict.noise import nps_mean_frequency
+    from tfkt_edge.verdict.streaks import streak_index
+
+    sampler = TextureSampler()
+    refs = [SliceRef.__new__(SliceRef) for _ in range(20)]
+    for k, ref in enumerate(refs):
+        object.__setattr__(ref, "series_instance_uid", "a" if k % 2 == 0 else "b")  # two series, interleaved
+    picked = [k for k, ref in enumerate(refs) if sampler(ref)]
+    assert picked == [0, 1, 16, 17]  # the 1st and 9th of each: slices 0 and 16 of "a", 1 and 17 of "b"
+
+    run = score_paths([realct / "totalsegmentator"], twin, AlertPolicy())
+    (result,) = run.results
+    stats = [s.stats for s in result.slices]
+    assert len(stats) == 20 and all(s.noise_hu is not None and s.water_diameter_px is not None for s in stats)
+    taken = [k for k, s in enumerate(stats) if s.streak_index is not None]
+    assert len(taken) == 3 and all(stats[k].nps_mean_frequency is not None for k in taken)
+    images = [preprocess(load_hu(result.slices[k].ref), LDCTIQAC) for k in taken]
+    assert result.physics.streak_index == pytest.approx(float(np.median([streak_index(x) for x in images])), rel=1e-4)
+    assert [stats[k].nps_mean_frequency for k in taken] == pytest.approx([nps_mean_frequency(x) for x in images], rel=1e-5)
