@@ -36,6 +36,8 @@ def _shown_columns(result: dict) -> list[int]:
 def notes(result: dict) -> list[str]:
     """What the table's figures are: latency units, the end-to-end input, peak memory."""
     out = [LATENCY]
+    if result.get("model_input"):
+        out.append(f"model input: {result['model_input']}")
     if result.get("end_to_end_input"):
         out.append(f"end-to-end input: {result['end_to_end_input']}")
     if result.get("peak_rss_mb") is not None:

@@ -116,6 +116,9 @@ def benchmark(
         for name in names:
             edge = open_edge(name, model, precision)
             label = {"backend": name, "model": edge.model.name, "precision": precision_of(edge)}
+            if getattr(edge, "takes_stored", False):
+                result["model_input"] = (f"{edge.model.path.name} takes int16 stored pixels: its model-only figures "
+                                         "include the window and the verdict's per-slice statistics (export/in_graph.py)")
             try:
                 if "model-only" in wanted:
                     bench.model_only(edge, label, sizes, timing, note)
