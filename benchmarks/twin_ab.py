@@ -25,7 +25,7 @@ from tfkt_edge.backends.onnxruntime import OnnxRuntimeBackend
 from tfkt_edge.bench.benchmark import machine, probe_image, write_series
 from tfkt_edge.dicom import scan
 from tfkt_edge.model.model_file import DEFAULT_MODEL, STORED_MODEL
-from tfkt_edge.model.preprocess import whole_hu
+from tfkt_edge.model.preprocess import whole_hu_batch
 from tfkt_edge.pipeline.run import score_paths
 from tfkt_edge.verdict.policy import AlertPolicy
 
@@ -33,7 +33,7 @@ from tfkt_edge.verdict.policy import AlertPolicy
 def model_only(backend: OnnxRuntimeBackend, seconds: float, batch: int = 16) -> float:
     image = np.repeat(probe_image(backend.model.contract)[None, None], batch, axis=0)
     if backend.takes_stored:
-        stored, rescale = whole_hu(image, backend.model.contract), np.tile(np.float32([[1.0, 0.0]]), (batch, 1))
+        stored, rescale = whole_hu_batch(image, backend.model.contract)
         run = lambda: backend.infer_stored(stored, rescale)
     else:
         run = lambda: backend.infer(image)

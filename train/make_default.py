@@ -194,14 +194,14 @@ def main(argv: list[str] | None = None) -> int:
     recreation = recreate(onnx_path, "heldout", progress=lambda name: print(f"  recreation {name}", flush=True))
     card["recreation"] = {k: v for k, v in recreation.items() if k != "rows"}
     export_onnx(model, args.model, LDCTIQAC, card, onnx_path)
-    save_checkpoint(model, finetune, (args.assets if shipping else checkpoints) / f"{args.model}.pt", card)
+    saved_pt = (args.assets if shipping else checkpoints) / f"{args.model}.pt"
+    save_checkpoint(model, finetune, saved_pt, card)
     (args.assets / f"{args.model}.card.json").write_text(json.dumps(card, indent=2) + "\n")
     from tfkt_edge.examples import EXAMPLES
     from tfkt_edge.export.in_graph import write_twin
     from tfkt_edge.train.validate import markdown_report
 
     # The CPU default: the same weights with the window and the statistics in the graph.
-    saved_pt = (args.assets if shipping else checkpoints) / f"{args.model}.pt"
     write_twin(saved_pt, onnx_path, args.assets / f"{args.model}_stored.onnx", [EXAMPLES])
 
     # A trial's held-out report goes beside its assets: docs/heldout_real.md describes the shipped model only.

@@ -9,7 +9,7 @@ import numpy as np
 from tfkt_edge.backends.base import BACKENDS
 from tfkt_edge.errors import ModelError
 from tfkt_edge.model.model_file import DEFAULT_MODEL, INPUT_NAME, STORED_INPUTS, STORED_MODEL, ModelInfo, read_metadata
-from tfkt_edge.model.preprocess import whole_hu
+from tfkt_edge.model.preprocess import whole_hu_batch
 
 
 @BACKENDS.register("onnxruntime")
@@ -50,10 +50,8 @@ class OnnxRuntimeBackend:
         return None
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
-        if self.takes_stored:  # preprocessed slices, as whole HU of the window (`pipeline.stored.whole_hu`)
-            stored = whole_hu(np.asarray(batch, dtype=np.float32), self.model.contract)
-            rescale = np.tile(np.array([[1.0, 0.0]], dtype=np.float32), (len(batch), 1))
-            return self.infer_stored(stored, rescale)[0]
+        if self.takes_stored:  # preprocessed slices, as whole HU of the window
+            return self.infer_stored(*whole_hu_batch(batch, self.model.contract))[0]
         scores = self._session.run(None, {INPUT_NAME: np.ascontiguousarray(batch, dtype=np.float32)})[0]
         return np.asarray(scores, dtype=np.float32).reshape(len(batch))
 

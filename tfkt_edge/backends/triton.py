@@ -23,7 +23,7 @@ from tfkt_edge.backends.base import BACKENDS
 from tfkt_edge.backends.onnxruntime import OnnxRuntimeBackend
 from tfkt_edge.errors import BackendUnavailable, InputError, ModelError
 from tfkt_edge.model.model_file import INPUT_NAME, OUTPUT_NAME, STATS_NAME, STATS_OUTPUT, STORED_INPUTS
-from tfkt_edge.model.preprocess import whole_hu
+from tfkt_edge.model.preprocess import whole_hu_batch
 
 log = logging.getLogger("tfkt_edge.triton")
 RETRY_S = 30.0
@@ -119,9 +119,8 @@ class TritonBackend:
         return self._max_batch
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
-        if self.takes_stored:  # preprocessed slices, as whole HU of the window (`preprocess.whole_hu`)
-            rescale = np.tile(np.array([[1.0, 0.0]], dtype=np.float32), (len(batch), 1))
-            return self.infer_stored(whole_hu(batch, self.model.contract), rescale)[0]
+        if self.takes_stored:  # preprocessed slices, as whole HU of the window
+            return self.infer_stored(*whole_hu_batch(batch, self.model.contract))[0]
         return self._score((np.ascontiguousarray(batch, dtype=np.float32),), lambda: self.local.infer(batch))
 
     def infer_stored(self, stored: np.ndarray, rescale: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -163,8 +162,9 @@ class TritonBackend:
             result = client.infer(self._served, requests, outputs=[grpc.InferRequestedOutput(o) for o in outputs],
                                   client_timeout=TIMEOUT_S)
             part = np.asarray(result.as_numpy(OUTPUT_NAME), dtype=np.float32).reshape(-1)
-            if len(part) != len(arrays[0][start:start + limit]):
-                raise ModelError(f"the server returned {len(part)} scores for {len(arrays[0][start:start + limit])} slices")
+            sent = min(limit, n - start)
+            if len(part) != sent:
+                raise ModelError(f"the server returned {len(part)} scores for {sent} slices")
             scores.append(part)
             if self.takes_stored:
                 stats.append(np.asarray(result.as_numpy(STATS_NAME), dtype=np.float32).reshape(len(part), len(STATS_OUTPUT)))

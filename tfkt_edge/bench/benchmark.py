@@ -29,7 +29,7 @@ import numpy as np
 from tfkt_edge.backends import Backend
 from tfkt_edge.bench.machine import host
 from tfkt_edge.dicom import load_hu, scan
-from tfkt_edge.model.preprocess import LDCTIQAC, PreprocessContract, preprocess, whole_hu
+from tfkt_edge.model.preprocess import LDCTIQAC, PreprocessContract, preprocess, whole_hu_batch
 from tfkt_edge.pipeline.decode import decode_slice, decoder_pool
 from tfkt_edge.pipeline.run import score_paths
 from tfkt_edge.verdict.policy import AlertPolicy
@@ -94,9 +94,8 @@ def probe_image(contract: PreprocessContract) -> np.ndarray:
     return preprocess(load_hu(scan([EXAMPLES / "clinical"]).series[0].slices[0]), contract)
 
 
-def _stored_infer(backend: Backend, size: int) -> Callable[[np.ndarray], np.ndarray]:
-    """A stored-input model's scoring of ``size`` int16 slices with slope 1 and intercept 0 (its statistics too)."""
-    rescale = np.tile(np.array([[1.0, 0.0]], dtype=np.float32), (size, 1))
+def _scores_of_stored(backend: Backend, rescale: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    """A stored-input model's scores of int16 batches with this slope and intercept (its statistics computed too)."""
     run = backend.infer_stored  # type: ignore[attr-defined]
     return lambda stored: run(stored, rescale)[0]
 
@@ -114,8 +113,8 @@ def model_only(backend: Backend, label: dict, batch_sizes: list[int], timing: Ti
             batch = np.repeat(image[None, None], size, axis=0)
             infer: Callable[[np.ndarray], np.ndarray] = backend.infer
             if getattr(backend, "takes_stored", False):  # what the pipeline hands it: int16 pixels and their LUT
-                batch = whole_hu(batch, backend.model.contract)
-                infer = _stored_infer(backend, size)
+                batch, rescale = whole_hu_batch(batch, backend.model.contract)
+                infer = _scores_of_stored(backend, rescale)
             row = {**label, "mode": "model-only", "batch_size": size, **time_batches(infer, batch, timing)}
             if label["backend"] in ("torch", "tensorrt"):
                 row["h2d_ms"] = h2d_ms(batch)

@@ -115,6 +115,12 @@ def whole_hu(image: np.ndarray, contract: PreprocessContract = LDCTIQAC) -> np.n
     return hu.astype(np.int16)
 
 
+def whole_hu_batch(batch: np.ndarray, contract: PreprocessContract = LDCTIQAC) -> tuple[np.ndarray, np.ndarray]:
+    """A batch of model inputs (N x 1 x S x S, in [0, 1]) as a stored-input model takes it: the pixels as
+    `whole_hu`, and each slice's slope and intercept, 1 and 0 (N x 2)."""
+    return whole_hu(batch, contract), np.tile(np.array([[1.0, 0.0]], dtype=np.float32), (len(batch), 1))
+
+
 def fit_to_size(image: np.ndarray, contract: PreprocessContract = LDCTIQAC) -> np.ndarray:
     """Apply the contract's resize rule to an image already in [0, 1] (the windowed slice, or a
     grey natural photograph during pre-training) and return it as contiguous float32."""

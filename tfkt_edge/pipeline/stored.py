@@ -68,19 +68,17 @@ def as_stored(ref: SliceRef, contract: PreprocessContract) -> tuple[np.ndarray, 
 
 def decode_stored(ref: SliceRef, contract: PreprocessContract, pool: int, texture: bool = True) -> StoredSlice | Skip:
     """In a decoding worker: the slice as the stored-input model takes it, or why it cannot be decoded."""
-    if takes_raw(ref, contract):
-        try:
-            stored = load_stored(ref)
-        except Exception as exc:  # truncated or corrupt pixel data: a reason, never a traceback
-            return Skip(ref.path, reasons.PIXELS_UNREADABLE.format(detail=reasons.one_line(exc)))
-        fitted = as_int16(stored, ref.slope, ref.intercept)
-        if fitted is not None:
-            pixels, slope, intercept = fitted
-            extra = None
-            if texture:
-                image = preprocess(pixels, contract, slope, intercept)
-                extra = (streak_index(image), nps_mean_frequency(image, contract))
-            return StoredSlice(pixels, slope, intercept, None, extra)
+    try:
+        raw = as_stored(ref, contract)
+    except Exception as exc:  # truncated or corrupt pixel data: a reason, never a traceback
+        return Skip(ref.path, reasons.PIXELS_UNREADABLE.format(detail=reasons.one_line(exc)))
+    if raw is not None:
+        pixels, (slope, intercept) = raw
+        extra = None
+        if texture:
+            image = preprocess(pixels, contract, slope, intercept)
+            extra = (streak_index(image), nps_mean_frequency(image, contract))
+        return StoredSlice(pixels, slope, intercept, None, extra)
     decoded = decode_with_stats(ref, contract, pool, texture)
     if isinstance(decoded, Skip):
         return decoded
