@@ -1,7 +1,8 @@
 """DICOM ingestion: files and folders -> ordered CT series, and reasons for the rest.
 
 Opened in data order: `discover` (files, folders, DICOMDIR file-sets), `slices` (one file's header -> its
-slices or a skip reason; `deflated` inflates within a bound), `series` (grouping and anatomical order),
+slices or a skip reason; `walk` reads a plain header in one pass into a `header.Header`, pydicom the rest;
+`deflated` inflates within a bound), `series` (grouping and anatomical order),
 `scanner` (all of it over many paths), `pixels` (decoding to stored values and HU).
 """
 

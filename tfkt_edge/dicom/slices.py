@@ -16,6 +16,8 @@ from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 import tfkt_edge.dicom.reasons as reasons
 from tfkt_edge.dicom.deflated import read_dataset
+from tfkt_edge.dicom.header import Header
+from tfkt_edge.dicom.walk import walk_header
 
 CT_IMAGE = "1.2.840.10008.5.1.4.1.1.2"
 ENHANCED_CT_IMAGE = "1.2.840.10008.5.1.4.1.1.2.1"
@@ -85,9 +87,12 @@ class Skip:
     series_uid: str = ""  # the file's series, where its header was read (`reasons.loses_slice`: is the series short of it?)
 
 
-def _read(path: Path) -> Dataset | Skip:
-    try:
-        return read_dataset(path, defer_size=_DEFER)  # a deflated file within a bound: never a deflate bomb whole
+def _read(path: Path) -> Header | Skip:
+    walked = walk_header(path)  # the plain case in one pass over the header (dicom/walk.py)
+    if walked is not None:
+        return walked
+    try:  # a deflated file within a bound: never a deflate bomb whole
+        return Header.of_dataset(read_dataset(path, defer_size=_DEFER))
     except InvalidDicomError:
         pass
     except Exception as exc:  # a truncated or corrupt header: never a traceback
@@ -97,7 +102,7 @@ def _read(path: Path) -> Dataset | Skip:
     try:
         ds = pydicom.dcmread(path, defer_size=_DEFER, force=True)
         if "SOPClassUID" in ds and "Modality" in ds:
-            return ds
+            return Header.of_dataset(ds)
     except Exception:
         pass
     return Skip(path, reasons.NOT_DICOM)
@@ -149,11 +154,11 @@ def _int_or_none(value) -> int | None:
         return None
 
 
-def _classify(ds: Dataset) -> str | None:
-    """The skip reason for a dataset, or None when it holds CT images to score."""
-    media_sop = _meta(ds, "MediaStorageSOPClassUID")
+def _classify(ds: Header) -> str | None:
+    """The skip reason for a header, or None when it holds CT images to score."""
+    media_sop = ds.meta["MediaStorageSOPClassUID"]
     sop = _sop_class(ds)
-    if MEDIA_DIRECTORY in (sop, media_sop) or "DirectoryRecordSequence" in ds:
+    if MEDIA_DIRECTORY in (sop, media_sop) or ds.directory:
         return reasons.DICOMDIR
     if not sop:
         return reasons.UNREADABLE.format(detail="no SOP Class UID: truncated, or not an image object")
@@ -167,7 +172,7 @@ def _classify(ds: Dataset) -> str | None:
     image_type = [v.strip().upper() for v in _text(ds.get("ImageType")).split("\\")]
     if "LOCALIZER" in image_type:
         return reasons.LOCALIZER
-    if not any(tag in ds for tag in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
+    if not ds.has_pixels:
         return reasons.NO_PIXELS
     rows, columns = _int_or_none(ds.get("Rows")) or 0, _int_or_none(ds.get("Columns")) or 0
     if min(rows, columns) < MIN_MATRIX:
@@ -185,21 +190,16 @@ class _Refused(ValueError):
     """A header value that makes the file unusable; its message is the whole skip reason."""
 
 
-def _meta(ds: Dataset, keyword: str) -> str:
-    """A file meta element as text, "" when absent."""
-    return str(getattr(getattr(ds, "file_meta", None), keyword, "") or "")
-
-
-def _sop_class(ds: Dataset) -> str:
+def _sop_class(ds: Header) -> str:
     """SOPClassUID, else the file meta's MediaStorageSOPClassUID (some anonymisers blank the former)."""
     own = str(ds.get("SOPClassUID", "") or "")
     if own or "Modality" not in ds:  # a header cut short before Modality is unreadable, not anonymised
         return own
-    return _meta(ds, "MediaStorageSOPClassUID")
+    return ds.meta["MediaStorageSOPClassUID"]
 
 
-def _sop_instance(ds: Dataset) -> str:
-    return str(ds.get("SOPInstanceUID", "") or "") or _meta(ds, "MediaStorageSOPInstanceUID")
+def _sop_instance(ds: Header) -> str:
+    return str(ds.get("SOPInstanceUID", "") or "") or ds.meta["MediaStorageSOPInstanceUID"]
 
 
 # Phantom and QA words, matched as whole words (or phrases of whole words): "QA" names a QA scan, the
@@ -209,7 +209,7 @@ PHANTOM_WORDS = ("PHANTOM", "CATPHAN", "QA", "QC", "QUALITY ASSURANCE", "QUALITY
 _PHANTOM = re.compile(r"(?<![A-Z0-9])(?:" + "|".join(re.escape(w) for w in PHANTOM_WORDS) + r")(?![A-Z0-9])")
 
 
-def _acquisition(ds: Dataset) -> dict:
+def _acquisition(ds: Header) -> dict:
     """Header facts for the domain check; each may be absent."""
     text = " ".join(_text(ds.get(k)) for k in ("PatientName", "PatientID", "StudyDescription", "SeriesDescription",
                                                 "ProtocolName", "BodyPartExamined")).upper() + " "
@@ -250,29 +250,29 @@ def _rescale(slope_value, intercept_value) -> tuple[float, float]:
     return slope, intercept
 
 
-def _check_pixel_size(ds: Dataset, frames: int) -> RawDataElement | None:
+def _check_pixel_size(ds: Header, frames: int) -> RawDataElement | None:
     """For uncompressed pixel data, its length must be what Rows x Columns x frames x bytes needs.
 
     Returns the pixel data element, still on disk, when its length was checked (None otherwise)."""
-    syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
-    if syntax is None or UID(syntax).is_compressed:
+    syntax = ds.meta["TransferSyntaxUID"]
+    if not syntax or UID(syntax).is_compressed:
         return None
-    raw = ds.get_item("PixelData", keep_deferred=True)
+    raw = ds.pixel_element
     actual = getattr(raw, "length", None)
     if actual is None or actual == 0xFFFFFFFF:
         return None
     bits = _int_or_none(ds.get("BitsAllocated")) or 16
-    expected = int(ds.Rows) * int(ds.Columns) * frames * max(1, bits // 8)
+    expected = int(ds.get("Rows")) * int(ds.get("Columns")) * frames * max(1, bits // 8)
     if not expected <= actual <= expected + 1:  # one pad byte keeps the length even
         raise _Refused(reasons.PIXEL_SIZE.format(actual=actual, expected=expected))
     return raw if isinstance(raw, RawDataElement) else None
 
 
-def _raw_pixels(ds: Dataset, path: Path, checked: RawDataElement | None) -> dict:
+def _raw_pixels(ds: Header, path: Path, checked: RawDataElement | None) -> dict:
     """File offset, dtype and bits stored of one-sample, little-endian pixel data whose length
     `_check_pixel_size` found to be what the header says (``checked``); {} for anything else (pydicom
     decodes those)."""
-    syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+    syntax = ds.meta["TransferSyntaxUID"]
     if checked is None or checked.value_tell is None or syntax not in (ExplicitVRLittleEndian, ImplicitVRLittleEndian) \
             or (_int_or_none(ds.get("SamplesPerPixel")) or 1) != 1:
         return {}
@@ -296,7 +296,7 @@ def _spacing(value) -> float | None:
         return None
 
 
-def _single_frame(path: Path, ds: Dataset, common: dict, checked: RawDataElement | None) -> list[SliceRef]:
+def _single_frame(path: Path, ds: Header, common: dict, checked: RawDataElement | None) -> list[SliceRef]:
     normal = _normal(ds.get("ImageOrientationPatient"))
     slope, intercept = _rescale(ds.get("RescaleSlope"), ds.get("RescaleIntercept"))
     return [
@@ -314,10 +314,12 @@ def _single_frame(path: Path, ds: Dataset, common: dict, checked: RawDataElement
     ]
 
 
-def _enhanced_frames(path: Path, ds: Dataset, common: dict) -> list[SliceRef]:
-    """Enhanced CT: rescale, orientation and position per frame, shared groups as default."""
-    shared = _first(ds, "SharedFunctionalGroupsSequence")
-    per_frame = ds.get("PerFrameFunctionalGroupsSequence") or []
+def _enhanced_frames(path: Path, ds: Header, common: dict) -> list[SliceRef]:
+    """Enhanced CT: rescale, orientation and position per frame, shared groups as default (read from the
+    data set pydicom read whole: the walk hands these files back)."""
+    whole = ds.dataset if ds.dataset is not None else Dataset()
+    shared = _first(whole, "SharedFunctionalGroupsSequence")
+    per_frame = whole.get("PerFrameFunctionalGroupsSequence") or []
     n_frames = _int_or_none(ds.get("NumberOfFrames"))
     if n_frames is None or not 1 <= n_frames <= MAX_FRAMES or (per_frame and len(per_frame) != n_frames):
         raise _Refused(reasons.BAD_FRAMES.format(
@@ -370,10 +372,10 @@ def read_slices(path: Path) -> list[SliceRef] | Skip:
             series_description=str(ds.get("SeriesDescription", "") or ""),
             modality="CT",
             instance_number=_int_or_none(ds.get("InstanceNumber")),
-            rows=int(ds.Rows),
-            columns=int(ds.Columns),
+            rows=int(ds.get("Rows")),
+            columns=int(ds.get("Columns")),
             kernel=_text(ds.get("ConvolutionKernel")),
-            transfer_syntax=_meta(ds, "TransferSyntaxUID"),
+            transfer_syntax=ds.meta["TransferSyntaxUID"],
             **_acquisition(ds),
         )
         if _sop_class(ds) == ENHANCED_CT_IMAGE:
@@ -388,7 +390,7 @@ def read_slices(path: Path) -> list[SliceRef] | Skip:
         return Skip(path, reasons.UNREADABLE.format(detail=reasons.one_line(exc)), _series_uid(ds))
 
 
-def _series_uid(ds: Dataset) -> str:
+def _series_uid(ds: Header) -> str:
     try:
         return str(ds.get("SeriesInstanceUID", "") or "")
     except Exception:
