@@ -134,10 +134,10 @@ def test_the_export_reproduces_the_shipped_twin(tmp_path):
     assert abs(float(made.infer(image)[0]) - float(shipped.infer(image)[0])) < 1e-5
 
 
-def test_the_texture_figures_are_taken_on_the_first_slice_of_each_series_and_every_8th(realct, twin):
+def test_the_texture_figures_are_taken_on_the_first_slice_of_each_series_and_every_8th_then_32nd(realct, twin):
     """The reported texture figures of a real 20-slice series come from three of its slices (the 1st, 9th and
     17th read); the series medians are those slices' medians, and every slice has the figures the verdict
-    decides on."""
+    decides on. A long series takes them every 8th slice up to the 64th, then every 32nd."""
     from tfkt_edge.dicom import SliceRef
     from tfkt_edge.pipeline.decode import TextureSampler
     from tfkt_edge.verdict.noise import nps_mean_frequency
@@ -149,6 +149,9 @@ def test_the_texture_figures_are_taken_on_the_first_slice_of_each_series_and_eve
         object.__setattr__(ref, "series_instance_uid", "a" if k % 2 == 0 else "b")  # two series, interleaved
     picked = [k for k, ref in enumerate(refs) if sampler(ref)]
     assert picked == [0, 1, 16, 17]  # the 1st and 9th of each: slices 0 and 16 of "a", 1 and 17 of "b"
+    long = SliceRef.__new__(SliceRef)
+    object.__setattr__(long, "series_instance_uid", "c")
+    assert [k for k in range(300) if sampler(long)] == list(range(0, 64, 8)) + list(range(64, 300, 32))
 
     run = score_paths([realct / "totalsegmentator"], twin, AlertPolicy())
     (result,) = run.results
@@ -159,3 +162,84 @@ def test_the_texture_figures_are_taken_on_the_first_slice_of_each_series_and_eve
     images = [preprocess(load_hu(result.slices[k].ref), LDCTIQAC) for k in taken]
     assert result.physics.streak_index == pytest.approx(float(np.median([streak_index(x) for x in images])), rel=1e-4)
     assert [stats[k].nps_mean_frequency for k in taken] == pytest.approx([nps_mean_frequency(x) for x in images], rel=1e-5)
+
+
+def test_stored_values_are_read_straight_into_a_batch_row_with_their_hu(realct):
+    """Every uncompressed 16-bit real file, read into an int16 row of its shape: the HU of `load_hu` (signed and
+    unsigned, 16 and 12 bits stored)."""
+    from tfkt_edge.dicom import read_slices
+    from tfkt_edge.dicom.pixels import read_int16_into
+
+    refs = [ref for path in sorted(realct.rglob("*.dcm")) if isinstance(found := read_slices(path), list)
+            for ref in found if ref.pixel_dtype in ("<i2", "<u2")]
+    assert {(ref.pixel_dtype, ref.bits_stored) for ref in refs} == {("<i2", 16), ("<u2", 16), ("<u2", 12)}
+    for ref in refs:
+        row = np.empty((ref.rows, ref.columns), dtype=np.int16)
+        slope, intercept = read_int16_into(ref, row)
+        np.testing.assert_allclose(row * np.float64(slope) + intercept, load_hu(ref), atol=1e-3)
+    assert read_int16_into(refs[0], np.empty((64, 64), dtype=np.int16)) is None  # not its shape: decoded instead
+
+
+def test_a_rewritten_or_cut_file_is_refused_not_read_at_a_stale_offset(tmp_path, real):
+    import shutil
+
+    from tfkt_edge.dicom import read_slices
+    from tfkt_edge.dicom.pixels import read_int16_into
+
+    path = tmp_path / "slice.dcm"
+    shutil.copyfile(real["explicit_le"], path)
+    (ref,) = read_slices(path)
+    row = np.empty((ref.rows, ref.columns), dtype=np.int16)
+    data = path.read_bytes()
+    path.write_bytes(data[:-1000])
+    with pytest.raises(ValueError, match="changed"):
+        read_int16_into(ref, row)
+    (cut,) = read_slices(path)
+    with pytest.raises(ValueError, match="ends after"):
+        read_int16_into(cut, row)
+
+
+def test_batches_scored_in_their_ring_rows_score_as_one_slice_at_a_time(realct, twin, tmp_path):
+    """A real 20-slice series (JPEG 2000, decoded into the rows) and 6 uncompressed real slices, two of them cut
+    short: in batches of 3 the ring of rows wraps several times, and every slice scores as it does alone; the cut
+    ones are skipped, holding their rows."""
+    import shutil
+
+    folder = tmp_path / "in"
+    shutil.copytree(realct / "totalsegmentator", folder / "series", ignore=shutil.ignore_patterns("LICENSE*"))
+    singles = sorted((realct / "saltyjoke").rglob("*.dcm"))[:6]
+    for k, source in enumerate(singles):
+        data = source.read_bytes()
+        (folder / f"single{k}.dcm").write_bytes(data[: len(data) - 50_000] if k in (1, 4) else data)
+    one = score_paths([folder], twin, AlertPolicy(), batch_size=1, workers=1)
+    ring = score_paths([folder], twin, AlertPolicy(), batch_size=3, workers=2)
+
+    def by_path(run):
+        return {s.ref.path: (s.score, s.stats) for r in run.results for s in r.slices}
+
+    assert len(by_path(ring)) == 24 and by_path(ring).keys() == by_path(one).keys()
+    for path, (score, stats) in by_path(ring).items():
+        assert score == pytest.approx(by_path(one)[path][0], abs=1e-5), path
+        assert stats == by_path(one)[path][1], path
+    cut = {s.path.name for s in ring.skipped}
+    assert cut == {"single1.dcm", "single4.dcm"}
+
+
+def test_texture_figures_left_for_after_the_inference_are_those_of_the_slice(realct, twin, tmp_path):
+    """Uncompressed slices are read straight into their rows and their texture figures taken after the run's
+    inference, from the file read again: the figures of the slice itself."""
+    import shutil
+
+    from tfkt_edge.verdict.noise import nps_mean_frequency
+    from tfkt_edge.verdict.streaks import streak_index
+
+    for k, source in enumerate(sorted((realct / "saltyjoke").rglob("*.dcm"))[:5]):
+        shutil.copyfile(source, tmp_path / f"{k}.dcm")
+    run = score_paths([tmp_path], twin, AlertPolicy())
+    slices = [s for r in run.results for s in r.slices]
+    taken = [s for s in slices if s.stats.streak_index is not None]
+    assert taken and all(s.ref.pixel_offset is not None for s in taken)
+    for s in taken:
+        image = preprocess(load_hu(s.ref), LDCTIQAC)
+        assert s.stats.streak_index == pytest.approx(streak_index(image), rel=1e-4)
+        assert s.stats.nps_mean_frequency == pytest.approx(nps_mean_frequency(image), rel=1e-4)

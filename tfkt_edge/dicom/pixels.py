@@ -45,18 +45,56 @@ def load_stored(ref: SliceRef) -> np.ndarray:
         if stored.ndim != 2:
             raise ValueError(f"expected one 2-D frame, decoded shape {stored.shape}")
         return stored
-    if file_stamp(ref.path) != ref.file_stamp:  # rewritten since its header was read: the offset may be stale
-        raise ValueError("the file changed after its header was read")
+    _check_unchanged(ref)
     count = ref.rows * ref.columns
     stored = np.fromfile(ref.path, dtype=ref.pixel_dtype, count=count, offset=ref.pixel_offset)
     if stored.size != count:
         raise ValueError(f"pixel data ends after {stored.size} of {count} values")
     stored = stored.reshape(ref.rows, ref.columns)
-    shift = stored.dtype.itemsize * 8 - ref.bits_stored
-    if shift:  # unused high bits: shift them out (arithmetic for signed values, so the sign extends)
+    _drop_unused_bits(stored, ref.bits_stored)
+    return stored
+
+
+def read_int16_into(ref: SliceRef, out: np.ndarray) -> tuple[float, float] | None:
+    """Read an uncompressed 16-bit slice's stored values straight into ``out`` (int16, rows x columns, contiguous:
+    a row of a batch) and return the (slope, intercept) that keep their HU: 16-bit unsigned values are shifted
+    down by 32768 (one XOR) and the intercept takes it up. None, with ``out`` untouched, for any other slice
+    (`load_stored` decodes it). Bits above Bits Stored are ignored, as in `load_stored`.
+
+    Raises:
+        ValueError: the file changed since its header was read, or its pixel data ends early.
+    """
+    if ref.pixel_offset is None or ref.pixel_dtype not in ("<i2", "<u2") or out.shape != (ref.rows, ref.columns) \
+            or out.dtype != np.int16 or not out.flags.c_contiguous:
+        return None
+    _check_unchanged(ref)
+    with open(ref.path, "rb", buffering=0) as handle:
+        handle.seek(ref.pixel_offset)
+        got = handle.readinto(out.data.cast("B"))
+    if got != out.nbytes:
+        raise ValueError(f"pixel data ends after {got // 2} of {out.size} values")
+    if ref.pixel_dtype == "<i2":
+        _drop_unused_bits(out, ref.bits_stored)
+        return ref.slope, ref.intercept
+    unsigned = out.view(np.uint16)
+    _drop_unused_bits(unsigned, ref.bits_stored)
+    if ref.bits_stored < 16:  # below 32768: already int16
+        return ref.slope, ref.intercept
+    np.bitwise_xor(unsigned, np.uint16(0x8000), out=unsigned)  # u - 32768, as int16
+    return ref.slope, ref.intercept + 32768.0 * ref.slope
+
+
+def _check_unchanged(ref: SliceRef) -> None:
+    if file_stamp(ref.path) != ref.file_stamp:  # rewritten since its header was read: the offset may be stale
+        raise ValueError("the file changed after its header was read")
+
+
+def _drop_unused_bits(stored: np.ndarray, bits_stored: int) -> None:
+    """Bits above Bits Stored, shifted out in place (arithmetic for signed values, so the sign extends)."""
+    shift = stored.dtype.itemsize * 8 - bits_stored
+    if shift:
         np.left_shift(stored, shift, out=stored)
         np.right_shift(stored, shift, out=stored)
-    return stored
 
 
 def load_hu(ref: SliceRef) -> np.ndarray:

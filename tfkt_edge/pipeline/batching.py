@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import replace
+from itertools import repeat
 
 import numpy as np
 
 from tfkt_edge.backends import Backend
 from tfkt_edge.backends.base import staging, submit
 from tfkt_edge.dicom import Skip, SliceRef, reasons
-from tfkt_edge.pipeline.stored import StoredSlice, graph_stats
+from tfkt_edge.pipeline.stored import StoredSlice, graph_stats, texture_of
 from tfkt_edge.verdict.domain import ImageStats
 from tfkt_edge.verdict.result import SliceScore, slice_score
 
@@ -84,24 +87,41 @@ class Batcher:
 
 
 class StoredBatcher:
-    """Collects slices for a stored-input model (`pipeline.stored`) into int16 batches and scores each full
-    batch; the statistics come back from the model with the scores. ONNX Runtime scores in the calling
-    thread, so one buffer serves: it is refilled only after its batch has been scored."""
+    """Batches for a stored-input model (`pipeline.stored`) in a ring of ``batches`` int16 batch buffers: each
+    slice is handed a row (`take_row`) that its decoding worker writes straight into, in the order the slices
+    are added, and a batch is scored in place once its rows are in, so no slice is copied on the way. A row is
+    handed out again only after its batch has been scored (`free_rows`); a slice that could not be decoded
+    keeps its row, unscored. The statistics come back from the model with the scores."""
 
-    def __init__(self, backend: Backend, batch_size: int):
+    def __init__(self, backend: Backend, batch_size: int, batches: int = 3):
         side = backend.model.contract.size
         self.size = max(1, batch_size)
         self.backend = backend
-        self._stored = np.empty((self.size, 1, side, side), dtype=np.int16)
-        self._rescale = np.empty((self.size, 2), dtype=np.float32)
-        self.pending: list[tuple[SliceRef, StoredSlice]] = []
+        self._stored = np.zeros((batches * self.size, 1, side, side), dtype=np.int16)
+        self._rescale = np.zeros((batches * self.size, 2), dtype=np.float32)
+        self._handed = 0  # rows handed out so far
+        self._done = 0  # rows whose batch has been scored
+        self.pending: list[tuple[SliceRef, StoredSlice | Skip]] = []
         self.scored: list[SliceScore] = []
         self.skipped: list[Skip] = []
+        self.texture_later: list[int] = []  # indices into ``scored`` of the slices whose texture figures wait
 
-    def add(self, ref: SliceRef, item: StoredSlice) -> None:
-        row = len(self.pending)
-        self._stored[row, 0] = item.pixels
-        self._rescale[row] = (item.slope, item.intercept)
+    def free_rows(self) -> int:
+        return self._done + len(self._stored) - self._handed
+
+    def take_row(self) -> np.ndarray:
+        """The next row (contract.size squared, int16) for the next slice to be added; `free_rows` must be > 0."""
+        if self.free_rows() <= 0:
+            raise RuntimeError("every row of the ring is in use")
+        row = self._handed % len(self._stored)
+        self._handed += 1
+        view: np.ndarray = self._stored[row, 0]
+        return view
+
+    def add(self, ref: SliceRef, item: StoredSlice | Skip) -> None:
+        """The next slice in row order: what its worker wrote into its row, or why it could not."""
+        if not isinstance(item, Skip):
+            self._rescale[(self._done + len(self.pending)) % len(self._stored)] = (item.slope, item.intercept)
         self.pending.append((ref, item))
         if len(self.pending) == self.size:
             self.flush()
@@ -110,12 +130,33 @@ class StoredBatcher:
         """Score what is pending."""
         if not self.pending:
             return
-        n = len(self.pending)
-        scores, stats = self.backend.infer_stored(self._stored[:n], self._rescale[:n])  # type: ignore[attr-defined]
-        for (ref, item), value, row in zip(self.pending, scores, stats):
-            if np.isfinite(value):
-                measured = item.stats if item.stats is not None else graph_stats(row, item.texture)
-                self.scored.append(slice_score(ref, float(value), measured, self.backend.model))
-            else:  # never let a NaN into a median, where it would read as "not below the threshold"
-                self.skipped.append(Skip(ref.path, reasons.NON_FINITE))
+        n, first = len(self.pending), self._done % len(self._stored)
+        if any(not isinstance(item, Skip) for _, item in self.pending):
+            scores, stats = self.backend.infer_stored(self._stored[first:first + n],  # type: ignore[attr-defined]
+                                                      self._rescale[first:first + n])
+            for (ref, item), value, row in zip(self.pending, scores, stats):
+                if isinstance(item, Skip):
+                    self.skipped.append(item)
+                elif np.isfinite(value):
+                    measured = item.stats if item.stats is not None else graph_stats(row, item.texture)
+                    if item.texture_later:
+                        self.texture_later.append(len(self.scored))
+                    self.scored.append(slice_score(ref, float(value), measured, self.backend.model))
+                else:  # never let a NaN into a median, where it would read as "not below the threshold"
+                    self.skipped.append(Skip(ref.path, reasons.NON_FINITE))
+        else:
+            self.skipped.extend(item for _, item in self.pending if isinstance(item, Skip))
+        self._done += n
         self.pending = []
+
+    def add_texture(self, pool: Executor) -> None:
+        """After the last batch: the texture figures left for later, read again and taken in ``pool``, when the
+        model no longer needs the cores (a burst of FFTs beside its threads stalls both of them)."""
+        contract = self.backend.model.contract
+        figures = pool.map(texture_of, [self.scored[k].ref for k in self.texture_later], repeat(contract))
+        for k, texture in zip(self.texture_later, figures):
+            if texture is not None and self.scored[k].stats is not None:
+                streaks, nps = texture
+                stats = replace(self.scored[k].stats, streak_index=streaks, nps_mean_frequency=nps)  # type: ignore[type-var]
+                self.scored[k] = replace(self.scored[k], stats=stats)
+        self.texture_later = []

@@ -42,23 +42,24 @@ def decode_with_stats(ref: SliceRef, contract: PreprocessContract, pool: int = P
 
 
 # The streak index and the NPS mean frequency are reported as series medians and decide nothing; they cost
-# about 1.9 ms of a core per slice, two thirds of the statistics (benchmarks/README.md), so a series takes
-# them on its first slice and every TEXTURE_EVERY-th after it.
-TEXTURE_EVERY = 8
+# about 1.7 ms of a core per slice taken, in one burst of FFTs that holds a core the model's threads were
+# using (benchmarks/README.md). A series takes them on its first slice and every TEXTURE_EVERY-th up to
+# TEXTURE_DENSE slices (3 on a 20-slice series, 8 by the 64th), then every TEXTURE_SPARSE-th (16 on 300).
+TEXTURE_EVERY, TEXTURE_DENSE, TEXTURE_SPARSE = 8, 64, 32
 
 
 class TextureSampler:
-    """Which slices of a run get the reported texture figures: the first of each series, then every
-    ``every``-th of it, in the order the slices are handed over."""
+    """Which slices of a run get the reported texture figures, in the order the slices are handed over: of each
+    series the first, every ``every``-th up to ``dense`` slices, then every ``sparse``-th."""
 
-    def __init__(self, every: int = TEXTURE_EVERY):
-        self.every = every
+    def __init__(self, every: int = TEXTURE_EVERY, dense: int = TEXTURE_DENSE, sparse: int = TEXTURE_SPARSE):
+        self.every, self.dense, self.sparse = every, dense, sparse
         self._seen: Counter[str] = Counter()
 
     def __call__(self, ref: SliceRef) -> bool:
         count = self._seen[ref.series_instance_uid]
         self._seen[ref.series_instance_uid] = count + 1
-        return count % self.every == 0
+        return count % (self.every if count < self.dense else self.sparse) == 0
 
 
 DECODERS = ("threads", "processes")

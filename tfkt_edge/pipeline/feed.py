@@ -15,7 +15,7 @@ from tfkt_edge.dicom import Skip, SliceRef
 from tfkt_edge.pipeline.batching import Batcher, StoredBatcher
 from tfkt_edge.pipeline.decode import TextureSampler, decode_with_stats, decoder_pool
 from tfkt_edge.pipeline.slots import SharedSlots, decode_into_slot
-from tfkt_edge.pipeline.stored import decode_stored
+from tfkt_edge.pipeline.stored import decode_stored_into
 from tfkt_edge.verdict.result import SliceScore
 
 
@@ -30,7 +30,8 @@ def score_slices(
     """Score slices in order; slices whose pixels fail to decode become skips.
 
     A model that takes stored pixels (`pipeline.stored`) is handed int16 batches whose window and statistics
-    it takes itself, except from decoding processes (their shared slots hold model inputs: float32).
+    it takes itself, which decoding threads write into row by row (`batching.StoredBatcher`); not from decoding
+    processes (their shared slots hold model inputs: float32).
 
     Args:
         pool: decoding workers to use (default: a pool of ``workers`` made for this call).
@@ -47,16 +48,21 @@ def score_slices(
         # Decoding processes write into shared memory instead of pickling each slice back (1 MiB).
         shared = SharedSlots(prefetch, contract.size) if processes else None
         free = list(range(prefetch))
+
+        def room() -> bool:  # for one more slice in flight
+            return batcher.free_rows() > 0 if isinstance(batcher, StoredBatcher) else len(in_flight) < prefetch
+
         try:
             while True:
-                while len(in_flight) < prefetch:
+                while room():
                     ref = next(source, None)
                     if ref is None:
                         break
-                    slot = free.pop()
+                    slot = free.pop() if shared is not None else -1
                     job: Future[Any]
-                    if stored:
-                        job = decoders.submit(decode_stored, ref, contract, stats_pool, texture(ref))
+                    if isinstance(batcher, StoredBatcher):  # written into its batch row: no slot
+                        job = decoders.submit(decode_stored_into, ref, contract, stats_pool, texture(ref),
+                                              batcher.take_row())
                     elif shared is not None:
                         job = decoders.submit(decode_into_slot, ref, contract, stats_pool, shared.name, slot, prefetch,
                                               texture(ref))
@@ -67,18 +73,21 @@ def score_slices(
                     break
                 ref, future, slot = in_flight.popleft()
                 decoded = future.result()
-                if isinstance(decoded, Skip):
-                    batcher.skipped.append(decoded)
-                elif isinstance(batcher, StoredBatcher):
+                if isinstance(batcher, StoredBatcher):  # a skip too: it holds a row
                     batcher.add(ref, decoded)
+                elif isinstance(decoded, Skip):
+                    batcher.skipped.append(decoded)
                 elif shared is not None:
                     batcher.add(ref, shared.array[slot], decoded)
                 else:
                     batcher.add(ref, *decoded)
-                free.append(slot)
+                if shared is not None:
+                    free.append(slot)
                 if on_slice is not None:
                     on_slice()
             batcher.flush()
+            if isinstance(batcher, StoredBatcher):
+                batcher.add_texture(decoders)
         finally:
             if shared is not None:
                 shared.close_after([future for _, future, _ in in_flight])

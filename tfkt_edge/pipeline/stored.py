@@ -1,7 +1,8 @@
 """Slices for a model that takes stored pixels (export/in_graph.py): the window and the statistics are the graph's.
 
-A decoding worker then only reads each slice's stored values (int16) and its slope and intercept; the model
-returns the statistics the verdict needs beside the score. Two kinds of slices still take the numpy path
+A decoding worker then only reads each slice's stored values (int16), straight into its row of the batch
+(`batching.StoredBatcher`), and its slope and intercept; the model returns the statistics the verdict needs
+beside the score. Two kinds of slices still take the numpy path
 (`decode.decode_with_stats`) and are handed over as their model input in whole HU (slope 1, intercept 0; a
 step of 1/1400 of the window), with the statistics numpy took: a slice of another size than the model's
 (the resize rule) and a sharp-kernel slice (its reader's view, `preprocess.reading_view`). The reported
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tfkt_edge.dicom import Skip, SliceRef, load_stored, reasons
+from tfkt_edge.dicom.pixels import read_int16_into
 from tfkt_edge.model.model_file import STATS_OUTPUT
 from tfkt_edge.model.preprocess import PreprocessContract, preprocess, whole_hu
 from tfkt_edge.pipeline.decode import decode_with_stats
@@ -28,13 +30,14 @@ INT16 = (-32768, 32767)
 
 @dataclass(frozen=True)
 class StoredSlice:
-    """What a stored-input model is handed for one slice, and what numpy measured of it."""
+    """The modality LUT of a slice written into its batch row for a stored-input model, and what numpy measured
+    of it."""
 
-    pixels: np.ndarray  # int16, contract.size squared
     slope: float
     intercept: float
     stats: ImageStats | None = None  # all of them, from numpy (a slice that took the numpy path)
     texture: tuple[float | None, float | None] | None = None  # (streak index, NPS mean frequency), when sampled
+    texture_later: bool = False  # sampled, its texture figures to be taken after the run's inference (`texture_of`)
 
 
 def as_int16(stored: np.ndarray, slope: float, intercept: float) -> tuple[np.ndarray, float, float] | None:
@@ -66,24 +69,45 @@ def as_stored(ref: SliceRef, contract: PreprocessContract) -> tuple[np.ndarray, 
     return None if fitted is None else (fitted[0], (fitted[1], fitted[2]))
 
 
-def decode_stored(ref: SliceRef, contract: PreprocessContract, pool: int, texture: bool = True) -> StoredSlice | Skip:
-    """In a decoding worker: the slice as the stored-input model takes it, or why it cannot be decoded."""
+def decode_stored_into(ref: SliceRef, contract: PreprocessContract, pool: int, texture: bool,
+                       out: np.ndarray) -> StoredSlice | Skip:
+    """In a decoding worker: write the slice into ``out`` (its int16 batch row, contract.size squared) as the
+    stored-input model takes it, and say with which modality LUT; or why it cannot be decoded."""
     try:
-        raw = as_stored(ref, contract)
+        rescale = read_int16_into(ref, out) if takes_raw(ref, contract) else None
+        direct = rescale is not None
+        if rescale is None:
+            raw = as_stored(ref, contract)  # compressed or 8-bit: decoded, then fitted to int16
+            if raw is not None:
+                out[...], rescale = raw
     except Exception as exc:  # truncated or corrupt pixel data: a reason, never a traceback
         return Skip(ref.path, reasons.PIXELS_UNREADABLE.format(detail=reasons.one_line(exc)))
-    if raw is not None:
-        pixels, (slope, intercept) = raw
-        extra = None
-        if texture:
-            image = preprocess(pixels, contract, slope, intercept)
-            extra = (streak_index(image), nps_mean_frequency(image, contract))
-        return StoredSlice(pixels, slope, intercept, None, extra)
+    if rescale is not None:
+        if texture and direct:  # read again after the run's inference: a few reads, and no burst beside the model
+            return StoredSlice(*rescale, None, None, True)
+        return StoredSlice(*rescale, None, _texture(out, rescale, contract) if texture else None)
     decoded = decode_with_stats(ref, contract, pool, texture)
     if isinstance(decoded, Skip):
         return decoded
     image, stats = decoded
-    return StoredSlice(whole_hu(image, contract), 1.0, 0.0, stats)
+    out[...] = whole_hu(image, contract)
+    return StoredSlice(1.0, 0.0, stats)
+
+
+def _texture(stored: np.ndarray, rescale: tuple[float, float], contract: PreprocessContract) -> tuple[float | None, float | None]:
+    image = preprocess(stored, contract, *rescale)
+    return streak_index(image), nps_mean_frequency(image, contract)
+
+
+def texture_of(ref: SliceRef, contract: PreprocessContract) -> tuple[float | None, float | None] | None:
+    """The reported texture figures (streak index, NPS mean frequency) of a slice read straight from its file
+    (`decode_stored_into` left them for later), read again; None if it cannot be read again (rewritten since)."""
+    stored = np.empty((ref.rows, ref.columns), dtype=np.int16)
+    try:
+        rescale = read_int16_into(ref, stored)
+    except ValueError:
+        return None
+    return None if rescale is None else _texture(stored, rescale, contract)
 
 
 def graph_stats(row: np.ndarray, texture: tuple[float | None, float | None] | None) -> ImageStats:
