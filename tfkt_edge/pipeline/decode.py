@@ -10,6 +10,7 @@ from __future__ import annotations
 import multiprocessing
 from collections import Counter
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from contextlib import AbstractContextManager
 
 import numpy as np
 
@@ -65,6 +66,25 @@ class TextureSampler:
 DECODERS = ("threads", "processes")
 
 
+def one_blas_thread() -> AbstractContextManager[object]:
+    """BLAS (numpy's matrix products: the resize rule of other matrix sizes) on one thread while a run scores:
+    the decoding workers are a run's parallelism, and BLAS's own threads beside the model's stall both
+    (280 one-slice real series in-process: 1.55-1.73 s with them, 1.32-1.40 s without; benchmarks/README.md).
+    Process-wide while it lasts, as BLAS's thread count is."""
+    from threadpoolctl import threadpool_limits
+
+    limits: AbstractContextManager[object] = threadpool_limits(limits=1, user_api="blas")
+    return limits
+
+
+def _start_decoding_process() -> None:
+    """A decoding process: BLAS on one thread for its life (`one_blas_thread`), GPU decoding where it works."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1, user_api="blas")
+    enable_gpu_decoding()
+
+
 def decoder_pool(workers: int, decoders: str = "threads") -> Executor:
     """``workers`` decoding threads, or processes (spawned, not forked: the parent may hold CUDA
     or ONNX Runtime threads; each decodes lossless JPEG 2000 and JPEG on the GPU where nvImageCodec
@@ -74,7 +94,7 @@ def decoder_pool(workers: int, decoders: str = "threads") -> Executor:
     if decoders == "threads" or workers <= 1:
         return ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="decode")
     return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=enable_gpu_decoding)
+                               initializer=_start_decoding_process)
 
 
 def stop_broken(pool: Executor) -> None:

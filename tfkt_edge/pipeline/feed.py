@@ -13,7 +13,7 @@ from typing import Any
 from tfkt_edge.backends import Backend
 from tfkt_edge.dicom import Skip, SliceRef
 from tfkt_edge.pipeline.batching import Batcher, StoredBatcher
-from tfkt_edge.pipeline.decode import TextureSampler, decode_with_stats, decoder_pool
+from tfkt_edge.pipeline.decode import TextureSampler, decode_with_stats, decoder_pool, one_blas_thread
 from tfkt_edge.pipeline.slots import SharedSlots, decode_into_slot
 from tfkt_edge.pipeline.stored import decode_stored_into
 from tfkt_edge.verdict.result import SliceScore
@@ -40,7 +40,7 @@ def score_slices(
     in_flight: deque[tuple[SliceRef, Future[Any], int]] = deque()
     source = iter(refs)
     texture = TextureSampler()
-    with nullcontext(pool) if pool is not None else decoder_pool(workers) as decoders:
+    with one_blas_thread(), nullcontext(pool) if pool is not None else decoder_pool(workers) as decoders:
         processes = isinstance(decoders, ProcessPoolExecutor)
         stored = bool(getattr(backend, "takes_stored", False)) and not processes
         batcher: Batcher | StoredBatcher = StoredBatcher(backend, batch_size) if stored else Batcher(backend, batch_size)
