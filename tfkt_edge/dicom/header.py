@@ -26,6 +26,7 @@ KEPT = ("SpecificCharacterSet", "ImageType", "SOPClassUID", "SOPInstanceUID", "S
         "BitsStored", "PixelRepresentation", "RescaleIntercept", "RescaleSlope")
 META_KEPT = ("MediaStorageSOPClassUID", "MediaStorageSOPInstanceUID", "TransferSyntaxUID")
 PIXEL_KEYWORDS = ("FloatPixelData", "DoubleFloatPixelData", "PixelData")
+Kept = tuple[int, "str | None", bytes]  # an element as the walk keeps it: tag, VR (None: implicit), value bytes
 
 
 class Header:
@@ -59,14 +60,13 @@ class Header:
                    "DirectoryRecordSequence" in ds)
 
     @classmethod
-    def of_elements(cls, elements: dict[str, RawDataElement], meta: dict[str, RawDataElement],
-                    encoding: str | list[str], pixels: dict[str, RawDataElement]) -> Header:
-        """The header of raw elements by keyword, as pydicom's reader would have made them; text in ``encoding``
-        (the Specific Character Set's Python codecs)."""
+    def of_elements(cls, elements: dict[str, Kept], meta: dict[str, RawDataElement], encoding: str | list[str],
+                    implicit: bool, pixels: dict[str, RawDataElement]) -> Header:
+        """The header of elements by keyword, each converted as pydicom converts the raw element its reader
+        would have made of it; text in ``encoding`` (the Specific Character Set's Python codecs)."""
         codecs = encoding if isinstance(encoding, str) else tuple(encoding)
-        values = {keyword: _converted(raw.tag, raw.VR, raw.value, codecs, raw.is_implicit_VR)
-                  for keyword, raw in elements.items()}
-        meta_values = {keyword: str(_converted(raw.tag, raw.VR, raw.value, default_encoding, False) or "")
+        values = {keyword: converted_value(tag, vr, value, codecs, implicit) for keyword, (tag, vr, value) in elements.items()}
+        meta_values = {keyword: str(converted_value(raw.tag, raw.VR, raw.value, default_encoding, False) or "")
                        for keyword, raw in meta.items()}
         return cls(values, {keyword: meta_values.get(keyword, "") for keyword in META_KEPT}, bool(pixels),
                    pixels.get("PixelData"))
@@ -76,7 +76,7 @@ class Header:
 # rescale): each distinct value is converted once. Values are shared between headers, so they are read, never
 # changed.
 @lru_cache(maxsize=4096)
-def _converted(tag: int, vr: str | None, value: bytes | None, codecs: str | tuple[str, ...], implicit: bool) -> Any:
+def converted_value(tag: int, vr: str | None, value: bytes | None, codecs: str | tuple[str, ...], implicit: bool) -> Any:
     """pydicom's value of an element's bytes (``codecs``: the Specific Character Set's Python codecs)."""
     raw = RawDataElement(BaseTag(tag), vr, 0 if value is None else len(value), value, 0, implicit, True)
     return convert_raw_data_element(raw, encoding=codecs if isinstance(codecs, str) else list(codecs)).value

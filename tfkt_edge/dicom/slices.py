@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,23 +120,24 @@ def _first(ds: Dataset, *keywords: str) -> Dataset | None:
     return node
 
 
-def _normal(orientation) -> np.ndarray | None:
+# Plain floats: numpy's cross product and norm cost 50 us a slice on three-element vectors.
+def _normal(orientation) -> tuple[float, float, float] | None:
     if orientation is None or len(orientation) != 6:
         return None
-    row, col = np.asarray(orientation[:3], float), np.asarray(orientation[3:], float)
-    normal = np.cross(row, col)
-    norm = np.linalg.norm(normal)
-    return normal / norm if norm > 1e-6 else None
+    rx, ry, rz, cx, cy, cz = (float(v) for v in orientation)
+    normal = (ry * cz - rz * cy, rz * cx - rx * cz, rx * cy - ry * cx)
+    norm = math.sqrt(sum(v * v for v in normal))
+    return (normal[0] / norm, normal[1] / norm, normal[2] / norm) if norm > 1e-6 else None
 
 
-def _is_axial(normal: np.ndarray | None) -> bool | None:
-    return None if normal is None else bool(abs(float(normal[2])) > 0.8)
+def _is_axial(normal: tuple[float, float, float] | None) -> bool | None:
+    return None if normal is None else abs(normal[2]) > 0.8
 
 
-def _project(position, normal: np.ndarray | None) -> float | None:
+def _project(position, normal: tuple[float, float, float] | None) -> float | None:
     if position is None or normal is None or len(position) != 3:
         return None
-    return float(np.dot(np.asarray(position, float), normal))
+    return sum(float(p) * n for p, n in zip(position, normal))
 
 
 def _text(value) -> str:

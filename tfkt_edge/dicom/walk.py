@@ -25,7 +25,7 @@ from pydicom.tag import BaseTag
 from pydicom.uid import UID, DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian, ImplicitVRLittleEndian
 from pydicom.valuerep import EXPLICIT_VR_LENGTH_16, EXPLICIT_VR_LENGTH_32
 
-from tfkt_edge.dicom.header import KEPT, META_KEPT, PIXEL_KEYWORDS, Header
+from tfkt_edge.dicom.header import KEPT, META_KEPT, PIXEL_KEYWORDS, Header, Kept, converted_value
 
 
 def _tags(keywords: tuple[str, ...]) -> dict[int, str]:
@@ -48,6 +48,7 @@ _ITEM, _ITEM_END, _SEQUENCE_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
 
 _SHORT = frozenset(vr.encode() for vr in EXPLICIT_VR_LENGTH_16)
 _LONG = frozenset(vr.encode() for vr in EXPLICIT_VR_LENGTH_32)
+_VR_TEXT = {vr: vr.decode() for vr in _SHORT | _LONG}
 _EXPLICIT = struct.Struct("<HH2sH")
 _IMPLICIT = struct.Struct("<HHL")
 _LENGTH = struct.Struct("<L")
@@ -116,7 +117,7 @@ class _Walker:
 
 
 def _raw(tag: int, vr: bytes | None, length: int, value: bytes | None, tell: int, implicit: bool) -> RawDataElement:
-    text = None if vr is None else vr.decode()
+    text = None if vr is None else _VR_TEXT[vr]
     if value is None and length == 0:
         value = empty_value_for_VR(text, raw=True)  # type: ignore[assignment]
     return RawDataElement(BaseTag(tag), text, length, value, tell, implicit, True)
@@ -141,9 +142,9 @@ def _meta(walker: _Walker) -> tuple[dict[str, RawDataElement], int]:
         pos = start + length
 
 
-def _dataset(walker: _Walker, pos: int, implicit: bool) -> tuple[dict[str, RawDataElement], dict[str, RawDataElement]]:
+def _dataset(walker: _Walker, pos: int, implicit: bool) -> tuple[dict[str, Kept], dict[str, RawDataElement]]:
     """The kept top-level elements, and the pixel data element that ends the walk (its value left on disk)."""
-    elements: dict[str, RawDataElement] = {}
+    elements: dict[str, Kept] = {}
     previous = -1
     while True:
         if pos == walker.end and walker.whole:
@@ -163,7 +164,7 @@ def _dataset(walker: _Walker, pos: int, implicit: bool) -> tuple[dict[str, RawDa
         if tag in _KEPT:
             if start + length > walker.end:
                 raise _Short
-            elements[_KEPT[tag]] = _raw(tag, vr, length, walker.data[start:start + length], start, implicit)
+            elements[_KEPT[tag]] = (tag, None if vr is None else _VR_TEXT[vr], walker.data[start:start + length])
         pos = start + length
 
 
@@ -187,8 +188,9 @@ def _parse(data: bytes, whole: bool) -> Header:
         raise _Unwalked("the data set's encoding differs from its transfer syntax")
     elements, pixels = _dataset(walker, start, implicit)
     charset = elements.get("SpecificCharacterSet")
-    encoding = default_encoding if charset is None else convert_encodings(convert_raw_data_element(charset).value)
-    return Header.of_elements(elements, meta, encoding, pixels)
+    encoding = default_encoding if charset is None else \
+        convert_encodings(converted_value(*charset, default_encoding, implicit))
+    return Header.of_elements(elements, meta, encoding, implicit, pixels)
 
 
 def walk_header(path: Path) -> Header | None:
