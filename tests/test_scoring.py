@@ -379,3 +379,32 @@ def test_blas_runs_on_one_thread_while_a_run_scores_and_as_before_after(backend,
         run = score_paths([real["ct_small"]], watch)  # 128x128: resized to the model's 512
         assert watch.seen == {1} and run.results[0].slices
         assert blas_threads() == {2}
+
+
+class _FailingStored(_Wrapping):
+    """A stored-input model (the CPU default) whose ``on_call``-th batch fails, as a lost device would."""
+
+    takes_stored = True
+
+    def __init__(self, backend, on_call: int):
+        super().__init__(backend)
+        self.on_call, self.calls = on_call, 0
+
+    def infer_stored(self, stored, rescale):
+        self.calls += 1
+        if self.calls == self.on_call:
+            raise RuntimeError("device lost")
+        return self.backend.infer_stored(stored, rescale)
+
+
+def test_an_inference_error_in_the_ring_of_rows_ends_the_run_with_that_error(real, tmp_path):
+    """The stored-input path's batches are scored in their ring rows while threads write the next ones: an
+    error in the second batch ends the run with it (no hang), and the model scores the next run as before."""
+    from tfkt_edge.model.model_file import STORED_MODEL
+
+    twin = create_backend("onnxruntime", STORED_MODEL)
+    write_series(real["explicit_le"], tmp_path, [float(i) for i in range(12)], list(range(1, 13)))
+    with pytest.raises(RuntimeError, match="device lost"):
+        score_paths([tmp_path], _FailingStored(twin, on_call=2), batch_size=3, workers=2)
+    run = score_paths([tmp_path], twin, batch_size=3, workers=2)
+    assert len(run.results[0].slices) == 12
