@@ -226,8 +226,9 @@ def test_batches_scored_in_their_ring_rows_score_as_one_slice_at_a_time(realct, 
 
 
 def test_texture_figures_left_for_after_the_inference_are_those_of_the_slice(realct, twin, tmp_path):
-    """Uncompressed slices are read straight into their rows and their texture figures taken after the run's
-    inference, from the file read again: the figures of the slice itself."""
+    """Uncompressed slices' texture figures are taken after the run's inference, from the file read again: the
+    figures of the slice itself, for slices read straight into their rows and for a 616x616 reformat on the
+    numpy path (resized)."""
     import shutil
 
     from tfkt_edge.verdict.noise import nps_mean_frequency
@@ -235,10 +236,12 @@ def test_texture_figures_left_for_after_the_inference_are_those_of_the_slice(rea
 
     for k, source in enumerate(sorted((realct / "saltyjoke").rglob("*.dcm"))[:5]):
         shutil.copyfile(source, tmp_path / f"{k}.dcm")
+    shutil.copyfile(realct / "saltyjoke" / "A067967" / "coronal" / "19001006-064.dcm", tmp_path / "reformat.dcm")
     run = score_paths([tmp_path], twin, AlertPolicy())
     slices = [s for r in run.results for s in r.slices]
     taken = [s for s in slices if s.stats.streak_index is not None]
     assert taken and all(s.ref.pixel_offset is not None for s in taken)
+    assert any(s.ref.rows == 616 for s in taken)
     for s in taken:
         image = preprocess(load_hu(s.ref), LDCTIQAC)
         assert s.stats.streak_index == pytest.approx(streak_index(image), rel=1e-4)

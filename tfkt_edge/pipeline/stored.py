@@ -37,7 +37,8 @@ class StoredSlice:
     intercept: float
     stats: ImageStats | None = None  # all of them, from numpy (a slice that took the numpy path)
     texture: tuple[float | None, float | None] | None = None  # (streak index, NPS mean frequency), when sampled
-    texture_later: bool = False  # sampled, its texture figures to be taken after the run's inference (`texture_of`)
+    texture_later: bool = False  # sampled and uncompressed: its texture figures taken after the run's inference
+    # (`texture_of`), not beside the model
 
 
 def as_int16(stored: np.ndarray, slope: float, intercept: float) -> tuple[np.ndarray, float, float] | None:
@@ -86,12 +87,13 @@ def decode_stored_into(ref: SliceRef, contract: PreprocessContract, pool: int, t
         if texture and direct:  # read again after the run's inference: a few reads, and no burst beside the model
             return StoredSlice(*rescale, None, None, True)
         return StoredSlice(*rescale, None, _texture(out, rescale, contract) if texture else None)
-    decoded = decode_with_stats(ref, contract, pool, texture)
+    later = texture and ref.pixel_dtype in ("<i2", "<u2")  # uncompressed: its texture figures read again later
+    decoded = decode_with_stats(ref, contract, pool, texture and not later)
     if isinstance(decoded, Skip):
         return decoded
     image, stats = decoded
     out[...] = whole_hu(image, contract)
-    return StoredSlice(1.0, 0.0, stats)
+    return StoredSlice(1.0, 0.0, stats, None, later)
 
 
 def _texture(stored: np.ndarray, rescale: tuple[float, float], contract: PreprocessContract) -> tuple[float | None, float | None]:
@@ -100,8 +102,8 @@ def _texture(stored: np.ndarray, rescale: tuple[float, float], contract: Preproc
 
 
 def texture_of(ref: SliceRef, contract: PreprocessContract) -> tuple[float | None, float | None] | None:
-    """The reported texture figures (streak index, NPS mean frequency) of a slice read straight from its file
-    (`decode_stored_into` left them for later), read again; None if it cannot be read again (rewritten since)."""
+    """The reported texture figures (streak index, NPS mean frequency) of an uncompressed slice whose figures
+    `decode_stored_into` left for later, read again; None if it cannot be read again (rewritten since)."""
     stored = np.empty((ref.rows, ref.columns), dtype=np.int16)
     try:
         rescale = read_int16_into(ref, stored)
