@@ -188,3 +188,23 @@ def test_text_is_decoded_in_the_file_character_set(real, tmp_path, monkeypatch, 
     (ref,) = read_slices(path)
     assert ref.patient_name == name
     assert [ref] == _by_pydicom(path, monkeypatch)
+
+
+def test_large_forged_values_are_converted_but_not_remembered(real, tmp_path, monkeypatch):
+    """Values are converted once per distinct value, but only short ones are kept for reuse: a stream of files
+    with large forged text cannot grow the cache."""
+    from tfkt_edge.dicom.header import CACHED_BYTES, _remembered, converted_value
+
+    def change(ds):
+        ds.StudyDescription = "X" * (CACHED_BYTES * 4)
+
+    path = _resaved(real["ct_small"], tmp_path, "large.dcm", change)
+    _remembered.cache_clear()  # far from full, whatever ran before
+    (ref,) = read_slices(path)
+    assert [ref] == _by_pydicom(path, monkeypatch)
+    size = _remembered.cache_info().currsize
+    for k in range(5):
+        assert converted_value(0x00081030, "LO", b"%d" % k * CACHED_BYTES * 2, "iso8859", False) == str(k) * CACHED_BYTES * 2
+    assert _remembered.cache_info().currsize == size
+    converted_value(0x00081030, "LO", b"short and new " + bytes(str(tmp_path), "ascii")[-20:], "iso8859", False)
+    assert _remembered.cache_info().currsize == size + 1

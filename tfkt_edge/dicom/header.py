@@ -74,9 +74,21 @@ class Header:
 
 # The slices of a series repeat most of their header bytes (patient, study, kernel, matrix, orientation,
 # rescale): each distinct value is converted once. Values are shared between headers, so they are read, never
-# changed.
-@lru_cache(maxsize=4096)
+# changed. Only short values are remembered (every kept element of a real CT header is), so a stream of files
+# with large forged values cannot grow the cache past about 4096 x CACHED_BYTES.
+CACHED_BYTES = 256
+
+
 def converted_value(tag: int, vr: str | None, value: bytes | None, codecs: str | tuple[str, ...], implicit: bool) -> Any:
     """pydicom's value of an element's bytes (``codecs``: the Specific Character Set's Python codecs)."""
+    if value is not None and len(value) > CACHED_BYTES:
+        return _converted(tag, vr, value, codecs, implicit)
+    return _remembered(tag, vr, value, codecs, implicit)
+
+
+def _converted(tag: int, vr: str | None, value: bytes | None, codecs: str | tuple[str, ...], implicit: bool) -> Any:
     raw = RawDataElement(BaseTag(tag), vr, 0 if value is None else len(value), value, 0, implicit, True)
     return convert_raw_data_element(raw, encoding=codecs if isinstance(codecs, str) else list(codecs)).value
+
+
+_remembered = lru_cache(maxsize=4096)(_converted)
