@@ -86,6 +86,17 @@ class Server:
     def output(self) -> str:
         return "".join(p.read_text() for p in sorted(self.root.glob("server-*.log")))
 
+    def wait_output(self, *texts: str, seconds: float = 30) -> str:
+        """The server's output once it holds every one of ``texts``: its console line for a result may come a
+        moment after the result's event-log line (each sink delivers on its own)."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            output = self.output()
+            if all(text in output for text in texts):
+                return output
+            time.sleep(0.1)
+        raise AssertionError(f"expected {texts!r} in the server's output:\n{self.output()}")
+
     def events(self) -> list[dict]:
         if not self.events_path.exists():
             return []

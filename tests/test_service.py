@@ -47,14 +47,14 @@ def test_echo_and_store_then_one_verdict_per_series(server, tmp_path):
                         pydicom.dcmread(degraded[0]).SeriesInstanceUID: True}
     stored = sorted((tmp_path / "store").rglob("*.dcm"))
     assert len(stored) == 10 and all(p.stem == pydicom.dcmread(p).SOPInstanceUID for p in stored)
-    assert "RESCAN ALERT" in srv.output() and "pass: Pancreas" in srv.output()
+    srv.wait_output("RESCAN ALERT", "pass: Pancreas")
     # Each result names who and what it is about, read from the instances when they were scored.
     source = pydicom.dcmread(clinical[0])
     event = next(e for e in events if e["series_instance_uid"] == source.SeriesInstanceUID)
     study = event["series"][0]["study"]
     assert study["study_instance_uid"] == source.StudyInstanceUID and study["patient_id"] == str(source.PatientID)
     assert event["calling_ae"] == ["SCU"] and event["judged_utc"].endswith("+00:00")
-    assert f"patient {source.PatientID}" in srv.output()
+    srv.wait_output(f"patient {source.PatientID}")
 
 
 @needs_dcmtk
@@ -198,8 +198,8 @@ def test_webhook_is_retried_until_the_receiver_is_up(server, tmp_path):
     Receiver.received = []
     send(srv.port, make_series(DEGRADED, tmp_path / "s", 3))
     (event,) = srv.wait_events(1)  # the JSON-lines log does not wait for the webhook
-    time.sleep(1.5)
-    assert not Receiver.received and "webhook delivery of result 1 failed" in srv.output()
+    srv.wait_output("webhook delivery of result 1 failed")
+    assert not Receiver.received
     http = HTTPServer(("127.0.0.1", port), Receiver)
     threading.Thread(target=http.serve_forever, daemon=True).start()
     try:
@@ -229,7 +229,7 @@ def test_late_instances_make_a_revised_verdict_over_the_whole_series(server, tmp
     revised = events[-1]
     assert revised["series_instance_uid"] == first["series_instance_uid"]
     assert revised["revision"] == 1 and revised["series"][0]["n_slices"] == 5
-    assert "(revised, #1)" in srv.output()
+    srv.wait_output("(revised, #1)")
     # `results` lists each series' current verdict; the superseded one with --all-revisions.
     from tfkt_edge.cli.main import app
 
@@ -444,7 +444,7 @@ def test_a_real_phantom_scan_is_reported_outside_the_domain_not_alerted(server, 
     series = event["series"][0]
     assert series["status"] == "outside-domain" and series["alert"] is False
     assert series["domain"]["reasons"] and series["reason"].startswith("outside the validated domain")
-    assert "OUTSIDE DOMAIN" in srv.output()
+    srv.wait_output("OUTSIDE DOMAIN")
     listed = subprocess.run([sys.executable, "-m", "tfkt_edge", "results", "--db", str(tmp_path / "results.sqlite"),
                              "--format", "json"], capture_output=True, text=True)
     assert json.loads(listed.stdout)[0]["status"] == "outside-domain"

@@ -81,7 +81,7 @@ def _associate(port: int, tls: ssl.SSLContext | None):
 
 def test_a_tls_node_scores_over_tls_and_refuses_plain_associations(server, pki, tmp_path):
     srv = server("--tls-cert", str(pki["server_cert"]), "--tls-key", str(pki["server_key"]))
-    assert "over TLS" in srv.output()
+    srv.wait_output("over TLS")
     plain = _associate(srv.port, None)
     assert not plain.is_established
     assoc = _associate(srv.port, _client_context(pki, with_certificate=False))
@@ -106,7 +106,7 @@ def test_a_connection_that_never_says_hello_cannot_stall_a_tls_node(server, pki,
         assoc.release()
         silent.settimeout(30)
         assert silent.recv(1) == b""  # dropped once the handshake time is up
-    assert "TLS handshake with 127.0.0.1" in srv.output()
+    srv.wait_output("TLS handshake with 127.0.0.1")
 
 
 def test_with_a_ca_only_callers_holding_a_certificate_it_signed_are_accepted(server, pki, tmp_path):
