@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import sys
 import tempfile
@@ -28,18 +27,9 @@ VARIANTS = {"all operators (the shipped option)": None, "Conv and MatMul": ["Con
 
 
 def quantized(source: Path, folder: Path, ops: list[str] | None, images: np.ndarray) -> Path:
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
-    from onnxruntime.quantization.shape_inference import quant_pre_process
+    from tfkt_edge.export.int8 import quantize_int8
 
-    from tfkt_edge.export.int8 import _Reader
-
-    prepared, output = folder / "prepared.onnx", folder / f"int8_{'_'.join(ops or ['all'])}.onnx"
-    quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
-    logging.getLogger().setLevel(logging.ERROR)
-    quantize_static(str(prepared), str(output), _Reader(images), quant_format=QuantFormat.QDQ, per_channel=True,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                    calibrate_method=CalibrationMethod.MinMax, op_types_to_quantize=ops)
-    return output
+    return quantize_int8(source, folder / f"int8_{'_'.join(ops or ['all'])}.onnx", images, op_types=ops)
 
 
 def profiled(model: Path, batch: np.ndarray, runs: int, folder: Path) -> dict:

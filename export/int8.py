@@ -72,8 +72,9 @@ class _Reader:
         return None if batch is None else {INPUT_NAME: batch}
 
 
-def quantize_int8(fp32_model: Path, output: Path, images: np.ndarray) -> Path:
-    """Write the INT8 QDQ model of ``fp32_model`` to ``output``, calibrated on ``images``, metadata carried over."""
+def quantize_int8(fp32_model: Path, output: Path, images: np.ndarray, op_types: list[str] | None = None) -> Path:
+    """Write the INT8 QDQ model of ``fp32_model`` to ``output``, calibrated on ``images``, metadata carried over;
+    ``op_types``: the operator types to quantize (default: every one the quantizer takes)."""
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -88,7 +89,7 @@ def quantize_int8(fp32_model: Path, output: Path, images: np.ndarray) -> Path:
         logging.getLogger().setLevel(max(logging.getLogger().level, logging.ERROR))  # per-node chatter from the quantizer
         quantize_static(str(prepared), str(output), _Reader(images), quant_format=QuantFormat.QDQ, per_channel=True,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        calibrate_method=CalibrationMethod.MinMax)
+                        calibrate_method=CalibrationMethod.MinMax, op_types_to_quantize=op_types)
     quantized = onnx.load(str(output))
     card = json.loads(metadata[CARD_KEY])
     card["precision"] = {"weights": "int8 per channel", "activations": "uint8 per tensor", "format": "QDQ",

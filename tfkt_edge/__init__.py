@@ -15,14 +15,17 @@ _API = {"score": "tfkt_edge.api", "Scorer": "tfkt_edge.api", "document": "tfkt_e
 __all__ = ["Scorer", "TfktEdgeError", "__version__", "document", "score"]
 
 
+NOT_INSTALLED = "0+unknown"  # the version of a source tree that was never installed
+
+
 def __getattr__(name: str):
     if name == "__version__":
         from importlib.metadata import PackageNotFoundError, version
 
         try:
             return version("tfkt-edge")
-        except PackageNotFoundError:  # a source tree that was never installed
-            return "0+unknown"
+        except PackageNotFoundError:
+            return NOT_INSTALLED
     if name in _API:
         return getattr(import_module(_API[name]), name)
     raise AttributeError(f"module 'tfkt_edge' has no attribute {name!r}")

@@ -57,12 +57,10 @@ class CommandGroup(TyperGroup):
 def show_version(value: bool) -> None:
     if not value:
         return
-    from importlib.metadata import PackageNotFoundError, version
+    import tfkt_edge
 
-    try:
-        package = f"tfkt-edge {version('tfkt-edge')}"
-    except PackageNotFoundError:
-        package = "tfkt-edge (not installed as a package)"
+    installed = tfkt_edge.__version__
+    package = "tfkt-edge (not installed as a package)" if installed == tfkt_edge.NOT_INSTALLED else f"tfkt-edge {installed}"
     typer.echo(f"{package}; shipped model {_model_version()}")
     raise typer.Exit(exit_codes.PASS)
 

@@ -55,6 +55,12 @@ def load_stored(ref: SliceRef) -> np.ndarray:
     return stored
 
 
+def reads_int16(ref: SliceRef) -> bool:
+    """Whether the slice's stored values are uncompressed 16-bit little-endian at an offset the header scan
+    found: what `read_int16_into` reads (again, at any time, while the file is unchanged)."""
+    return ref.pixel_offset is not None and ref.pixel_dtype in ("<i2", "<u2")
+
+
 def read_int16_into(ref: SliceRef, out: np.ndarray) -> tuple[float, float] | None:
     """Read an uncompressed 16-bit slice's stored values straight into ``out`` (int16, rows x columns, contiguous:
     a row of a batch) and return the (slope, intercept) that keep their HU: 16-bit unsigned values are shifted
@@ -64,12 +70,13 @@ def read_int16_into(ref: SliceRef, out: np.ndarray) -> tuple[float, float] | Non
     Raises:
         ValueError: the file changed since its header was read, or its pixel data ends early.
     """
-    if ref.pixel_offset is None or ref.pixel_dtype not in ("<i2", "<u2") or out.shape != (ref.rows, ref.columns) \
-            or out.dtype != np.int16 or not out.flags.c_contiguous:
+    offset = ref.pixel_offset
+    if offset is None or not reads_int16(ref) or out.shape != (ref.rows, ref.columns) or out.dtype != np.int16 \
+            or not out.flags.c_contiguous:
         return None
     _check_unchanged(ref)
     with open(ref.path, "rb", buffering=0) as handle:
-        handle.seek(ref.pixel_offset)
+        handle.seek(offset)
         got = handle.readinto(out.data.cast("B"))
     if got != out.nbytes:
         raise ValueError(f"pixel data ends after {got // 2} of {out.size} values")

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from pydicom.charset import convert_encodings, default_encoding
 from pydicom.datadict import tag_for_keyword
-from pydicom.dataelem import RawDataElement, convert_raw_data_element, empty_value_for_VR
+from pydicom.dataelem import RawDataElement, empty_value_for_VR
 from pydicom.tag import BaseTag
 from pydicom.uid import UID, DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian, ImplicitVRLittleEndian
 from pydicom.valuerep import EXPLICIT_VR_LENGTH_16, EXPLICIT_VR_LENGTH_32
@@ -180,7 +180,8 @@ def _parse(data: bytes, whole: bool) -> Header:
     meta, start = _meta(walker)
     if "TransferSyntaxUID" not in meta:
         raise _Unwalked("no transfer syntax")
-    syntax = UID(convert_raw_data_element(meta["TransferSyntaxUID"]).value)
+    syntax_element = meta["TransferSyntaxUID"]  # converted once: `Header.of_elements` finds it remembered
+    syntax = UID(converted_value(syntax_element.tag, syntax_element.VR, syntax_element.value, default_encoding, False))
     if syntax in (DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian) or not syntax.is_little_endian:
         raise _Unwalked("deflated or big endian")
     implicit = syntax == ImplicitVRLittleEndian

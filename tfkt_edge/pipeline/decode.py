@@ -78,10 +78,8 @@ def one_blas_thread() -> AbstractContextManager[object]:
 
 
 def _start_decoding_process() -> None:
-    """A decoding process: BLAS on one thread for its life (`one_blas_thread`), GPU decoding where it works."""
-    from threadpoolctl import threadpool_limits
-
-    threadpool_limits(limits=1, user_api="blas")
+    """A decoding process: BLAS on one thread for its life, GPU decoding where it works."""
+    one_blas_thread()  # the limit holds from here; never restored, as the process is the pool's
     enable_gpu_decoding()
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tfkt_edge.dicom import Skip, SliceRef, load_stored, reasons
-from tfkt_edge.dicom.pixels import read_int16_into
+from tfkt_edge.dicom.pixels import read_int16_into, reads_int16
 from tfkt_edge.model.model_file import STATS_OUTPUT
 from tfkt_edge.model.preprocess import PreprocessContract, preprocess, whole_hu
 from tfkt_edge.pipeline.decode import decode_with_stats
@@ -74,9 +74,11 @@ def decode_stored_into(ref: SliceRef, contract: PreprocessContract, pool: int, t
                        out: np.ndarray) -> StoredSlice | Skip:
     """In a decoding worker: write the slice into ``out`` (its int16 batch row, contract.size squared) as the
     stored-input model takes it, and say with which modality LUT; or why it cannot be decoded."""
+    # A sampled uncompressed slice's texture figures are read again after the run's inference (`texture_of`): a
+    # few reads, and no burst of FFTs beside the model.
+    later = texture and reads_int16(ref)
     try:
         rescale = read_int16_into(ref, out) if takes_raw(ref, contract) else None
-        direct = rescale is not None
         if rescale is None:
             raw = as_stored(ref, contract)  # compressed or 8-bit: decoded, then fitted to int16
             if raw is not None:
@@ -84,10 +86,7 @@ def decode_stored_into(ref: SliceRef, contract: PreprocessContract, pool: int, t
     except Exception as exc:  # truncated or corrupt pixel data: a reason, never a traceback
         return Skip(ref.path, reasons.PIXELS_UNREADABLE.format(detail=reasons.one_line(exc)))
     if rescale is not None:
-        if texture and direct:  # read again after the run's inference: a few reads, and no burst beside the model
-            return StoredSlice(*rescale, None, None, True)
-        return StoredSlice(*rescale, None, _texture(out, rescale, contract) if texture else None)
-    later = texture and ref.pixel_dtype in ("<i2", "<u2")  # uncompressed: its texture figures read again later
+        return StoredSlice(*rescale, None, _texture(out, rescale, contract) if texture and not later else None, later)
     decoded = decode_with_stats(ref, contract, pool, texture and not later)
     if isinstance(decoded, Skip):
         return decoded
