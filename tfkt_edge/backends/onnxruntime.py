@@ -33,6 +33,10 @@ class OnnxRuntimeBackend:
         # batches belong to the console's own software. Throughput was the same either way on the 2-core CPU
         # (benchmarks/pipeline_ab.py, benchmarks/README.md).
         options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
+        # No memory pattern: with one, the second batch of a shape plans one block anew (80 ms against 53 for a
+        # batch of 16 on the 2-core CPU), and so does each new batch size; the arena's reuse alone holds the
+        # steady batch time (benchmarks/README.md).
+        options.enable_mem_pattern = False
         try:
             self._session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
         except Exception as exc:
