@@ -204,7 +204,7 @@ def test_large_forged_values_are_converted_but_not_remembered(real, tmp_path, mo
     assert [ref] == _by_pydicom(path, monkeypatch)
     size = _remembered.cache_info().currsize
     for k in range(5):
-        assert converted_value(0x00081030, "LO", b"%d" % k * CACHED_BYTES * 2, "iso8859", False) == str(k) * CACHED_BYTES * 2
+        assert converted_value(0x00081030, "LO", b"%d" % k * CACHED_BYTES * 2, None, False) == str(k) * CACHED_BYTES * 2
     assert _remembered.cache_info().currsize == size
-    converted_value(0x00081030, "LO", b"short and new " + bytes(str(tmp_path), "ascii")[-20:], "iso8859", False)
+    converted_value(0x00081030, "LO", b"short and new " + bytes(str(tmp_path), "ascii")[-20:], None, False)
     assert _remembered.cache_info().currsize == size + 1

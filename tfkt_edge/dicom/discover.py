@@ -7,14 +7,12 @@ import stat
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-import pydicom
-import pydicom.filereader
-from pydicom.uid import MediaStorageDirectoryStorage
-
 import tfkt_edge.dicom.reasons as reasons
+from tfkt_edge.dicom.lazy import import_pydicom
 from tfkt_edge.dicom.slices import Skip
 
 DICOMDIR_NAME = "DICOMDIR"
+MEDIA_DIRECTORY = "1.2.840.10008.1.3.10"  # Media Storage Directory Storage: a DICOMDIR
 
 
 _INDEX_NAMES = {"DICOMDIR", "DIRFILE"}
@@ -25,11 +23,14 @@ def _is_index(path: Path, record_type: str) -> bool:
     """Whether a referenced file is itself a DICOMDIR (Media Storage Directory), as CD exports nest them."""
     if record_type == "IMAGE" and path.name.upper() not in _INDEX_NAMES:
         return False
+    import_pydicom()
+    import pydicom.filereader
+
     try:
         meta = pydicom.filereader.read_file_meta_info(path)
     except Exception:
         return False
-    return str(meta.get("MediaStorageSOPClassUID", "")) == MediaStorageDirectoryStorage
+    return str(meta.get("MediaStorageSOPClassUID", "")) == MEDIA_DIRECTORY
 
 
 def _dicomdir_references(path: Path, depth: int = 0, fileset_root: Path | None = None) -> Iterator[Path | Skip]:
@@ -39,6 +40,9 @@ def _dicomdir_references(path: Path, depth: int = 0, fileset_root: Path | None =
     also in the nested indexes of CD exports (a Philips export's S21610/DIRFILE names S21610/S3010/DIRFILE,
     not S21610/S21610/S3010/DIRFILE). An index whose IDs are relative to its own folder is read too: the
     root is tried first, then the index's folder."""
+    import_pydicom()
+    import pydicom
+
     try:
         fileset = pydicom.dcmread(path)
         records = fileset.DirectoryRecordSequence

@@ -18,22 +18,17 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-from pydicom.pixels import pixel_array
-from pydicom.pixels.decoders import (
-    HTJ2KLosslessDecoder,
-    HTJ2KLosslessRPCLDecoder,
-    JPEG2000LosslessDecoder,
-    JPEGLosslessDecoder,
-    JPEGLosslessSV1Decoder,
-)
 
 import tfkt_edge.dicom.reasons as reasons
+from tfkt_edge.dicom.lazy import import_pydicom
 
-LOSSLESS_DECODERS = (JPEG2000LosslessDecoder, HTJ2KLosslessDecoder, HTJ2KLosslessRPCLDecoder, JPEGLosslessDecoder,
-                     JPEGLosslessSV1Decoder)
-LOSSLESS_SYNTAXES = frozenset(str(decoder.UID) for decoder in LOSSLESS_DECODERS)
+# JPEG 2000 lossless, HTJ2K lossless and lossless RPCL, JPEG lossless and lossless SV1: the syntaxes of
+# pydicom's lossless decoders (`_lossless_decoders`; tests/test_gpu_decoding.py checks the two agree).
+LOSSLESS_SYNTAXES = frozenset(("1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.201", "1.2.840.10008.1.2.4.202",
+                               "1.2.840.10008.1.2.4.57", "1.2.840.10008.1.2.4.70"))
 NVIMGCODEC_LABEL = "nvimgcodec"
 NVIMGCODEC_PLUGIN = ("nvidia.nvimgcodec.tools.dicom.pydicom_plugin", "_decode_frame")
 SWITCH = "TFKT_EDGE_GPU_DECODING"
@@ -56,6 +51,21 @@ def _example() -> Path:
 _preferred = ""  # the plugin load_stored asks for first in this process ("" for pydicom's own order)
 
 
+def _lossless_decoders() -> tuple[Any, ...]:
+    """pydicom's decoders of the lossless syntaxes (pydicom is imported only where a plugin is tried)."""
+    import_pydicom()
+    from pydicom.pixels.decoders import (
+        HTJ2KLosslessDecoder,
+        HTJ2KLosslessRPCLDecoder,
+        JPEG2000LosslessDecoder,
+        JPEGLosslessDecoder,
+        JPEGLosslessSV1Decoder,
+    )
+
+    return (JPEG2000LosslessDecoder, HTJ2KLosslessDecoder, HTJ2KLosslessRPCLDecoder, JPEGLosslessDecoder,
+            JPEGLosslessSV1Decoder)
+
+
 def preferred_plugin(transfer_syntax: str) -> str:
     """The plugin to ask first for pixel data of ``transfer_syntax``; "" for pydicom's own order."""
     return _preferred if transfer_syntax in LOSSLESS_SYNTAXES else ""
@@ -66,13 +76,16 @@ def enable_plugin(label: str, import_path: tuple[str, str], name: str) -> Decodi
     first, once it has decoded the bundled JPEG 2000 example exactly as pydicom's own plugins do. Never
     raises: a plugin that cannot be imported, fails or differs stays off, with the reason."""
     global _preferred
-    if label in JPEG2000LosslessDecoder.available_plugins:
+    decoders = _lossless_decoders()
+    from pydicom.pixels import pixel_array
+
+    if label in decoders[0].available_plugins:
         _preferred = label
         return DecodingPlugin(True, name)
     example = _example()
     try:
         reference = pixel_array(example)
-        for decoder in LOSSLESS_DECODERS:
+        for decoder in decoders:
             decoder.add_plugin(label, import_path)
     except Exception as exc:  # not installed, or its import fails (missing CUDA libraries)
         _remove(label)
@@ -94,7 +107,7 @@ def _remove(label: str) -> None:
     global _preferred
     if _preferred == label:
         _preferred = ""
-    for decoder in LOSSLESS_DECODERS:
+    for decoder in _lossless_decoders():
         if label in decoder.available_plugins or label in getattr(decoder, "_unavailable", {}):
             decoder.remove_plugin(label)
 

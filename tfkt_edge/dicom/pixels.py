@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import numpy as np
-from pydicom.pixels import pixel_array
-from pydicom.uid import DeflatedExplicitVRLittleEndian
 
-from tfkt_edge.dicom.deflated import inflate
 from tfkt_edge.dicom.gpu_decoding import preferred_plugin
+from tfkt_edge.dicom.lazy import import_pydicom
 from tfkt_edge.dicom.slices import SliceRef, file_stamp
+
+DEFLATED = "1.2.840.10008.1.2.1.99"  # Deflated Explicit VR Little Endian
 
 
 def _decode(ref: SliceRef) -> np.ndarray:
     """Through pydicom: the preferred plugin first (nvImageCodec on the GPU, where enabled), then pydicom's own.
     A deflated file is inflated within its bound first (`deflated.inflate`)."""
-    if ref.transfer_syntax == DeflatedExplicitVRLittleEndian:
+    import_pydicom()
+    from pydicom.pixels import pixel_array
+
+    from tfkt_edge.dicom.deflated import inflate
+
+    if ref.transfer_syntax == DEFLATED:
         return pixel_array(inflate(ref.path), index=ref.frame)
     plugin = preferred_plugin(ref.transfer_syntax)
     if plugin:

@@ -4,21 +4,20 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import MutableSequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pydicom
-from pydicom.dataelem import RawDataElement
-from pydicom.dataset import Dataset
-from pydicom.errors import InvalidDicomError
-from pydicom.multival import MultiValue
-from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 import tfkt_edge.dicom.reasons as reasons
-from tfkt_edge.dicom.deflated import read_dataset
-from tfkt_edge.dicom.header import Header
+from tfkt_edge.dicom.header import EXPLICIT_LE, IMPLICIT_LE, Header, PixelElement, is_compressed
+from tfkt_edge.dicom.lazy import import_pydicom
 from tfkt_edge.dicom.walk import walk_header
+
+if TYPE_CHECKING:
+    from pydicom.dataset import Dataset
 
 CT_IMAGE = "1.2.840.10008.5.1.4.1.1.2"
 ENHANCED_CT_IMAGE = "1.2.840.10008.5.1.4.1.1.2.1"
@@ -92,6 +91,12 @@ def _read(path: Path) -> Header | Skip:
     walked = walk_header(path)  # the plain case in one pass over the header (dicom/walk.py)
     if walked is not None:
         return walked
+    import_pydicom()
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
+    from tfkt_edge.dicom.deflated import read_dataset
+
     try:  # a deflated file within a bound: never a deflate bomb whole
         return Header.of_dataset(read_dataset(path, defer_size=_DEFER))
     except InvalidDicomError:
@@ -144,7 +149,7 @@ def _text(value) -> str:
     """A possibly multi-valued string element as one string."""
     if value is None:
         return ""
-    if isinstance(value, (MultiValue, list, tuple)):
+    if isinstance(value, (MutableSequence, tuple)):  # pydicom's MultiValue, or a list
         return "\\".join(str(v) for v in value)
     return str(value)  # str, PersonName (which iterates by character), numbers
 
@@ -170,7 +175,7 @@ def _classify(ds: Header) -> str | None:
     if sop.startswith(SECONDARY_CAPTURE_PREFIX):
         return reasons.SECONDARY_CAPTURE
     if sop not in (CT_IMAGE, ENHANCED_CT_IMAGE):
-        return reasons.UNSUPPORTED_SOP.format(sop=UID(sop).name if sop else "missing")
+        return reasons.UNSUPPORTED_SOP.format(sop=_uid_name(sop) if sop else "missing")
     image_type = [v.strip().upper() for v in _text(ds.get("ImageType")).split("\\")]
     if "LOCALIZER" in image_type:
         return reasons.LOCALIZER
@@ -186,6 +191,14 @@ def _classify(ds: Header) -> str | None:
     if samples != 1 or not photometric.startswith("MONOCHROME"):
         return reasons.NOT_GREYSCALE.format(detail=f"{photometric}, {samples} samples per pixel")
     return None
+
+
+def _uid_name(uid: str) -> str:
+    """The UID's name in pydicom's dictionary (the UID itself where it has none)."""
+    import_pydicom()
+    from pydicom.uid import UID
+
+    return UID(uid).name
 
 
 class _Refused(ValueError):
@@ -252,30 +265,30 @@ def _rescale(slope_value, intercept_value) -> tuple[float, float]:
     return slope, intercept
 
 
-def _check_pixel_size(ds: Header, frames: int) -> RawDataElement | None:
+def _check_pixel_size(ds: Header, frames: int) -> PixelElement | None:
     """For uncompressed pixel data, its length must be what Rows x Columns x frames x bytes needs.
 
     Returns the pixel data element, still on disk, when its length was checked (None otherwise)."""
     syntax = ds.meta["TransferSyntaxUID"]
-    if not syntax or UID(syntax).is_compressed:
+    if not syntax or is_compressed(syntax):
         return None
     raw = ds.pixel_element
-    actual = getattr(raw, "length", None)
+    actual = None if raw is None else raw.length
     if actual is None or actual == 0xFFFFFFFF:
         return None
     bits = _int_or_none(ds.get("BitsAllocated")) or 16
     expected = int(ds.get("Rows")) * int(ds.get("Columns")) * frames * max(1, bits // 8)
     if not expected <= actual <= expected + 1:  # one pad byte keeps the length even
         raise _Refused(reasons.PIXEL_SIZE.format(actual=actual, expected=expected))
-    return raw if isinstance(raw, RawDataElement) else None
+    return raw
 
 
-def _raw_pixels(ds: Header, path: Path, checked: RawDataElement | None) -> dict:
+def _raw_pixels(ds: Header, path: Path, checked: PixelElement | None) -> dict:
     """File offset, dtype and bits stored of one-sample, little-endian pixel data whose length
     `_check_pixel_size` found to be what the header says (``checked``); {} for anything else (pydicom
     decodes those)."""
     syntax = ds.meta["TransferSyntaxUID"]
-    if checked is None or checked.value_tell is None or syntax not in (ExplicitVRLittleEndian, ImplicitVRLittleEndian) \
+    if checked is None or checked.value_tell is None or syntax not in (EXPLICIT_LE, IMPLICIT_LE) \
             or (_int_or_none(ds.get("SamplesPerPixel")) or 1) != 1:
         return {}
     allocated, representation = _int_or_none(ds.get("BitsAllocated")), _int_or_none(ds.get("PixelRepresentation")) or 0
@@ -298,7 +311,7 @@ def _spacing(value) -> float | None:
         return None
 
 
-def _single_frame(path: Path, ds: Header, common: dict, checked: RawDataElement | None) -> list[SliceRef]:
+def _single_frame(path: Path, ds: Header, common: dict, checked: PixelElement | None) -> list[SliceRef]:
     normal = _normal(ds.get("ImageOrientationPatient"))
     slope, intercept = _rescale(ds.get("RescaleSlope"), ds.get("RescaleIntercept"))
     return [
@@ -319,9 +332,9 @@ def _single_frame(path: Path, ds: Header, common: dict, checked: RawDataElement 
 def _enhanced_frames(path: Path, ds: Header, common: dict) -> list[SliceRef]:
     """Enhanced CT: rescale, orientation and position per frame, shared groups as default (read from the
     data set pydicom read whole: the walk hands these files back)."""
-    whole = ds.dataset if ds.dataset is not None else Dataset()
-    shared = _first(whole, "SharedFunctionalGroupsSequence")
-    per_frame = whole.get("PerFrameFunctionalGroupsSequence") or []
+    whole = ds.dataset
+    shared = _first(whole, "SharedFunctionalGroupsSequence") if whole is not None else None
+    per_frame = (whole.get("PerFrameFunctionalGroupsSequence") if whole is not None else None) or []
     n_frames = _int_or_none(ds.get("NumberOfFrames"))
     if n_frames is None or not 1 <= n_frames <= MAX_FRAMES or (per_frame and len(per_frame) != n_frames):
         raise _Refused(reasons.BAD_FRAMES.format(

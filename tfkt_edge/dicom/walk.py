@@ -4,9 +4,9 @@ pydicom's reader parses every element of a header and every sequence of undefine
 sequences, referenced images, dose and contrast modules), and its data set then looks each value up through
 several layers: 1.1 ms a file for the slice reader on the real CT files at hand, on a 2-core CPU, a third of
 the model's time for the slice. The slice reader (`slices.read_slices`) looks at about forty top-level
-elements. Here one pass over the bytes skips everything else, sequences included, and makes of the elements
-kept the raw elements pydicom's own reader would have made (same tag, VR, length, bytes and offset), which
-pydicom converts (`header.Header.of_elements`).
+elements. Here one pass over the bytes skips everything else, sequences included, and keeps of those elements
+the tag, VR and bytes pydicom's own reader would have kept, converted as pydicom converts them
+(`header.Header.of_elements`; without importing pydicom, for plain values).
 
 Only the plain case is walked: a Part 10 file (preamble and "DICM") in Implicit or Explicit VR Little Endian,
 or an encapsulated (compressed) syntax, with valid VRs, ascending tags and no Enhanced CT functional groups
@@ -18,36 +18,33 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
-from pydicom.charset import convert_encodings, default_encoding
-from pydicom.datadict import tag_for_keyword
-from pydicom.dataelem import RawDataElement, empty_value_for_VR
-from pydicom.tag import BaseTag
-from pydicom.uid import UID, DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian, ImplicitVRLittleEndian
-from pydicom.valuerep import EXPLICIT_VR_LENGTH_16, EXPLICIT_VR_LENGTH_32
+from tfkt_edge.dicom.header import (
+    ENCAPSULATED,
+    EXPLICIT_LE,
+    IMPLICIT_LE,
+    KEPT_TAGS,
+    META_TAGS,
+    PIXEL_TAGS,
+    Header,
+    Kept,
+    PixelElement,
+    converted_value,
+)
 
-from tfkt_edge.dicom.header import KEPT, META_KEPT, PIXEL_KEYWORDS, Header, Kept, converted_value
-
-
-def _tags(keywords: tuple[str, ...]) -> dict[int, str]:
-    tags = {tag_for_keyword(keyword): keyword for keyword in keywords}
-    return {tag: keyword for tag, keyword in tags.items() if tag is not None}
-
-
-_KEPT = _tags(KEPT)
-_META_KEPT = _tags(META_KEPT)
-_PIXEL_TAGS = _tags(PIXEL_KEYWORDS)
-# Elements the walk does not serve: an Enhanced CT's frames and a DICOMDIR's records are pydicom's to read.
-_HANDED_BACK = frozenset(_tags(("PerFrameFunctionalGroupsSequence", "SharedFunctionalGroupsSequence",
-                                "DirectoryRecordSequence")))
-_PIXELS = min(_PIXEL_TAGS)  # Float, Double Float and Pixel Data (7FE0,0008-0010): the walk ends at the first
+_KEPT = {tag: keyword for tag, (keyword, _) in KEPT_TAGS.items()}
+_META_KEPT = {tag: keyword for tag, (keyword, _) in META_TAGS.items()}
+_HANDED_BACK = frozenset((0x52009229, 0x52009230, 0x00041220))  # Shared and Per-frame Functional Groups, Directory Records
+_PIXELS = min(PIXEL_TAGS)  # Float, Double Float and Pixel Data (7FE0,0008-0010): the walk ends at the first
 _FIRST_READ = 1 << 16  # most CT headers end within it; a longer one is read whole
 _MAX_HEADER = 1 << 26  # a header that does not end within 64 MiB is pydicom's to judge
 _MAX_DEPTH = 12  # nested sequences deeper than this are pydicom's
 _UNDEFINED = 0xFFFFFFFF
 _ITEM, _ITEM_END, _SEQUENCE_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
 
-_SHORT = frozenset(vr.encode() for vr in EXPLICIT_VR_LENGTH_16)
-_LONG = frozenset(vr.encode() for vr in EXPLICIT_VR_LENGTH_32)
+# Explicit VRs with a 2-byte length, and with a reserved field and a 4-byte length (PS3.5 7.1.2).
+_SHORT = frozenset(vr.encode() for vr in ("AE", "AS", "AT", "CS", "DA", "DS", "DT", "FD", "FL", "IS", "LO", "LT", "PN",
+                                          "SH", "SL", "SS", "ST", "TM", "UI", "UL", "US"))
+_LONG = frozenset(vr.encode() for vr in ("OB", "OD", "OF", "OL", "OV", "OW", "SQ", "SV", "UC", "UN", "UR", "UT", "UV"))
 _VR_TEXT = {vr: vr.decode() for vr in _SHORT | _LONG}
 _EXPLICIT = struct.Struct("<HH2sH")
 _IMPLICIT = struct.Struct("<HHL")
@@ -116,16 +113,9 @@ class _Walker:
                 pos = self.skip_items(pos, implicit or vr == b"UN", depth)
 
 
-def _raw(tag: int, vr: bytes | None, length: int, value: bytes | None, tell: int, implicit: bool) -> RawDataElement:
-    text = None if vr is None else _VR_TEXT[vr]
-    if value is None and length == 0:
-        value = empty_value_for_VR(text, raw=True)  # type: ignore[assignment]
-    return RawDataElement(BaseTag(tag), text, length, value, tell, implicit, True)
-
-
-def _meta(walker: _Walker) -> tuple[dict[str, RawDataElement], int]:
+def _meta(walker: _Walker) -> tuple[dict[str, Kept], int]:
     """The kept file meta elements (group 2, always Explicit VR Little Endian) and where the data set starts."""
-    elements: dict[str, RawDataElement] = {}
+    elements: dict[str, Kept] = {}
     pos = 132
     while True:
         if pos + 8 > walker.end:
@@ -138,11 +128,11 @@ def _meta(walker: _Walker) -> tuple[dict[str, RawDataElement], int]:
         if start + length > walker.end:
             raise _Short
         if tag in _META_KEPT:
-            elements[_META_KEPT[tag]] = _raw(tag, vr, length, walker.data[start:start + length], start, False)
+            elements[_META_KEPT[tag]] = (tag, _VR_TEXT[vr], walker.data[start:start + length])
         pos = start + length
 
 
-def _dataset(walker: _Walker, pos: int, implicit: bool) -> tuple[dict[str, Kept], dict[str, RawDataElement]]:
+def _dataset(walker: _Walker, pos: int, implicit: bool) -> tuple[dict[str, Kept], dict[str, PixelElement]]:
     """The kept top-level elements, and the pixel data element that ends the walk (its value left on disk)."""
     elements: dict[str, Kept] = {}
     previous = -1
@@ -156,7 +146,7 @@ def _dataset(walker: _Walker, pos: int, implicit: bool) -> tuple[dict[str, Kept]
         if tag in _HANDED_BACK:
             raise _Unwalked("Enhanced CT functional groups or DICOMDIR records")
         if tag >= _PIXELS:
-            pixels = {_PIXEL_TAGS[tag]: _raw(tag, vr, length, None, start, implicit)} if tag in _PIXEL_TAGS else {}
+            pixels = {PIXEL_TAGS[tag]: PixelElement(length, start)} if tag in PIXEL_TAGS else {}
             return elements, pixels
         if length == _UNDEFINED:
             pos = walker.skip_items(start, implicit or vr == b"UN", 1)
@@ -181,17 +171,16 @@ def _parse(data: bytes, whole: bool) -> Header:
     if "TransferSyntaxUID" not in meta:
         raise _Unwalked("no transfer syntax")
     syntax_element = meta["TransferSyntaxUID"]  # converted once: `Header.of_elements` finds it remembered
-    syntax = UID(converted_value(syntax_element.tag, syntax_element.VR, syntax_element.value, default_encoding, False))
-    if syntax in (DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian) or not syntax.is_little_endian:
-        raise _Unwalked("deflated or big endian")
-    implicit = syntax == ImplicitVRLittleEndian
+    syntax = str(converted_value(*syntax_element, None, False))
+    if syntax not in (IMPLICIT_LE, EXPLICIT_LE) and syntax not in ENCAPSULATED:
+        raise _Unwalked("deflated, big endian, or a syntax the walk does not know")
+    implicit = syntax == IMPLICIT_LE
     if implicit == _looks_explicit(data, start):  # pydicom would switch encodings here: it reads the file
         raise _Unwalked("the data set's encoding differs from its transfer syntax")
     elements, pixels = _dataset(walker, start, implicit)
     charset = elements.get("SpecificCharacterSet")
-    encoding = default_encoding if charset is None else \
-        convert_encodings(converted_value(*charset, default_encoding, implicit))
-    return Header.of_elements(elements, meta, encoding, implicit, pixels)
+    return Header.of_elements(elements, meta, None if charset is None else converted_value(*charset, None, implicit),
+                              implicit, pixels)
 
 
 def walk_header(path: Path) -> Header | None:
