@@ -408,3 +408,28 @@ def test_an_inference_error_in_the_ring_of_rows_ends_the_run_with_that_error(rea
         score_paths([tmp_path], _FailingStored(twin, on_call=2), batch_size=3, workers=2)
     run = score_paths([tmp_path], twin, batch_size=3, workers=2)
     assert len(run.results[0].slices) == 12
+
+
+def test_a_run_scores_in_the_backends_own_batch_unless_told_another(real, tmp_path):
+    """The CPU backend's batches are of 8 slices when the caller names no size (its fastest per slice on the
+    2-core CPU); a size given is the size used."""
+    from tfkt_edge.backends.base import DEFAULT_BATCH, default_batch
+    from tfkt_edge.model.model_file import STORED_MODEL
+
+    twin = create_backend("onnxruntime", STORED_MODEL)
+    assert default_batch(twin) == 8 and default_batch(_Wrapping(twin)) == DEFAULT_BATCH == 16
+    write_series(real["explicit_le"], tmp_path, [float(i) for i in range(20)], list(range(1, 21)))
+    sizes: list[int] = []
+    infer_stored = twin.infer_stored
+
+    def recorded(stored, rescale):
+        sizes.append(len(stored))
+        return infer_stored(stored, rescale)
+
+    twin.infer_stored = recorded
+    by_default = score_paths([tmp_path], twin)
+    assert sizes == [8, 8, 4]
+    sizes.clear()
+    given = score_paths([tmp_path], twin, batch_size=16)
+    assert sizes == [16, 4]
+    assert [s.score for s in by_default.results[0].slices] == pytest.approx([s.score for s in given.results[0].slices], abs=1e-5)

@@ -40,16 +40,16 @@ class Scorer:
         backend: "onnxruntime" (the CPU default), "tensorrt", "torch" or "triton".
         threshold, min_run, noise_check: the alert policy, as `tfkt-edge score`'s options.
         baselines: a per-protocol baselines file from `tfkt-edge calibrate`.
-        batch_size, workers, decoders: as `tfkt-edge score`'s options.
+        batch_size, workers, decoders: as `tfkt-edge score`'s options (batch_size None: the backend's preferred).
         url: the Triton server for ``backend="triton"``.
     Raises:
         TfktEdgeError: a bad model, backend or baselines file.
     """
 
     def __init__(self, model: PathLike | None = None, backend: str = "onnxruntime", *, threshold: float = 2.0,
-                 min_run: int = 3, noise_check: bool = True, baselines: PathLike | None = None, batch_size: int = 16,
+                 min_run: int = 3, noise_check: bool = True, baselines: PathLike | None = None, batch_size: int | None = None,
                  workers: int = 2, decoders: str = "threads", url: str | None = None):
-        if batch_size < 1 or workers < 1 or min_run < 1:
+        if (batch_size is not None and batch_size < 1) or workers < 1 or min_run < 1:
             raise InputError("batch_size, workers and min_run must be at least 1")
         self.policy = AlertPolicy(threshold, min_run, load_baselines(Path(baselines)) if baselines is not None else None,
                                   noise_check)

@@ -32,6 +32,14 @@ class Backend(Protocol):
         """Release threads, device memory and contexts; the backend is unusable afterwards."""
 
 
+DEFAULT_BATCH = 16  # slices per inference batch, where neither the caller nor the backend says otherwise
+
+
+def default_batch(backend: Backend) -> int:
+    """The batch size a run uses when its caller names none: the backend's ``preferred_batch`` where it has one."""
+    return int(getattr(backend, "preferred_batch", DEFAULT_BATCH))
+
+
 @dataclass(frozen=True)
 class BackendOptions:
     """Settings some backends take besides the model file; each backend names the ones it uses

@@ -55,7 +55,7 @@ def benchmark(
     full: Annotated[bool, typer.Option("--full", help="The complete table: batches 1,8,32, 3 runs of 3 s, and the TFKT V2 reference.")] = False,
     reference: Annotated[Optional[bool], typer.Option("--reference/--no-reference", help="Also time the TFKT V2 reference (209 M parameters; exported once, about 840 MB, then reused). Default: only with --full.")] = None,
     reference_model: Annotated[Optional[Path], typer.Option("--reference-model", help="TFKT V2 file for the backend (ONNX, engine or checkpoint); default: built or cached.")] = None,
-    batch_sizes: Annotated[Optional[str], typer.Option("--batch-sizes", help="Comma-separated model-only batch sizes (default 1,16; --full: 1,8,32).")] = None,
+    batch_sizes: Annotated[Optional[str], typer.Option("--batch-sizes", help="Comma-separated model-only batch sizes (default 1,8,16: 8 is the CPU backend's default batch, 16 the end-to-end run's; --full: 1,8,32).")] = None,
     precision: Annotated[Optional[str], typer.Option("--precision", help="fp32 or fp16 (default: the backend's: fp32 on onnxruntime and the CPU, fp16 on CUDA and TensorRT).")] = None,
     data: Annotated[Optional[Path], typer.Option("--data", help="DICOM folder for end to end (default: a temporary series of --slices real CT files).")] = None,
     slices: Annotated[Optional[int], typer.Option("--slices", min=1, help="Files in the temporary end-to-end series (default 256, a routine series' length; --full: 256).")] = None,
@@ -90,7 +90,7 @@ def benchmark(
         raise InputError(f"--data {data}: not a folder")
     require_writable(json_path, markdown_path, plot_path)
     reference = full if reference is None else reference
-    sizes = parse_sizes(batch_sizes or ("1,8,32" if full else "1,16"))
+    sizes = parse_sizes(batch_sizes or ("1,8,32" if full else "1,8,16"))
     slices = slices or E2E_SLICES
     timing = bench.Timing(duration if duration is not None else (3.0 if full else 1.0), repeats or (3 if full else 2))
     names = backends or ["onnxruntime"]

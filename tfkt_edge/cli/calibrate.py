@@ -12,14 +12,14 @@ from rich.console import Console
 from rich.table import Table
 
 from tfkt_edge.cli.console import StdoutConsole, require_writable
-from tfkt_edge.cli.options import BackendOpt, BatchOpt, ModelOpt, WorkersOpt
+from tfkt_edge.cli.options import BackendOpt, ModelOpt, RunBatchOpt, WorkersOpt
 from tfkt_edge.cli.scoring_options import ScoringOptions
 from tfkt_edge.errors import InputError, TfktEdgeError
 from tfkt_edge.verdict.baselines import MIN_SERIES, Protocol, learn, save
 from tfkt_edge.verdict.record import RunRecord
 
 
-def _from_folders(paths: list[Path], model, backend: str, batch_size: int, workers: int, console: Console):
+def _from_folders(paths: list[Path], model, backend: str, batch_size: int | None, workers: int, console: Console):
     from tfkt_edge.cli.running import run_scoring
     from tfkt_edge.verdict.policy import PASS, AlertPolicy
 
@@ -60,7 +60,7 @@ def calibrate(
     min_series: Annotated[int, typer.Option("--min-series", min=1, help="Accepted series a protocol needs before it gets a baseline.")] = MIN_SERIES,
     model: ModelOpt = None,
     backend: BackendOpt = "onnxruntime",
-    batch_size: BatchOpt = 16,
+    batch_size: RunBatchOpt = None,
     workers: WorkersOpt = 2,
 ) -> None:
     """Learn each protocol's normal score range and noise (station, series description, kernel, slice thickness)

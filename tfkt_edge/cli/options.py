@@ -26,6 +26,8 @@ ModelOpt = Annotated[Optional[Path], typer.Option("--model", help="Model file fo
 ThresholdOpt = Annotated[float, typer.Option("--threshold", min=0.0, max=4.0, help="Alert when the series median, or a run of slices, falls below this score.")]
 MinRunOpt = Annotated[int, typer.Option("--min-run", min=1, help="Consecutive slices below the threshold that raise an alert.")]
 BatchOpt = Annotated[int, typer.Option("--batch-size", min=1, max=1024, help="Slices per inference batch.")]
+# A one-off run's batch: the backend's own by default (backends.base.default_batch).
+RunBatchOpt = Annotated[Optional[int], typer.Option("--batch-size", min=1, max=1024, help="Slices per inference batch (default: 8 on the CPU backend, where a batch of 8 stays in the cache; 16 on the others).")]
 WorkersOpt = Annotated[int, typer.Option("--workers", min=1, max=64, help="Decoding workers feeding the batches (threads or processes: --decoders).")]
 FormatOpt = Annotated[OutputFormat, typer.Option("--format", "-f", help="table for people; json or csv for machines.")]
 ReportOpt = Annotated[Optional[Path], typer.Option("--report", help="Also write the visual HTML report (profiles, worst slices) here.")]

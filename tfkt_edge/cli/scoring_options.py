@@ -21,7 +21,7 @@ class ScoringOptions:
     backend: str = "onnxruntime"
     url: str | None = None
     triton_model: str | None = None
-    batch_size: int = 16
+    batch_size: int | None = None  # None: the backend's preferred (backends.base.default_batch)
     workers: int = 2
     decoders: str = "threads"
     threshold: float = 2.0

@@ -93,12 +93,13 @@ def _run(make_service, banner: str, starting: str) -> None:
 def _config(store: Path, db: Path, events: Path | None, series_timeout: float, scoring: ScoringOptions,
             webhook: str | None, sr_destination: str | None, calling_ae: str, metrics_port: int | None = None,
             metrics_host: str = "127.0.0.1"):
+    from tfkt_edge.backends.base import DEFAULT_BATCH
     from tfkt_edge.service.runner import ServiceConfig
 
     return ServiceConfig(store=store, db=db, events=events, series_timeout=series_timeout, metrics_port=metrics_port,
                          metrics_host=metrics_host, policy=scoring.policy(), webhook=webhook,
                          sr_destination=sr_destination, calling_ae=calling_ae, backend=scoring.backend, model=scoring.model,
-                         batch_size=scoring.batch_size, workers=scoring.workers, backend_options=scoring.backend_options(),
+                         batch_size=DEFAULT_BATCH if scoring.batch_size is None else scoring.batch_size, workers=scoring.workers, backend_options=scoring.backend_options(),
                          decoders=scoring.decoders)
 
 

@@ -140,13 +140,13 @@ _INTEGER = re.compile(r"0|-?[1-9][0-9]{0,9}")  # written as Python writes it: IS
 NOT_PLAIN = object()  # plain_value's answer for a value that is pydicom's to convert
 
 
-class Decimal(float):
+class DSValue(float):
     """A DS value: a float that prints as the file wrote it, as pydicom's DSfloat does."""
 
     __slots__ = ("text",)
     text: str
 
-    def __new__(cls, text: str) -> Decimal:
+    def __new__(cls, text: str) -> DSValue:
         value = super().__new__(cls, text)
         value.text = text
         return value
@@ -182,7 +182,7 @@ def plain_value(vr: str, value: bytes, charset: Any) -> Any:
         parts = [part.strip(" ") for part in parts]
         if not all(len(part) <= 16 and _DECIMAL.fullmatch(part) and math.isfinite(float(part)) for part in parts):
             return NOT_PLAIN
-        parts = [Decimal(part) for part in parts]
+        parts = [DSValue(part) for part in parts]
     elif vr == "IS":
         parts = [part.strip(" ") for part in parts]
         if not all(_INTEGER.fullmatch(part) and -(2**31) <= int(part) < 2**31 for part in parts):

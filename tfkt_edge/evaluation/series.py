@@ -71,7 +71,7 @@ def read_index(folder: Path) -> list[dict]:
     return rows
 
 
-def evaluate_series(folder: Path, backend: Backend, policy: AlertPolicy = AlertPolicy(), batch_size: int = 16,
+def evaluate_series(folder: Path, backend: Backend, policy: AlertPolicy = AlertPolicy(), batch_size: int | None = None,
                     workers: int = 2, on_series: Callable[[], None] | None = None) -> list[SeriesOutcome]:
     """Score every listed series and record its verdict beside what was expected."""
     outcomes = []

@@ -11,7 +11,7 @@ from itertools import repeat
 import numpy as np
 
 from tfkt_edge.backends import Backend
-from tfkt_edge.backends.base import staging, submit
+from tfkt_edge.backends.base import default_batch, staging, submit
 from tfkt_edge.dicom import Skip, SliceRef, reasons
 from tfkt_edge.pipeline.stored import StoredSlice, graph_stats, texture_of
 from tfkt_edge.verdict.domain import ImageStats
@@ -28,8 +28,9 @@ class Batcher:
     A caller that lays its batches out itself (pipeline/processes.py) hands them over with ``submit_view``.
     """
 
-    def __init__(self, backend: Backend, batch_size: int, own_buffers: bool = True):
+    def __init__(self, backend: Backend, batch_size: int | None, own_buffers: bool = True):
         limit = backend.max_batch()
+        batch_size = default_batch(backend) if batch_size is None else batch_size
         self.size = max(1, min(batch_size, limit) if limit else batch_size)
         self.backend = backend
         self._buffers = [staging(backend, self.size) for _ in range(2)] if own_buffers else []
@@ -93,9 +94,9 @@ class StoredBatcher:
     handed out again only after its batch has been scored (`free_rows`); a slice that could not be decoded
     keeps its row, unscored. The statistics come back from the model with the scores."""
 
-    def __init__(self, backend: Backend, batch_size: int, batches: int = 3):
+    def __init__(self, backend: Backend, batch_size: int | None, batches: int = 3):
         side = backend.model.contract.size
-        self.size = max(1, batch_size)
+        self.size = max(1, default_batch(backend) if batch_size is None else batch_size)
         self.backend = backend
         self._stored = np.zeros((batches * self.size, 1, side, side), dtype=np.int16)
         self._rescale = np.zeros((batches * self.size, 2), dtype=np.float32)

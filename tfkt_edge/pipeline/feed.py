@@ -22,7 +22,7 @@ from tfkt_edge.verdict.result import SliceScore
 def score_slices(
     refs: Iterable[SliceRef],
     backend: Backend,
-    batch_size: int = 16,
+    batch_size: int | None = None,
     workers: int = 2,
     on_slice: Callable[[], None] | None = None,
     pool: Executor | None = None,
@@ -34,6 +34,7 @@ def score_slices(
     processes (their shared slots hold model inputs: float32).
 
     Args:
+        batch_size: slices per inference batch (None: the backend's preferred, `backends.base.default_batch`).
         pool: decoding workers to use (default: a pool of ``workers`` made for this call).
     """
     contract, stats_pool = backend.model.contract, backend.model.stats_pool

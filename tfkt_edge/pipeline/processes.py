@@ -86,7 +86,7 @@ def score_files(
     backend: Backend,
     pool: ProcessPoolExecutor,
     scanner: Scanner,
-    batch_size: int = 16,
+    batch_size: int | None = None,
     workers: int = 2,
     on_file: Callable[[Path], None] | None = None,
     on_scan_done: Callable[[int], None] | None = None,

@@ -103,14 +103,16 @@ def nps_mean_frequency(image: np.ndarray, contract: PreprocessContract = LDCTIQA
     twice), the same figure at 60% of a full transform's cost."""
     span = contract.hu_max - contract.hu_min
     n = min(image.shape) - min(image.shape) % NPS_BLOCK
-    tiles = image[:n, :n].reshape(n // NPS_BLOCK, NPS_BLOCK, n // NPS_BLOCK, NPS_BLOCK).swapaxes(1, 2)
-    blocks = tiles.reshape(-1, NPS_BLOCK, NPS_BLOCK)
-    means = blocks.mean(axis=(1, 2), dtype=np.float64)
+    tiles = image[:n, :n].reshape(n // NPS_BLOCK, NPS_BLOCK, n // NPS_BLOCK, NPS_BLOCK)
+    # Block means taken of the tiles in place (float32 values summed in float64: the same figures to the last
+    # bit on the real slices at hand), and only the soft-tissue blocks converted to float64.
+    means = tiles.mean(axis=(1, 3), dtype=np.float64).ravel()
     hu = contract.hu_min + means * span
     soft = np.flatnonzero((hu > SOFT_HU[0]) & (hu < SOFT_HU[1]))
     if soft.size < 2 * MIN_NPS_BLOCKS:
         return None
-    residual = blocks[soft].astype(np.float64) - means[soft, None, None]
+    residual = tiles.swapaxes(1, 2).reshape(-1, NPS_BLOCK, NPS_BLOCK)[soft].astype(np.float64)
+    residual -= means[soft, None, None]
     sd = np.sqrt((residual * residual).mean(axis=(1, 2)))
     flat = np.argsort(sd)[: soft.size // 2]
     power = (np.abs(np.fft.rfft2(residual[flat])) ** 2).mean(axis=0) * _NPS_HALF_WEIGHT

@@ -39,9 +39,8 @@ def streak_index(image: np.ndarray) -> float | None:
     """The index of one preprocessed slice (contract.size 512 squared); None for another size."""
     if image.shape != (2 * SIDE, 2 * SIDE):
         return None
-    pooled = image[0::2, 0::2] + image[1::2, 0::2]  # in place from here: the same sums, fewer temporaries
-    pooled += image[0::2, 1::2]
-    pooled += image[1::2, 1::2]
+    rows = image[0::2] + image[1::2]  # pairs of whole rows first: contiguous, half the time of four strided views
+    pooled = rows[:, 0::2] + rows[:, 1::2]
     pooled *= 0.25
     rings_at, window = _polar()
     power = np.abs(np.fft.rfft2((pooled - pooled.mean()) * window)) ** 2
