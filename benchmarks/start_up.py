@@ -3,7 +3,7 @@
     python benchmarks/start_up.py [--realct ../shared/realct] [--runs 7] [--json benchmarks/results/start_up_cpu.json]
 
 Each figure is the wall time of a fresh `tfkt-edge score PATH -q` process (the console script, as a user runs
-it), median and minimum over ``--runs`` runs, after one untimed warm-up run (the file cache). Two sets of 280
+it), median and minimum over ``--runs`` runs, after one untimed warm-up run (the file cache), the files written and synced to disk first. Two sets of 280
 uncompressed real slices, written in a temporary folder that is deleted afterwards (derived pixels of
 licensed images never stay on disk), each pass of the sources a new series (new UIDs, Explicit VR Little
 Endian): ``slices_280``, the 88 uncompressed clinical files of the shared real-CT folder in turn (most of
@@ -109,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, chosen in ((f"slices_{args.slices}", sources), (f"slices_{args.slices}_in_series", series)):
         with tempfile.TemporaryDirectory() as scratch:
             write_slices(chosen, args.slices, Path(scratch))
+            os.sync()  # the 140 MB just written reach the disk now, not in the kernel's writeback during the timed runs
             result[name] = timed([script, "score", scratch, "-q"], args.runs)
     if args.importtime:
         result["one_file_imports"] = import_costs(one)
