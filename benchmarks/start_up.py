@@ -7,10 +7,10 @@ it), median and minimum over ``--runs`` runs, after one untimed warm-up run (the
 written and synced to disk first. Two sets of 280 uncompressed real slices, written in a temporary folder that
 is deleted afterwards (derived pixels of licensed images never stay on disk), each pass of the sources a new
 series (new UIDs, Explicit VR Little Endian): ``slices_280``, the 88 uncompressed clinical files of the shared
-real-CT folder in turn (most of them single slices: about 220 series of one slice, the worst case for per-
-series work); and ``slices_280_in_series``, its one 20-slice series (Siemens, abdomen; stored as JPEG 2000,
-written uncompressed) 14 times: 14 series of 20. With ``--importtime`` the script also prints the modules that
-cost most of a one-file run's start (``python -X importtime``).
+real-CT folder in turn (most of them single slices: about 220 series of one slice, the worst case for
+per-series work); and ``slices_280_in_series``, its one 20-slice series (Siemens, abdomen; stored as JPEG
+2000, written uncompressed) 14 times: 14 series of 20. With ``--importtime`` the script also prints the
+modules that cost most of a one-file run's start (``python -X importtime``).
 """
 
 from __future__ import annotations
