@@ -9,10 +9,9 @@ from pathlib import Path
 
 import tfkt_edge.dicom.reasons as reasons
 from tfkt_edge.dicom.lazy import import_pydicom
-from tfkt_edge.dicom.slices import Skip
+from tfkt_edge.dicom.slices import MEDIA_DIRECTORY, Skip
 
 DICOMDIR_NAME = "DICOMDIR"
-MEDIA_DIRECTORY = "1.2.840.10008.1.3.10"  # Media Storage Directory Storage: a DICOMDIR
 
 
 _INDEX_NAMES = {"DICOMDIR", "DIRFILE"}

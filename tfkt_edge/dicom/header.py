@@ -54,7 +54,8 @@ PIXEL_KEYWORDS = tuple(PIXEL_TAGS.values())
 Kept = tuple[int, "str | None", bytes]  # an element as the walk keeps it: tag, VR (None: implicit), value bytes
 
 IMPLICIT_LE, EXPLICIT_LE = "1.2.840.10008.1.2", "1.2.840.10008.1.2.1"
-UNCOMPRESSED = (IMPLICIT_LE, EXPLICIT_LE, "1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99")  # + big endian, deflated
+DEFLATED = "1.2.840.10008.1.2.1.99"  # Deflated Explicit VR Little Endian
+UNCOMPRESSED = (IMPLICIT_LE, EXPLICIT_LE, "1.2.840.10008.1.2.2", DEFLATED)  # and Explicit VR Big Endian
 # Image compression syntaxes, all little endian: JPEG, JPEG-LS, JPEG 2000, HTJ2K, JPEG XL, RLE.
 ENCAPSULATED = frozenset({*(f"1.2.840.10008.1.2.4.{n}" for n in (50, 51, 57, 70, 80, 81, 90, 91, 110, 111, 112, 201,
                                                                  202, 203)), "1.2.840.10008.1.2.5"})

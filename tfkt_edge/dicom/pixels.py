@@ -5,10 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from tfkt_edge.dicom.gpu_decoding import preferred_plugin
+from tfkt_edge.dicom.header import DEFLATED
 from tfkt_edge.dicom.lazy import import_pydicom
 from tfkt_edge.dicom.slices import SliceRef, file_stamp
-
-DEFLATED = "1.2.840.10008.1.2.1.99"  # Deflated Explicit VR Little Endian
 
 
 def _decode(ref: SliceRef) -> np.ndarray:

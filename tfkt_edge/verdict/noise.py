@@ -48,10 +48,16 @@ NOT_HEAD_WORDS = ("NECK", "SINUS", "FACE", "DENT", "ORBIT")
 
 
 def block_sums(image: np.ndarray, block: int) -> np.ndarray:
-    """Sums over non-overlapping block x block tiles (strided adds: 10x faster than a reshape-sum)."""
+    """Sums over non-overlapping block x block tiles (strided adds: 10x faster than a reshape-sum): whole rows
+    first, which are contiguous, then columns; each sum in place after the first."""
     n = min(image.shape) - min(image.shape) % block
-    rows: np.ndarray = sum(image[k:n:block, :n] for k in range(block))  # type: ignore[assignment]
-    return sum(rows[:, k::block] for k in range(block))  # type: ignore[return-value]
+    rows = image[0:n:block, :n].copy()
+    for k in range(1, block):
+        rows += image[k:n:block, :n]
+    sums = rows[:, 0::block].copy()
+    for k in range(1, block):
+        sums += rows[:, k::block]
+    return sums
 
 
 def _block_sd(image: np.ndarray, block: int) -> tuple[np.ndarray, np.ndarray]:
