@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tfkt_edge.model.preprocess import LDCTIQAC, PreprocessContract, preprocess
+from tfkt_edge.model.preprocess import LDCTIQAC, PreprocessContract, _resample, _resample_matrix, preprocess
 
 
 def test_ldctiqac_window_maps_hu_linearly():
@@ -27,6 +27,16 @@ def test_non_square_images_are_padded_with_air_first():
     image = preprocess(np.full((256, 512), 400.0))
     assert image.shape == (512, 512)
     assert image[0, 256] == pytest.approx(0.0) and image[256, 256] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("side", [2, 64, 500, 511, 513, 568, 616, 1024, 1031])
+def test_the_banded_resample_is_the_filter_matrix(side):
+    """The resize rule's band (rows, then columns) gives the full matrix product's values, shrinking and
+    enlarging, on a random image and on the constant one."""
+    image = np.random.default_rng(side).random((side, side), dtype=np.float32)
+    matrix = _resample_matrix(side, 512)
+    np.testing.assert_allclose(_resample(image, 512), matrix @ image @ matrix.T, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(_resample(np.full((side, side), 0.75, np.float32), 512), 0.75, rtol=0, atol=1e-6)
 
 
 def test_contract_roundtrips_and_rejects_nonsense():

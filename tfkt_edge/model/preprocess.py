@@ -72,6 +72,34 @@ def _resample_matrix(n_in: int, n_out: int) -> np.ndarray:
     return weights.astype(np.float32)
 
 
+@lru_cache(maxsize=16)
+def _resample_taps(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray]:
+    """`_resample_matrix` as its non-zero band: for each output sample the input samples it weighs (n_out x
+    width indices, the band's last index repeated past its end) and their weights (zero past the end)."""
+    matrix = _resample_matrix(n_in, n_out)
+    weighed = matrix > 0
+    first = weighed.argmax(axis=1)
+    last = n_in - 1 - weighed[:, ::-1].argmax(axis=1)
+    taps = first[:, None] + np.arange(int((last - first).max()) + 1)
+    index = np.minimum(taps, last[:, None])
+    weights = np.where(taps <= last[:, None], np.take_along_axis(matrix, index, axis=1), np.float32(0.0))
+    return index, weights.astype(np.float32)
+
+
+def _resample(image: np.ndarray, size: int) -> np.ndarray:
+    """A square image resampled to size x size by the triangle filter, rows then columns: the matrix product
+    ``matrix @ image @ matrix.T`` over the band alone (a 616-pixel slice to 512: 0.5 ms against 7 for the full
+    product on one core of the 2-core CPU; the same values to float32 rounding)."""
+    index, weights = _resample_taps(image.shape[0], size)
+    rows = weights[:, 0, None] * image[index[:, 0]]
+    for k in range(1, index.shape[1]):
+        rows += weights[:, k, None] * image[index[:, k]]
+    out = rows[:, index[:, 0]] * weights[:, 0]
+    for k in range(1, index.shape[1]):
+        out += rows[:, index[:, k]] * weights[:, k]
+    return out
+
+
 def pad_square(image: np.ndarray, fill: float) -> np.ndarray:
     rows, cols = image.shape
     side = max(rows, cols)
@@ -126,9 +154,7 @@ def fit_to_size(image: np.ndarray, contract: PreprocessContract = LDCTIQAC) -> n
     grey natural photograph during pre-training) and return it as contiguous float32."""
     image = np.asarray(image, dtype=np.float32)
     if image.shape != (contract.size, contract.size):
-        square = pad_square(image, 0.0)
-        matrix = _resample_matrix(square.shape[0], contract.size)
-        image = matrix @ square @ matrix.T
+        image = _resample(pad_square(image, 0.0), contract.size)
     return np.ascontiguousarray(image, dtype=np.float32)
 
 

@@ -29,6 +29,8 @@ a model file without them is held to ``PHYSICS_DEFAULTS`` and the output says so
 
 from __future__ import annotations
 
+import math
+import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
@@ -106,22 +108,24 @@ def nps_mean_frequency(image: np.ndarray, contract: PreprocessContract = LDCTIQA
     smooth kernels and iterative reconstruction at low ones. None with fewer than MIN_NPS_BLOCKS blocks.
 
     The spectra are real-input transforms (half the plane; the columns a full transform holds twice are weighted
-    twice), the same figure at 60% of a full transform's cost."""
+    twice), the same figure at 60% of a full transform's cost. Block means and the ranking by standard deviation
+    are float32 and gather only the soft-tissue blocks; the transforms are float64 (numpy's float32 transforms
+    are slower). 0.44 ms a slice against 0.70 for the float64 blocks before, with figures within 2e-9 of theirs on
+    the 113 real files."""
     span = contract.hu_max - contract.hu_min
     n = min(image.shape) - min(image.shape) % NPS_BLOCK
-    tiles = image[:n, :n].reshape(n // NPS_BLOCK, NPS_BLOCK, n // NPS_BLOCK, NPS_BLOCK)
-    # Block means taken of the tiles in place (float32 values summed in float64: the same figures to the last
-    # bit on the real slices at hand), and only the soft-tissue blocks converted to float64.
-    means = tiles.mean(axis=(1, 3), dtype=np.float64).ravel()
+    side = n // NPS_BLOCK
+    means = block_sums(image, NPS_BLOCK).ravel() / np.float32(NPS_BLOCK * NPS_BLOCK)
     hu = contract.hu_min + means * span
     soft = np.flatnonzero((hu > SOFT_HU[0]) & (hu < SOFT_HU[1]))
     if soft.size < 2 * MIN_NPS_BLOCKS:
         return None
-    residual = tiles.swapaxes(1, 2).reshape(-1, NPS_BLOCK, NPS_BLOCK)[soft].astype(np.float64)
+    blocks = image[:n, :n].reshape(side, NPS_BLOCK, side, NPS_BLOCK).swapaxes(1, 2)
+    residual = blocks[soft // side, soft % side]  # soft.size x NPS_BLOCK x NPS_BLOCK, a copy
     residual -= means[soft, None, None]
-    sd = np.sqrt((residual * residual).mean(axis=(1, 2)))
-    flat = np.argsort(sd)[: soft.size // 2]
-    power = (np.abs(np.fft.rfft2(residual[flat])) ** 2).mean(axis=0) * _NPS_HALF_WEIGHT
+    rows = residual.reshape(soft.size, -1)
+    flat = np.argsort(np.einsum("ij,ij->i", rows, rows))[: soft.size // 2]  # by variance: the order of the SDs
+    power = (np.abs(np.fft.rfft2(residual[flat].astype(np.float64))) ** 2).mean(axis=0) * _NPS_HALF_WEIGHT
     total = float(power.sum())
     return float((power * _NPS_HALF_RADIUS).sum() / total) if total > 0 else None
 
@@ -217,9 +221,10 @@ def limits_from_card(data: object) -> NoiseLimits:
 
 
 def finite_median(values: Iterable[float | None]) -> float | None:
-    """The median of the values that are present and finite; None when there are none."""
-    present = [v for v in values if v is not None and np.isfinite(v)]
-    return float(np.median(present)) if present else None
+    """The median of the values that are present and finite (as floats); None when there are none. The standard
+    library's median: numpy's costs 8 us a call, and a verdict takes about 16 (judge.py)."""
+    present = [x for v in values if v is not None and math.isfinite(x := float(v))]
+    return statistics.median(present) if present else None
 
 
 @dataclass(frozen=True)
