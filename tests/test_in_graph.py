@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pydicom
 import pytest
+from typer.testing import CliRunner
 
 from tfkt_edge.backends import create_backend
+from tfkt_edge.cli.main import app
 from tfkt_edge.dicom import load_hu, scan
 from tfkt_edge.model.model_file import CARD_KEY, DEFAULT_MODEL, STATS_OUTPUT, STORED_MODEL
 from tfkt_edge.model.preprocess import LDCTIQAC, preprocess
@@ -20,6 +23,7 @@ from tfkt_edge.verdict.policy import AlertPolicy
 # Relative differences measured on ../shared/realct (ONNX Runtime against numpy, float32 both): noise 0.06%,
 # texture 0.1%; the limits leave room for another CPU's summation order.
 LIMITS = {"noise_hu": 0.01, "noise_texture": 0.02}
+runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
@@ -162,6 +166,23 @@ def test_the_texture_figures_are_taken_on_the_first_slice_of_each_series_and_eve
     images = [preprocess(load_hu(result.slices[k].ref), LDCTIQAC) for k in taken]
     assert result.physics.streak_index == pytest.approx(float(np.median([streak_index(x) for x in images])), rel=1e-4)
     assert [stats[k].nps_mean_frequency for k in taken] == pytest.approx([nps_mean_frequency(x) for x in images], rel=1e-5)
+
+
+def test_a_run_whose_output_shows_no_texture_figure_takes_none_and_judges_the_same(realct, twin, tmp_path):
+    """Without texture (the table, CSV and baselines show none) no slice gets a streak index or NPS figure; the
+    scores, every statistic the verdict decides on and the verdict are those of a run with them. The CLI takes
+    them for the JSON document (and the report) and leaves them out of the table."""
+    paths = [realct / "totalsegmentator", realct / "saltyjoke" / "A058062" / "axial"]
+    with_texture, without = (score_paths(paths, twin, AlertPolicy(), texture=t) for t in (True, False))
+    assert len(with_texture.results) == len(without.results) >= 2
+    for a, b in zip(with_texture.results, without.results):
+        assert a.series.series_instance_uid == b.series.series_instance_uid and a.verdict == b.verdict
+        assert a.physics.streak_index is not None and b.physics.streak_index is None and b.physics.nps_mean_per_mm is None
+        assert [s.score for s in a.slices] == [s.score for s in b.slices]
+        assert [replace(s.stats, streak_index=None, nps_mean_frequency=None) for s in a.slices] == [s.stats for s in b.slices]
+    shown = runner.invoke(app, ["score", str(paths[0]), "--format", "json"])
+    assert shown.exit_code == 0, shown.output
+    assert json.loads(shown.stdout)["series"][0]["physics"]["streak_index"] is not None
 
 
 def test_stored_values_are_read_straight_into_a_batch_row_with_their_hu(realct):

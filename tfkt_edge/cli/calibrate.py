@@ -23,7 +23,8 @@ def _from_folders(paths: list[Path], model, backend: str, batch_size: int | None
     from tfkt_edge.cli.running import run_scoring
     from tfkt_edge.verdict.policy import PASS, AlertPolicy
 
-    run = run_scoring(paths, ScoringOptions(model, backend, batch_size=batch_size, workers=workers), AlertPolicy(), console)
+    run = run_scoring(paths, ScoringOptions(model, backend, batch_size=batch_size, workers=workers), AlertPolicy(), console,
+                      texture=False)  # a baseline learns scores and noise only
     # Only series that pass teach a protocol's normal range: one that alerted (or was not judged) would
     # widen it towards what should alert.
     pairs = [(Protocol.of(r.series), float(np.median(r.scores)), r.noise.noise_hu if r.noise is not None else None)

@@ -25,7 +25,7 @@ def demo() -> None:
     console.print(f"[bold]tfkt-edge demo[/]: scoring the bundled examples in {EXAMPLES}\n"
                   " clinical/  a real abdominal CT slice (pydicom-data test set; one of the model's training sources)\n"
                   " degraded/  the same slice with simulated 5% dose and 90 views (noise and streaks)\n", highlight=False)
-    run = run_scoring([EXAMPLES / "clinical", EXAMPLES / "degraded"], ScoringOptions(), AlertPolicy(), console)
+    run = run_scoring([EXAMPLES / "clinical", EXAMPLES / "degraded"], ScoringOptions(), AlertPolicy(), console, texture=False)
     print_table(console, run.results, run.skipped, AlertPolicy().threshold)
     verdicts = {Path(r.series.slices[0].path).parent.name: r.verdict.alert for r in run.results}
     ok = verdicts.get("clinical") is False and verdicts.get("degraded") is True

@@ -24,9 +24,12 @@ def verdict_exit_code(results) -> int:
     return {ALERT: exit_codes.ALERT, OUTSIDE: exit_codes.OUTSIDE, PASS: exit_codes.PASS}[overall_status(r.verdict for r in results)]
 
 
-def run_scoring(paths: list[Path], options: ScoringOptions, policy: AlertPolicy, console: Console | None = None) -> ScoringRun:
+def run_scoring(paths: list[Path], options: ScoringOptions, policy: AlertPolicy, console: Console | None = None,
+                texture: bool = True) -> ScoringRun:
     """Open the backend of ``options`` and score ``paths`` under ``policy`` (`ScoringOptions.policy`, or another for
-    commands that judge by their own), with progress bars on ``console`` when it is a terminal."""
+    commands that judge by their own), with progress bars on ``console`` when it is a terminal. Without ``texture``
+    (an output that shows no texture figure: the table, CSV, baselines) the streak index and NPS mean frequency
+    are not taken (`pipeline.run.score_paths`)."""
     backend = options.open_backend()
     show = console is not None and console.is_terminal and not quiet()
     with closing(backend), Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -39,7 +42,8 @@ def run_scoring(paths: list[Path], options: ScoringOptions, policy: AlertPolicy,
             progress.update(scoring, total=n_slices)
 
         return score_paths(paths, backend, policy, options.batch_size, options.workers, on_file=lambda _: progress.advance(reading),
-                           on_scan_done=scan_done, on_slice=lambda: progress.advance(scoring), decoders=options.decoders)
+                           on_scan_done=scan_done, on_slice=lambda: progress.advance(scoring), decoders=options.decoders,
+                           texture=texture)
 
 
 def save_report(run, policy: AlertPolicy, output: Path, profiles: Path | None) -> list[Path]:

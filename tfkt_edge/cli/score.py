@@ -64,7 +64,9 @@ def score(
     options = ScoringOptions(model, backend, url, triton_model, batch_size, workers, decoders.value, threshold, min_run,
                              baselines, noise_check)
     policy = options.policy()
-    run = run_scoring(paths, options, policy, err)  # a TfktEdgeError ends at the CLI's boundary: one line, exit 2
+    # The texture figures (streak index, NPS mean frequency) are shown by the JSON document and the report only.
+    shown = format is OutputFormat.json or report is not None
+    run = run_scoring(paths, options, policy, err, texture=shown)  # a TfktEdgeError ends at the CLI's boundary: one line, exit 2
     if run.model.held_to_defaults:
         warn(f"{run.model.name} carries no domain limits or noise figures of its own ({run.model.checks}): its series "
              "are held to the physics defaults")
@@ -85,7 +87,6 @@ def score(
         except OSError as exc:
             raise InputError(f"cannot write {output}: {exc.strerror}") from None
     if report is not None and run.results:
-
         save_report(run, policy, report, None)
     if not run.results:
         raise InputError(f"nothing scorable in {', '.join(map(str, paths))} ({len(run.skipped)} file(s) skipped)")

@@ -51,13 +51,17 @@ TEXTURE_EVERY, TEXTURE_DENSE, TEXTURE_SPARSE = 8, 64, 32
 
 class TextureSampler:
     """Which slices of a run get the reported texture figures, in the order the slices are handed over: of each
-    series the first, every ``every``-th up to ``dense`` slices, then every ``sparse``-th."""
+    series the first, every ``every``-th up to ``dense`` slices, then every ``sparse``-th; none when not
+    ``enabled`` (a run whose output shows no texture figure)."""
 
-    def __init__(self, every: int = TEXTURE_EVERY, dense: int = TEXTURE_DENSE, sparse: int = TEXTURE_SPARSE):
-        self.every, self.dense, self.sparse = every, dense, sparse
+    def __init__(self, every: int = TEXTURE_EVERY, dense: int = TEXTURE_DENSE, sparse: int = TEXTURE_SPARSE,
+                 enabled: bool = True):
+        self.every, self.dense, self.sparse, self.enabled = every, dense, sparse, enabled
         self._seen: Counter[str] = Counter()
 
     def __call__(self, ref: SliceRef) -> bool:
+        if not self.enabled:
+            return False
         count = self._seen[ref.series_instance_uid]
         self._seen[ref.series_instance_uid] = count + 1
         return count % (self.every if count < self.dense else self.sparse) == 0

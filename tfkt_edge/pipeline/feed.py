@@ -26,6 +26,7 @@ def score_slices(
     workers: int = 2,
     on_slice: Callable[[], None] | None = None,
     pool: Executor | None = None,
+    texture: bool = True,
 ) -> tuple[list[SliceScore], list[Skip]]:
     """Score slices in order; slices whose pixels fail to decode become skips.
 
@@ -36,11 +37,13 @@ def score_slices(
     Args:
         batch_size: slices per inference batch (None: the backend's preferred, `backends.base.default_batch`).
         pool: decoding workers to use (default: a pool of ``workers`` made for this call).
+        texture: take the reported texture figures (streak index, NPS mean frequency) on the slices a
+            `decode.TextureSampler` picks; without, they are None.
     """
     contract, stats_pool = backend.model.contract, backend.model.stats_pool
     in_flight: deque[tuple[SliceRef, Future[Any], int]] = deque()
     source = iter(refs)
-    texture = TextureSampler()
+    sampled = TextureSampler(enabled=texture)
     with one_blas_thread(), nullcontext(pool) if pool is not None else decoder_pool(workers) as decoders:
         processes = isinstance(decoders, ProcessPoolExecutor)
         stored = bool(getattr(backend, "takes_stored", False)) and not processes
@@ -62,13 +65,13 @@ def score_slices(
                     slot = free.pop() if shared is not None else -1
                     job: Future[Any]
                     if isinstance(batcher, StoredBatcher):  # written into its batch row: no slot
-                        job = decoders.submit(decode_stored_into, ref, contract, stats_pool, texture(ref),
+                        job = decoders.submit(decode_stored_into, ref, contract, stats_pool, sampled(ref),
                                               batcher.take_row())
                     elif shared is not None:
                         job = decoders.submit(decode_into_slot, ref, contract, stats_pool, shared.name, slot, prefetch,
-                                              texture(ref))
+                                              sampled(ref))
                     else:
-                        job = decoders.submit(decode_with_stats, ref, contract, stats_pool, texture(ref))
+                        job = decoders.submit(decode_with_stats, ref, contract, stats_pool, sampled(ref))
                     in_flight.append((ref, job, slot))
                 if not in_flight:
                     break

@@ -91,9 +91,11 @@ def score_files(
     on_file: Callable[[Path], None] | None = None,
     on_scan_done: Callable[[int], None] | None = None,
     on_slice: Callable[[], None] | None = None,
+    texture: bool = True,
 ) -> tuple[list[SliceScore], list[Skip]]:
     """Read, decode and score everything under ``paths`` with ``pool``'s processes; every file's header goes
-    to ``scanner``. Returns the scored slices and the slices that failed to decode or score.
+    to ``scanner``. Returns the scored slices and the slices that failed to decode or score. ``texture``: as
+    `feed.score_slices`.
 
     Each file gets the next slot of a ring laid out as batches, and a full batch is scored where it lies:
     the calling thread copies no pixel. A file that gives no slice to score there (a skip, a duplicate, an
@@ -162,7 +164,7 @@ def score_files(
                     break
                 slots = ring.take(len(group))
                 job = pool.submit(read_into_slots, group, contract, backend.model.stats_pool, ring.shared.name,
-                                  slots, ring.capacity)
+                                  slots, ring.capacity, texture)
                 in_flight.append((job, slots))
             if not in_flight:
                 if waiting is None:
@@ -189,7 +191,7 @@ def score_files(
     if on_scan_done is not None:
         on_scan_done(total)
     if multi_frame:
-        scored, skipped = score_slices(multi_frame, backend, batch_size, workers, on_slice, pool)
+        scored, skipped = score_slices(multi_frame, backend, batch_size, workers, on_slice, pool, texture)
         batcher.scored += scored
         batcher.skipped += skipped
     return batcher.scored, batcher.skipped

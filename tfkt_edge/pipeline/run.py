@@ -55,6 +55,7 @@ def score_paths(
     on_scan_done: Callable[[int], None] | None = None,
     on_slice: Callable[[], None] | None = None,
     decoders: str = "threads",
+    texture: bool = True,
 ) -> ScoringRun:
     """Find, read, score and judge everything under ``paths``.
 
@@ -64,6 +65,8 @@ def score_paths(
         on_scan_done: called once all headers are read, with the number of slices to score (scoring
             starts before: slices are decoded as their files are read).
         on_slice: called after each slice is scored or skipped.
+        texture: take the reported texture figures (streak index, NPS mean frequency: series physics, shown by
+            documents and reports, deciding nothing); a run whose output shows none can leave them out.
     """
     if policy.baselines is not None:
         policy.baselines.require_model(backend.model.identity)
@@ -72,7 +75,7 @@ def score_paths(
         if isinstance(pool, ProcessPoolExecutor):  # headers are read in the processes too (pipeline/processes.py)
             try:
                 scored, failed = score_files(paths, backend, pool, scanner, batch_size, workers, on_file,
-                                             on_scan_done, on_slice)
+                                             on_scan_done, on_slice, texture)
             except BrokenProcessPool:
                 stop_broken(pool)
                 raise DecodingError("a decoding process ended before finishing its files (killed, out of memory, "
@@ -80,7 +83,7 @@ def score_paths(
                                     "--workers or with --decoders threads") from None
         else:
             with HeaderReader(paths, scanner, on_file, on_scan_done) as refs:
-                scored, failed = score_slices(refs, backend, batch_size, workers, on_slice, pool)
+                scored, failed = score_slices(refs, backend, batch_size, workers, on_slice, pool, texture)
     found = scanner.result()
     judged = Judge(policy, backend.model)
     by_slice = {(s.ref.path, s.ref.frame): s for s in scored}

@@ -103,13 +103,13 @@ FileRead = tuple[Path, "list[SliceRef] | Skip", "list[ImageStats | Skip] | None"
 
 
 def read_into_slots(paths: list[Path], contract: PreprocessContract, pool: int, name: str, slots: list[int],
-                    count: int) -> list[FileRead]:
+                    count: int, texture: bool = True) -> list[FileRead]:
     """In a decoding process: read each file's header and decode its slice into its slot of the block
     ``name`` (one slot per path), so the parent handles no header and no pixel. A file holding several
     frames (Enhanced CT) is only read: its frames are decoded one by one afterwards. The texture figures are
-    taken on the slices a `TextureSampler` of this group picks."""
+    taken on the slices a `TextureSampler` of this group picks (none without ``texture``)."""
     done: list[FileRead] = []
-    sampler = TextureSampler()
+    sampler = TextureSampler(enabled=texture)
     for path, slot in zip(paths, slots):
         found = read_slices(path)
         if isinstance(found, Skip) or len(found) != 1:
