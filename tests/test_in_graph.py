@@ -168,10 +168,10 @@ def test_the_texture_figures_are_taken_on_the_first_slice_of_each_series_and_eve
     assert [stats[k].nps_mean_frequency for k in taken] == pytest.approx([nps_mean_frequency(x) for x in images], rel=1e-5)
 
 
-def test_a_run_whose_output_shows_no_texture_figure_takes_none_and_judges_the_same(realct, twin, tmp_path):
+def test_a_run_whose_output_shows_no_texture_figure_takes_none_and_judges_the_same(realct, twin):
     """Without texture (the table, CSV and baselines show none) no slice gets a streak index or NPS figure; the
-    scores, every statistic the verdict decides on and the verdict are those of a run with them. The CLI takes
-    them for the JSON document (and the report) and leaves them out of the table."""
+    scores, every statistic the verdict decides on and the verdict are those of a run with them. The JSON
+    document (`score --format json`) has them."""
     paths = [realct / "totalsegmentator", realct / "saltyjoke" / "A058062" / "axial"]
     with_texture, without = (score_paths(paths, twin, AlertPolicy(), texture=t) for t in (True, False))
     assert len(with_texture.results) == len(without.results) >= 2
