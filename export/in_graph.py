@@ -37,15 +37,6 @@ def _block_mean(x: torch.Tensor, block: int) -> torch.Tensor:
     return F.avg_pool2d(x, block, block)
 
 
-def _block_sd(x: torch.Tensor, block: int, centre: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Block means and standard deviations; the variance is taken about ``centre`` (the middle of the soft-tissue
-    range, where the noise is measured), so float32 keeps the few HU of a quiet slice's noise."""
-    shifted = x - centre
-    mean = _block_mean(shifted, block)
-    var = _block_mean(shifted * shifted, block) - mean * mean
-    return mean + centre, torch.sqrt(torch.clamp(var, min=0.0))
-
-
 def _median_of_first(ordered: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
     """The median of the first ``count`` values of each row of an ascending ``ordered`` (NaN for count 0)."""
     lo = torch.clamp(torch.div(count - 1, 2, rounding_mode="floor"), min=0)
@@ -68,23 +59,25 @@ class Statistics(nn.Module):
     def __init__(self, contract: PreprocessContract, pool: int = domain.POOL):
         super().__init__()
         self.hu_min, self.span, self.pool = contract.hu_min, contract.hu_max - contract.hu_min, pool
+        self.centre = (sum(noise.SOFT_HU) / 2 - self.hu_min) / self.span
 
-    def noise(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        n = image.shape[0]
-        centre = (sum(noise.SOFT_HU) / 2 - self.hu_min) / self.span
-        mean, sd = _block_sd(image, noise.BLOCK, centre)
-        hu = (self.hu_min + mean * self.span).reshape(n, -1)
-        sd = sd.reshape(n, -1)
+    def noise(self, moments: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """`noise.measure` from the block moments (`moments`)."""
+        pooled, mean, sq = moments
+        n = pooled.shape[0]
+        sd = torch.sqrt(torch.clamp(sq - mean * mean, min=0.0)).reshape(n, -1)
+        hu = (self.hu_min + (mean + self.centre) * self.span).reshape(n, -1)
         soft = (hu > noise.SOFT_HU[0]) & (hu < noise.SOFT_HU[1])
         count = soft.sum(1)
         key = torch.where(soft, sd, torch.full_like(sd, math.inf))
         ordered, order = torch.sort(key, dim=1)
         flat = torch.div(count, 2, rounding_mode="floor")
         level = _median_of_first(ordered, flat)
-        pooled = _block_mean(image, 2)
-        _, pooled_sd = _block_sd(pooled, noise.BLOCK // 2, centre)
+        # The 2x2-pooled image's blocks of (BLOCK / 2)^2: their mean is the block's mean.
+        pooled_var = _block_mean(pooled * pooled, noise.BLOCK // 2) - mean * mean
+        pooled_sd = torch.sqrt(torch.clamp(pooled_var, min=0.0))
         ranked = pooled_sd.reshape(n, -1).gather(1, order)
-        rank = torch.arange(ranked.shape[1], device=image.device)[None, :]
+        rank = torch.arange(ranked.shape[1], device=pooled.device)[None, :]
         kept = torch.where(rank < flat[:, None], ranked, torch.full_like(ranked, math.inf))
         texture = _median_of_first(torch.sort(kept, dim=1)[0], flat) / level
         enough = count >= noise.MIN_BLOCKS
@@ -93,10 +86,26 @@ class Statistics(nn.Module):
         noise_hu = torch.where(enough, torch.where(positive, level * self.span, torch.zeros_like(level)), nan)
         return noise_hu, torch.where(enough & positive, texture, nan)
 
-    def tissue(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    def moments(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """About the middle of the soft-tissue range (float32 keeps a quiet slice's few HU of noise there): the
+        2x2-pooled image, and the BLOCK x BLOCK means of the image and of its squares, taken from 2x2 means (two
+        passes over the full image instead of four)."""
+        shifted = image - self.centre
+        pooled = _block_mean(shifted, 2)
+        squares = _block_mean(shifted * shifted, 2)
+        return pooled, _block_mean(pooled, noise.BLOCK // 2), _block_mean(squares, noise.BLOCK // 2)
+
+    def tissue(self, image: torch.Tensor, pooled: torch.Tensor,
+               mean: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """(body fraction, tissue fraction, structure HU, water-equivalent diameter in input pixels)."""
         n = image.shape[0]
-        hu = (self.hu_min + _block_mean(image, self.pool) * self.span)[:, 0]  # N x s x s
+        if self.pool == noise.BLOCK:
+            block = mean
+        elif self.pool % 2 == 0:
+            block = _block_mean(pooled, self.pool // 2)
+        else:
+            block = _block_mean(image, self.pool) - self.centre
+        hu = (self.hu_min + (block + self.centre) * self.span)[:, 0]  # N x s x s
         above = (hu > domain.BODY_HU).float()
         body = _inside_along(above, 2) & _inside_along(above, 1)
         inside = body.float()
@@ -119,8 +128,9 @@ class Statistics(nn.Module):
                 torch.where(empty, zero, structure), torch.where(empty, torch.full_like(water, math.nan), water))
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        body, tissue, structure, water = self.tissue(image)
-        noise_hu, texture = self.noise(image)
+        moments = self.moments(image)
+        body, tissue, structure, water = self.tissue(image, moments[0], moments[1])
+        noise_hu, texture = self.noise(moments)
         empty = body == 0  # `image_stats` of a slice without a body outline: no noise figures either
         nan = torch.full_like(noise_hu, math.nan)
         noise_hu, texture = torch.where(empty, nan, noise_hu), torch.where(empty, nan, texture)
