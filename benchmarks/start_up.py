@@ -9,8 +9,10 @@ is deleted afterwards (derived pixels of licensed images never stay on disk), ea
 series (new UIDs, Explicit VR Little Endian): ``slices_280``, the 88 uncompressed clinical files of the shared
 real-CT folder in turn (most of them single slices: about 220 series of one slice, the worst case for
 per-series work); and ``slices_280_in_series``, its one 20-slice series (Siemens, abdomen; stored as JPEG
-2000, written uncompressed) 14 times: 14 series of 20. With ``--importtime`` the script also prints the
-modules that cost most of a one-file run's start (``python -X importtime``).
+2000, written uncompressed) 14 times: 14 series of 20. Each set is timed twice: as ``score`` prints its table,
+and with ``--format json`` (``*_json``), the document that also carries the texture figures (streak index, NPS
+mean frequency) a table run leaves out. With ``--importtime`` the script also prints the modules that cost
+most of a one-file run's start (``python -X importtime``).
 """
 
 from __future__ import annotations
@@ -111,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
             write_slices(chosen, args.slices, Path(scratch))
             os.sync()  # the 140 MB just written reach the disk now, not in the kernel's writeback during the timed runs
             result[name] = timed([script, "score", scratch, "-q"], args.runs)
+            result[f"{name}_json"] = timed([script, "score", scratch, "-q", "--format", "json"], args.runs)
     if args.importtime:
         result["one_file_imports"] = import_costs(one)
     from tfkt_edge.bench.machine import host
