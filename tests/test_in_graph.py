@@ -180,6 +180,10 @@ def test_a_run_whose_output_shows_no_texture_figure_takes_none_and_judges_the_sa
         assert a.physics.streak_index is not None and b.physics.streak_index is None and b.physics.nps_mean_per_mm is None
         assert [s.score for s in a.slices] == [s.score for s in b.slices]
         assert [replace(s.stats, streak_index=None, nps_mean_frequency=None) for s in a.slices] == [s.stats for s in b.slices]
+    in_processes = score_paths(paths, twin, AlertPolicy(), decoders="processes", texture=False)  # read there too
+    assert [r.verdict.status for r in in_processes.results] == [r.verdict.status for r in without.results]
+    assert all(s.stats.streak_index is None and s.stats.nps_mean_frequency is None
+               for r in in_processes.results for s in r.slices)
     shown = runner.invoke(app, ["score", str(paths[0]), "--format", "json"])
     assert shown.exit_code == 0, shown.output
     assert json.loads(shown.stdout)["series"][0]["physics"]["streak_index"] is not None
