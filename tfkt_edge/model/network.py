@@ -201,6 +201,12 @@ def window_reverse(windows: torch.Tensor, window: int, h: int, w: int) -> torch.
     return x.reshape(-1, h, w, c)
 
 
+def _unit(x: torch.Tensor) -> torch.Tensor:
+    """``F.normalize(x, dim=-1)`` by broadcasting: F.normalize exports as an Expand of the norms to the whole tensor
+    before the division (four Expands of the attention's size in a batch)."""
+    return x / torch.linalg.vector_norm(x, dim=-1, keepdim=True).clamp_min(1e-12)
+
+
 class WindowAttentionV2(nn.Module):
     """Scaled cosine attention with a log-spaced continuous relative position bias (SwinV2)."""
 
@@ -226,7 +232,7 @@ class WindowAttentionV2(nn.Module):
         bias = torch.cat([self.q_bias, torch.zeros_like(self.v_bias), self.v_bias])
         qkv = F.linear(x, self.qkv.weight, bias).reshape(b, n, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
         q, k, v = qkv[0], qkv[1], qkv[2]
-        attn = F.normalize(q, dim=-1) @ F.normalize(k, dim=-1).transpose(-2, -1)
+        attn = _unit(q) @ _unit(k).transpose(-2, -1)
         attn = attn * torch.clamp(self.logit_scale, max=math.log(100.0)).exp()
         position = self.cpb_mlp(self.coords_table)[self.position_index].view(n, n, self.heads).permute(2, 0, 1)
         attn = attn + 16 * torch.sigmoid(position).unsqueeze(0)
