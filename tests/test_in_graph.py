@@ -20,8 +20,9 @@ from tfkt_edge.pipeline.stored import as_int16, as_stored, takes_raw
 from tfkt_edge.verdict.domain import image_stats
 from tfkt_edge.verdict.policy import AlertPolicy
 
-# Relative differences measured on ../shared/realct (ONNX Runtime against numpy, float32 both): noise 0.06%,
-# texture 0.1%; the limits leave room for another CPU's summation order.
+# Relative differences measured on ../shared/realct (ONNX Runtime against numpy, float32 both): noise at most
+# 0.66% and texture 0.46%, both on a phantom slice of 3.3 HU noise (noise 0.013% at the median); the limits
+# leave room for another CPU's summation order.
 LIMITS = {"noise_hu": 0.01, "noise_texture": 0.02}
 runner = CliRunner()
 
@@ -242,10 +243,11 @@ def test_batches_scored_in_their_ring_rows_score_as_one_slice_at_a_time(realct, 
     def by_path(run):
         return {s.ref.path: (s.score, s.stats) for r in run.results for s in r.slices}
 
-    assert len(by_path(ring)) == 24 and by_path(ring).keys() == by_path(one).keys()
-    for path, (score, stats) in by_path(ring).items():
-        assert score == pytest.approx(by_path(one)[path][0], abs=1e-5), path
-        assert stats == by_path(one)[path][1], path
+    in_ring, alone = by_path(ring), by_path(one)
+    assert len(in_ring) == 24 and in_ring.keys() == alone.keys()
+    for path, (score, stats) in in_ring.items():
+        assert score == pytest.approx(alone[path][0], abs=1e-5), path
+        assert stats == alone[path][1], path
     cut = {s.path.name for s in ring.skipped}
     assert cut == {"single1.dcm", "single4.dcm"}
 

@@ -350,6 +350,13 @@ def test_a_ring_larger_than_the_free_shared_memory_is_refused_before_anything_is
     assert _shared_blocks() <= before
 
 
+def _blas_threads() -> set[int]:
+    """How many threads each BLAS library loaded in this process may use now."""
+    from threadpoolctl import threadpool_info
+
+    return {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"}
+
+
 class _BlasWatch(_Wrapping):
     """Notes how many threads BLAS may use while each batch is scored."""
 
@@ -358,27 +365,22 @@ class _BlasWatch(_Wrapping):
         self.seen: set[int] = set()
 
     def infer(self, batch):
-        from threadpoolctl import threadpool_info
-
-        self.seen |= {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"}
+        self.seen |= _blas_threads()
         return super().infer(batch)
 
 
 def test_blas_runs_on_one_thread_while_a_run_scores_and_as_before_after(backend, real):
     """A slice of another size goes through the resize rule's matrix products in a decoding thread; BLAS's own
     threads would stall the model's beside it. During the run BLAS has one thread; after it, what it had."""
-    from threadpoolctl import threadpool_info, threadpool_limits
+    from threadpoolctl import threadpool_limits
 
-    def blas_threads() -> set[int]:
-        return {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"}
-
-    if not blas_threads():
+    if not _blas_threads():
         pytest.skip("numpy is built without a BLAS that threadpoolctl sees")
     watch = _BlasWatch(backend)
     with threadpool_limits(limits=2, user_api="blas"):
         run = score_paths([real["ct_small"]], watch)  # 128x128: resized to the model's 512
         assert watch.seen == {1} and run.results[0].slices
-        assert blas_threads() == {2}
+        assert _blas_threads() == {2}
 
 
 class _FailingStored(_Wrapping):
